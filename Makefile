@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: MIT
+# Two commands do everything on a fresh Debian 12 machine:
+#   make run    install what is missing, build, start the main job
+#   make test   install what is missing, build, run every test
+# Also: build, bench, fuzz, test-asan, lint, clean.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc)
+FUZZ_SECONDS ?= 30
+CMAKE      := cmake
+
+# Debian 12 packages the build, the tests and the tools need.
+APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
+	libluajit-5.1-dev luajit lua-cjson lua-busted lua-check \
+	libuv1-dev libsodium-dev libsecp256k1-dev nettle-dev libssl-dev openssl \
+	libgmp-dev libsqlite3-dev libseccomp-dev libcurl4-openssl-dev libh2o-dev \
+	wrk
+
+.PHONY: all deps build run test bench fuzz test-asan lint clean
+
+all: build
+
+# Install only what is missing; apt-get update only when something is.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/CMakeCache.txt: | deps
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/workproof run examples/demo.lua
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	$(BUILD)/workproof run spec/bench/run.lua
+
+test-asan: deps
+	$(CMAKE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DWP_SANITIZE=ON
+	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+# libFuzzer targets built with clang; each runs FUZZ_SECONDS over its corpus.
+fuzz: deps
+	CC=clang $(CMAKE) -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DWP_FUZZ=ON
+	$(CMAKE) --build $(FUZZ_BUILD) -j $(JOBS)
+	@for t in $(FUZZ_BUILD)/fuzz_*; do \
+		name=$$(basename $$t | sed 's/^fuzz_//'); \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$name; \
+		echo "== fuzzing $$name for $(FUZZ_SECONDS)s"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			$(FUZZ_BUILD)/corpus/$$name spec/fuzz/corpus/$$name || exit 1; \
+	done
+
+lint: build
+	cd $(BUILD) && ctest -R '^lint/' --output-on-failure
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

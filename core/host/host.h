@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The workproof host: one libuv loop, one LuaJIT state, coroutines.
+ *
+ * Every C->Lua entry (the script's main chunk, a timer firing, later a child
+ * exiting or an HTTP request arriving) goes through wp_host_pcall() or
+ * wp_host_resume(): no Lua error ever unwinds through a libuv frame
+ * (DESIGN.md convention 3). Loop-bound objects are malloc'd handles freed only
+ * in their uv_close callback (convention 1).
+ */
+#ifndef WORKPROOF_HOST_H
+#define WORKPROOF_HOST_H
+
+#include <lua.h>
+#include <uv.h>
+
+struct wp_host {
+	uv_loop_t *loop;
+	lua_State *L;          /* the main state; coroutines are its threads */
+	int errors;            /* coroutines that ended in an error */
+	int exit_code;         /* set by the main chunk's return value */
+	lua_State *main_co;    /* the main chunk's coroutine (NULL once done) */
+};
+
+/*
+ * Every handle the host opens points handle->data at an object that begins
+ * with this, so that at exit the host can close what is still open and free
+ * each object the way its owner does.
+ */
+struct wp_hbase {
+	uv_close_cb close_cb;
+};
+
+enum wp_log_level { WP_LOG_DEBUG, WP_LOG_INFO, WP_LOG_WARN, WP_LOG_ERROR };
+
+void wp_log(enum wp_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/** Create the host: a loop and a Lua state with the workproof modules
+ *  preloaded. Returns 0 or a negative errno-style value. */
+int wp_host_init(struct wp_host *h);
+
+/** Close every handle, run the loop until their close callbacks ran, close
+ *  the Lua state. */
+void wp_host_close(struct wp_host *h);
+
+/** The host that owns state L (any thread of it). */
+struct wp_host *wp_host_of(lua_State *L);
+
+/**
+ * Protected call of the function below nargs arguments on L's stack, with a
+ * traceback. On error logs "where: traceback", leaves nothing on the stack
+ * and returns the lua status; on success leaves nres results.
+ */
+int wp_host_pcall(lua_State *L, int nargs, int nres, const char *where);
+
+/**
+ * Make a host coroutine of fn and its nargs arguments (pushed in lua_call
+ * order: fn, args...; both are moved into the thread). The coroutine is
+ * anchored until it finishes. Returns the thread, which is also left on L's
+ * stack in fn's place. Start it with wp_host_resume(co, nargs).
+ */
+lua_State *wp_host_coroutine(lua_State *L, int nargs);
+
+/** wp_host_coroutine() and its first resume. */
+lua_State *wp_host_spawn(lua_State *L, int nargs);
+
+/**
+ * Resume host coroutine co with nargs values on its stack. Handles every
+ * outcome: yield (it waits on something that will resume it), return
+ * (unanchored), error (traceback logged, unanchored, counted).
+ * Returns the lua_resume status.
+ */
+int wp_host_resume(lua_State *co, int nargs);
+
+/** True if co is a coroutine run by the host (wp.sleep may yield it). */
+int wp_host_is_coroutine(lua_State *co);
+
+/** Opener of the "workproof.host" module (sleep, spawn, now, time). */
+int luaopen_workproof_host(lua_State *L);
+
+#endif

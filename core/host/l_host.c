@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * "workproof.host": what only the host can offer a script, because it needs
+ * the loop: sleep, spawn, clocks. Re-exported by lua/workproof/init.lua.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <lauxlib.h>
+
+#include "host.h"
+#include "lwp.h"
+
+struct sleep_req {
+	struct wp_hbase base;
+	uv_timer_t timer;
+	lua_State *co;
+};
+
+static void sleep_closed(uv_handle_t *handle)
+{
+	free(handle->data);
+}
+
+static void sleep_fired(uv_timer_t *timer)
+{
+	struct sleep_req *req = timer->data;
+	lua_State *co = req->co;
+
+	uv_close((uv_handle_t *)timer, sleep_closed);
+	wp_host_resume(co, 0);
+}
+
+/* wp.sleep(seconds): suspend the calling host coroutine. */
+static int l_sleep(lua_State *L)
+{
+	double s = luaL_checknumber(L, 1);
+	struct wp_host *h = wp_host_of(L);
+	struct sleep_req *req;
+
+	luaL_argcheck(L, s >= 0 && isfinite(s) && s < 1e9, 1, "seconds out of range");
+	if (!wp_host_is_coroutine(L))
+		return luaL_error(L, "wp.sleep: not in a host coroutine (use wp.spawn)");
+	req = malloc(sizeof(*req));
+	if (!req)
+		return luaL_error(L, "wp.sleep: out of memory");
+	req->base.close_cb = sleep_closed;
+	req->co = L;    /* anchored by the host while it is alive */
+	uv_timer_init(h->loop, &req->timer);
+	req->timer.data = req;
+	uv_timer_start(&req->timer, sleep_fired, (uint64_t)llround(s * 1000.0), 0);
+	return lua_yield(L, 0);
+}
+
+/* wp.spawn(fn, ...): run fn(...) as a new host coroutine; returns it. */
+static int l_spawn(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	if (!wp_host_spawn(L, lua_gettop(L) - 1))
+		return luaL_error(L, "wp.spawn: out of memory");
+	return 1;
+}
+
+/* wp.now(): monotonic seconds (float), for durations. */
+static int l_now(lua_State *L)
+{
+	lua_pushnumber(L, (double)uv_hrtime() / 1e9);
+	return 1;
+}
+
+/* wp.time(): wall-clock Unix seconds (float). */
+static int l_time(lua_State *L)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+	return 1;
+}
+
+/* wp.in_coroutine(): may this code call yielding host functions? */
+static int l_in_coroutine(lua_State *L)
+{
+	lua_pushboolean(L, wp_host_is_coroutine(L));
+	return 1;
+}
+
+int luaopen_workproof_host(lua_State *L)
+{
+	static const luaL_Reg fns[] = {
+		{ "sleep", l_sleep },
+		{ "spawn", l_spawn },
+		{ "now", l_now },
+		{ "time", l_time },
+		{ "in_coroutine", l_in_coroutine },
+		{ NULL, NULL },
+	};
+
+	lua_newtable(L);
+	lwp_setfuncs(L, fns);
+	lua_pushstring(L, WP_VERSION);
+	lua_setfield(L, -2, "version");
+	return 1;
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "lwp.h"
+#include "workproof/common.h"
+
+static int vfail(lua_State *L, const char *code, const char *fmt, va_list ap)
+{
+	char msg[256];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s: %s", code, msg);
+	return 2;
+}
+
+int lwp_fail(lua_State *L, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vfail(L, code, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+int lwp_fail_err(lua_State *L, int err, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vfail(L, wp_strerror(err), fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+const unsigned char *lwp_checkbytes(lua_State *L, int idx, size_t len)
+{
+	size_t got;
+	const char *s = luaL_checklstring(L, idx, &got);
+
+	if (got != len) {
+		lua_pushfstring(L, "expected %d bytes, got %d", (int)len, (int)got);
+		luaL_argerror(L, idx, lua_tostring(L, -1));
+	}
+	return (const unsigned char *)s;
+}
+
+void lwp_setfuncs(lua_State *L, const luaL_Reg *l)
+{
+	for (; l->name; l++) {
+		lua_pushcfunction(L, l->func);
+		lua_setfield(L, -2, l->name);
+	}
+}
+
+void lwp_subtable(lua_State *L, const char *name, const luaL_Reg *l)
+{
+	lua_getfield(L, -1, name);
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -3, name);
+	}
+	lwp_setfuncs(L, l);
+	lua_pop(L, 1);
+}
+
+int luaopen_workproof_core(lua_State *L)
+{
+	lua_newtable(L);
+	lwp_open_hash(L);
+	lwp_open_encoding(L);
+	lwp_open_rlp(L);
+	lwp_open_ed25519(L);
+	lwp_open_secp256k1(L);
+	lwp_open_merkle(L);
+	lwp_open_logscan(L);
+	return 1;
+}

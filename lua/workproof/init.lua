@@ -1,0 +1,40 @@
+-- SPDX-License-Identifier: MIT
+--- The workproof Lua library: the documented facade (docs/lua-api.md).
+--
+-- Everything here comes from the C core ("workproof.core", pure synchronous
+-- primitives) or from the host ("workproof.host", loop-bound functions that
+-- exist only inside the `workproof` executable). Under plain luajit the
+-- loop-bound names raise a clear error instead of being absent.
+
+local core = require "workproof.core"
+
+local pairs, type, error, pcall, require = pairs, type, error, pcall, require
+
+local _M = {}
+
+for k, v in pairs(core) do
+  if type(v) == "table" then
+    local t = {}
+    for kk, vv in pairs(v) do t[kk] = vv end
+    _M[k] = t
+  else
+    _M[k] = v
+  end
+end
+
+local has_host, host = pcall(require, "workproof.host")
+
+local function needs_host(name)
+  return function()
+    error("wp." .. name .. ": needs the workproof host (run under `workproof run`)", 2)
+  end
+end
+
+for _, name in pairs({ "sleep", "spawn", "now", "time", "in_coroutine" }) do
+  _M[name] = has_host and host[name] or needs_host(name)
+end
+
+_M.version = has_host and host.version or "0.1.0"
+_M.hosted = has_host
+
+return _M
