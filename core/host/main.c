@@ -10,21 +10,8 @@
 #include <lauxlib.h>
 #include <luajit.h>
 
+#include "commands.h"
 #include "host.h"
-
-static const char usage[] =
-	"usage: workproof <command> [args]\n"
-	"\n"
-	"commands:\n"
-	"  run SCRIPT.lua [ARGS...]  run a Lua script in the host's event loop, with\n"
-	"                            the workproof library loadable (require \"workproof\")\n"
-	"                            and `arg` set; exits when the script's work is done\n"
-	"  version                   print the version\n"
-	"  help, --help, -h          this text\n"
-	"\n"
-	"environment:\n"
-	"  WORKPROOF_LUA_DIR  where the trusted Lua library lives (default: built-in)\n"
-	"  WORKPROOF_LOG      debug | info | warn | error (default: info)\n";
 
 /* arg = { [0] = script, ... } as the stand-alone interpreter sets it */
 static void set_arg(lua_State *L, int argc, char **argv)
@@ -39,7 +26,7 @@ static void set_arg(lua_State *L, int argc, char **argv)
 	lua_setglobal(L, "arg");
 }
 
-static int cmd_run(int argc, char **argv)
+int wp_cmd_run(int argc, char **argv)
 {
 	struct wp_host h;
 	int rc;
@@ -70,21 +57,54 @@ static int cmd_run(int argc, char **argv)
 	return rc;
 }
 
+static int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("workproof %s (%s, libuv %s)\n", WP_VERSION, LUAJIT_VERSION,
+	       uv_version_string());
+	return 0;
+}
+
+static const struct wp_command commands[] = {
+	{ "run", "run SCRIPT.lua [ARGS...]   run a Lua script in the host's event loop",
+	  wp_cmd_run },
+	{ "vdf", "vdf eval|verify ...        Wesolowski VDF over RSA-2048 (workproof vdf --help)",
+	  wp_cmd_vdf },
+	{ "version", "version                    print the version", cmd_version },
+	{ NULL, NULL, NULL },
+};
+
+static void usage(FILE *out)
+{
+	fputs("usage: workproof <command> [args]\n\ncommands:\n", out);
+	for (const struct wp_command *c = commands; c->name; c++)
+		fprintf(out, "  %s\n", c->synopsis);
+	fputs("  help, --help, -h           this text\n"
+	      "\n"
+	      "environment:\n"
+	      "  WORKPROOF_LUA_DIR  where the trusted Lua library lives (default: built-in)\n"
+	      "  WORKPROOF_LOG      debug | info | warn | error (default: info)\n", out);
+}
+
 int main(int argc, char **argv)
 {
-	const char *cmd = argc > 1 ? argv[1] : "help";
+	const char *cmd = argc > 1 ? argv[1] : NULL;
 
-	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 2, argv + 2);
-	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-		printf("workproof %s (%s, libuv %s)\n", WP_VERSION, LUAJIT_VERSION,
-		       uv_version_string());
-		return 0;
+	if (!cmd) {
+		usage(stderr);
+		return 2;
 	}
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-		fputs(usage, stdout);
-		return argc > 1 ? 0 : 2;
+		usage(stdout);
+		return 0;
 	}
-	fprintf(stderr, "workproof: unknown command '%s'\n\n%s", cmd, usage);
+	if (!strcmp(cmd, "--version"))
+		cmd = "version";
+	for (const struct wp_command *c = commands; c->name; c++)
+		if (!strcmp(cmd, c->name))
+			return c->run(argc - 2, argv + 2);
+	fprintf(stderr, "workproof: unknown command '%s'\n\n", cmd);
+	usage(stderr);
 	return 2;
 }
