@@ -80,5 +80,6 @@ int luaopen_workproof_core(lua_State *L)
 	lwp_open_secp256k1(L);
 	lwp_open_merkle(L);
 	lwp_open_logscan(L);
+	lwp_open_vdf(L);
 	return 1;
 }
