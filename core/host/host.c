@@ -108,9 +108,15 @@ int wp_host_resume(lua_State *co, int nargs)
 	if (st != 0) {
 		const char *msg = lua_tostring(co, -1);
 
-		luaL_traceback(L, co, msg ? msg : "(error object is not a string)", 0);
-		wp_log(WP_LOG_ERROR, "coroutine failed: %s", lua_tostring(L, -1));
-		lua_pop(L, 1);
+		/* error() with no value is how Lua 5.1 scripts (busted among
+		 * them) ask for a failing exit: count it, no traceback */
+		if (lua_isnil(co, -1)) {
+			wp_log(WP_LOG_DEBUG, "coroutine raised a nil error");
+		} else {
+			luaL_traceback(L, co, msg ? msg : luaL_typename(co, -1), 0);
+			wp_log(WP_LOG_ERROR, "coroutine failed: %s", lua_tostring(L, -1));
+			lua_pop(L, 1);
+		}
 		h->errors++;
 	} else if (co == h->main_co && lua_gettop(co) >= 1 &&
 		   lua_type(co, 1) == LUA_TNUMBER) {

@@ -47,6 +47,9 @@ static int l_sleep(lua_State *L)
 		return luaL_error(L, "wp.sleep: out of memory");
 	req->base.close_cb = sleep_closed;
 	req->co = L;    /* anchored by the host while it is alive */
+	/* the loop's cached time is from the start of this iteration; Lua may
+	 * have run for a while since, and the sleep must not come up short */
+	uv_update_time(h->loop);
 	uv_timer_init(h->loop, &req->timer);
 	req->timer.data = req;
 	uv_timer_start(&req->timer, sleep_fired, (uint64_t)llround(s * 1000.0), 0);

@@ -1,0 +1,172 @@
+-- SPDX-License-Identifier: MIT
+-- The workproof host: coroutines, wp.sleep, wp.spawn, error containment, the
+-- `workproof run` command line.
+local wp = require "workproof"
+
+local BUILD = os.getenv("WORKPROOF_BUILD") or "build"
+local EXE = BUILD .. "/workproof"
+
+-- Run the host on a script text; returns exit code, stdout, stderr.
+local function run_script(text, args)
+  local dir = os.tmpname()
+  os.remove(dir)
+  local script, out, err = dir .. ".lua", dir .. ".out", dir .. ".err"
+  local f = assert(io.open(script, "w"))
+  f:write(text)
+  f:close()
+  local cmd = ("%s run %s %s >%s 2>%s"):format(EXE, script, args or "", out, err)
+  local ok, _, code = os.execute(cmd)
+  if type(ok) == "number" then code = ok / 256 end -- Lua 5.1 semantics
+  local function slurp(p)
+    local h = assert(io.open(p, "rb"))
+    local s = h:read("*a")
+    h:close()
+    os.remove(p)
+    return s
+  end
+  local o, e = slurp(out), slurp(err)
+  os.remove(script)
+  return code, o, e
+end
+
+describe("host", function()
+  it("runs specs inside a host coroutine", function()
+    assert.is_true(wp.hosted)
+    assert.is_true(wp.in_coroutine())
+  end)
+
+  it("wp.sleep suspends this coroutine for about that long", function()
+    local t0 = wp.now()
+    wp.sleep(0.05)
+    local dt = wp.now() - t0
+    assert.is_true(dt >= 0.049, "slept only " .. dt)
+    assert.is_true(dt < 1, "slept far too long: " .. dt)
+  end)
+
+  it("wp.sleep(0) yields and comes back", function()
+    local order = {}
+    wp.spawn(function() order[#order + 1] = "spawned" end)
+    wp.sleep(0)
+    order[#order + 1] = "back"
+    assert.same({ "spawned", "back" }, order)
+  end)
+
+  it("wp.spawn runs coroutines concurrently on the loop", function()
+    local done, t0 = {}, wp.now()
+    for i = 1, 20 do
+      wp.spawn(function(k)
+        wp.sleep(0.05)
+        done[#done + 1] = k
+      end, i)
+    end
+    wp.sleep(0.2)
+    assert.equal(20, #done)
+    assert.is_true(wp.now() - t0 < 1, "sleeps ran one after another")
+  end)
+
+  it("orders timers by deadline", function()
+    local order = {}
+    for _, d in ipairs({ 0.06, 0.02, 0.04 }) do
+      wp.spawn(function()
+        wp.sleep(d)
+        order[#order + 1] = d
+      end)
+    end
+    wp.sleep(0.1)
+    assert.same({ 0.02, 0.04, 0.06 }, order)
+  end)
+
+  it("yields through pcall and xpcall", function()
+    local ok, v = pcall(function() wp.sleep(0.001) return 7 end)
+    assert.same({ true, 7 }, { ok, v })
+    ok, v = xpcall(function() wp.sleep(0.001) error("boom") end, function(m) return "handled " .. m end)
+    assert.is_false(ok)
+    assert.matches("handled .*boom", v)
+  end)
+
+  it("rejects bad arguments to wp.sleep", function()
+    assert.has_error(function() wp.sleep(-1) end)
+    assert.has_error(function() wp.sleep("x") end)
+    assert.has_error(function() wp.sleep(0 / 0) end)
+    assert.has_error(function() wp.spawn(42) end)
+  end)
+
+  it("refuses wp.sleep outside a host coroutine", function()
+    local co = coroutine.create(function() return pcall(wp.sleep, 0.01) end)
+    local _, ok, err = coroutine.resume(co)
+    assert.is_false(ok)
+    assert.matches("not in a host coroutine", err)
+  end)
+
+  it("wp.time is wall-clock Unix seconds", function()
+    assert.is_true(math.abs(wp.time() - os.time()) < 2)
+  end)
+end)
+
+describe("workproof run", function()
+  it("sets arg, passes arguments and uses an integer return as exit code", function()
+    local code, out = run_script([[
+      print(arg[0]:match("%.lua$") ~= nil, arg[1], arg[2], ...)
+      return 7
+    ]], "a b")
+    assert.equal(7, code)
+    assert.equal("true\ta\tb\ta\tb\n", out)
+  end)
+
+  it("waits for spawned work before exiting", function()
+    local code, out = run_script([[
+      local wp = require "workproof"
+      wp.spawn(function() wp.sleep(0.05) print("late") end)
+      print("main done")
+    ]])
+    assert.equal(0, code)
+    assert.equal("main done\nlate\n", out)
+  end)
+
+  it("an error in the script exits 1 with a traceback, not a crash", function()
+    local code, _, err = run_script([[
+      local function inner() error("kaboom") end
+      inner()
+    ]])
+    assert.equal(1, code)
+    assert.matches("kaboom", err)
+    assert.matches("stack traceback", err)
+    assert.matches("inner", err)
+  end)
+
+  it("an error in a spawned coroutine after a sleep is contained and counted", function()
+    local code, out, err = run_script([[
+      local wp = require "workproof"
+      wp.spawn(function() wp.sleep(0.01) error("late failure") end)
+      wp.spawn(function() wp.sleep(0.02) print("others still run") end)
+    ]])
+    assert.equal(1, code)
+    assert.equal("others still run\n", out)
+    assert.matches("late failure", err)
+  end)
+
+  it("reports a syntax error with file and line, exit 2", function()
+    local code, _, err = run_script("local x = = 1\n")
+    assert.equal(2, code)
+    assert.matches("%.lua:1:", err)
+  end)
+
+  it("reports a missing script, exit 2", function()
+    local ok, _, code = os.execute(EXE .. " run /nonexistent/x.lua 2>/dev/null")
+    if type(ok) == "number" then code = ok / 256 end
+    assert.equal(2, code)
+  end)
+
+  it("prints usage and version", function()
+    local p = io.popen(EXE .. " --help")
+    local help = p:read("*a")
+    p:close()
+    assert.matches("run SCRIPT%.lua", help)
+    p = io.popen(EXE .. " version")
+    assert.matches("^workproof %d+%.%d+%.%d+", p:read("*a"))
+    p:close()
+    local ok, _, code = os.execute(EXE .. " frobnicate 2>/dev/null")
+    if type(ok) == "number" then code = ok / 256 end
+    assert.equal(2, code)
+  end)
+end)
