@@ -76,6 +76,9 @@ int wp_host_resume(lua_State *co, int nargs);
 /** True if co is a coroutine run by the host (wp.sleep may yield it). */
 int wp_host_is_coroutine(lua_State *co);
 
+/** Adds process_spawn and the process metatable to the table on top. */
+void lwp_host_open_process(lua_State *L);
+
 /** Opener of the "workproof.host" module (sleep, spawn, now, time). */
 int luaopen_workproof_host(lua_State *L);
 

@@ -102,6 +102,7 @@ int luaopen_workproof_host(lua_State *L)
 
 	lua_newtable(L);
 	lwp_setfuncs(L, fns);
+	lwp_host_open_process(L);
 	lua_pushstring(L, WP_VERSION);
 	lua_setfield(L, -2, "version");
 	return 1;

@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Child processes on the loop, for the trusted host library (the worker
+ * backends in lua/workproof/worker.lua): spawn with pipes, read stdout with
+ * back-pressure, capped stderr, a wall-clock deadline, kill, wait.
+ *
+ *   local p = host.process_spawn{ file=, args={...}, stdin="...",
+ *                                 timeout=seconds, stderr_limit=bytes }
+ *   p:read()  -> chunk | nil (EOF)      yields the calling host coroutine
+ *   p:wait()  -> { exit_status=, term_signal=, timed_out=, stderr=, pid= }
+ *   p:kill([signal=SIGKILL])            signals the whole process group
+ *   p.pid
+ *
+ * Lifetime (DESIGN.md convention 1): the userdata points at a malloc'd
+ * struct proc that owns four libuv handles; the struct is freed only when the
+ * last of them has been closed. The child runs in its own process group
+ * (UV_PROCESS_DETACHED = setsid) so a kill reaches everything it forked.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "host.h"
+#include "lwp.h"
+
+#define PROC_MT "workproof.process"
+#define READ_CHUNK 65536
+#define MAX_ARGS 64
+
+struct proc {
+	struct wp_hbase base;    /* close_cb: proc_handle_closed */
+	uv_process_t process;
+	uv_pipe_t in, out, err;
+	uv_timer_t deadline;
+	uv_write_t write_req;
+	int open_handles;        /* freed when this reaches 0 */
+	struct proc **box;       /* the Lua userdata's pointer, nulled on free */
+
+	char *stdin_data;
+	char *read_buf;          /* one read outstanding at a time */
+	char *err_buf;
+	size_t err_len, err_limit;
+
+	lua_State *reader;       /* coroutine waiting in p:read() */
+	lua_State *waiter;       /* coroutine waiting in p:wait() */
+	int out_eof, exited, timed_out;
+	int64_t exit_status;
+	int term_signal;
+};
+
+static void proc_free_if_done(struct proc *p)
+{
+	if (p->open_handles > 0)
+		return;
+	if (p->box)
+		*p->box = NULL;
+	free(p->stdin_data);
+	free(p->read_buf);
+	free(p->err_buf);
+	free(p);
+}
+
+static void proc_handle_closed(uv_handle_t *h)
+{
+	struct proc *p = h->data;
+
+	p->open_handles--;
+	proc_free_if_done(p);
+}
+
+static void close_once(struct proc *p, uv_handle_t *h)
+{
+	(void)p;
+	if (!uv_is_closing(h))
+		uv_close(h, proc_handle_closed);
+}
+
+static void push_status(lua_State *L, struct proc *p)
+{
+	lua_createtable(L, 0, 5);
+	lua_pushnumber(L, (lua_Number)p->exit_status);
+	lua_setfield(L, -2, "exit_status");
+	lua_pushinteger(L, p->term_signal);
+	lua_setfield(L, -2, "term_signal");
+	lua_pushboolean(L, p->timed_out);
+	lua_setfield(L, -2, "timed_out");
+	lua_pushlstring(L, p->err_buf ? p->err_buf : "", p->err_len);
+	lua_setfield(L, -2, "stderr");
+	lua_pushinteger(L, p->process.pid);
+	lua_setfield(L, -2, "pid");
+}
+
+/* Wake the p:wait() coroutine once the child exited and stdout hit EOF or
+ * is no longer read: by then stderr is as complete as it will get. */
+static void maybe_wake_waiter(struct proc *p)
+{
+	lua_State *co = p->waiter;
+
+	if (!co || !p->exited)
+		return;
+	p->waiter = NULL;
+	push_status(co, p);
+	wp_host_resume(co, 1);
+}
+
+static void proc_exited(uv_process_t *h, int64_t status, int sig)
+{
+	struct proc *p = h->data;
+
+	p->exited = 1;
+	p->exit_status = status;
+	p->term_signal = sig;
+	uv_timer_stop(&p->deadline);
+	close_once(p, (uv_handle_t *)&p->deadline);
+	close_once(p, (uv_handle_t *)&p->process);
+	maybe_wake_waiter(p);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	struct proc *p = t->data;
+
+	if (p->exited)
+		return;
+	p->timed_out = 1;
+	kill(-p->process.pid, SIGKILL);
+	kill(p->process.pid, SIGKILL);
+}
+
+static void alloc_out(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct proc *p = h->data;
+
+	(void)hint;
+	*buf = uv_buf_init(p->read_buf, READ_CHUNK);
+}
+
+static void on_out(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct proc *p = s->data;
+	lua_State *co = p->reader;
+
+	if (n == 0)
+		return;
+	/* back-pressure: nothing more is read until the next p:read() */
+	uv_read_stop(s);
+	p->reader = NULL;
+	if (n < 0) {
+		p->out_eof = 1;
+		close_once(p, (uv_handle_t *)s);
+		if (co) {
+			lua_pushnil(co);
+			wp_host_resume(co, 1);
+		}
+		return;
+	}
+	if (co) {
+		lua_pushlstring(co, buf->base, (size_t)n);
+		wp_host_resume(co, 1);
+	}
+}
+
+static void alloc_err(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static char sink[4096];
+	struct proc *p = h->data;
+
+	(void)hint;
+	if (p->err_len < p->err_limit)
+		*buf = uv_buf_init(p->err_buf + p->err_len, (unsigned)(p->err_limit - p->err_len));
+	else
+		*buf = uv_buf_init(sink, sizeof(sink));  /* over the cap: drained, dropped */
+}
+
+static void on_err(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct proc *p = s->data;
+
+	if (n < 0) {
+		close_once(p, (uv_handle_t *)s);
+		return;
+	}
+	if (buf->base == p->err_buf + p->err_len)
+		p->err_len += (size_t)n;
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct proc *p = req->data;
+
+	(void)status;   /* EPIPE when the child ignores its stdin: not our error */
+	close_once(p, (uv_handle_t *)&p->in);
+}
+
+static struct proc *check_proc(lua_State *L)
+{
+	struct proc **box = luaL_checkudata(L, 1, PROC_MT);
+
+	luaL_argcheck(L, *box != NULL, 1, "process handle already released");
+	return *box;
+}
+
+static int get_args(lua_State *L, char **args)
+{
+	int n = 0;
+
+	lua_getfield(L, 1, "file");
+	args[n++] = (char *)luaL_checkstring(L, -1);
+	lua_pop(L, 1);   /* the string stays alive in the opts table */
+	lua_getfield(L, 1, "args");
+	if (!lua_isnil(L, -1)) {
+		luaL_checktype(L, -1, LUA_TTABLE);
+		for (int i = 1;; i++) {
+			lua_rawgeti(L, -1, i);
+			if (lua_isnil(L, -1)) {
+				lua_pop(L, 1);
+				break;
+			}
+			if (n >= MAX_ARGS - 1)
+				luaL_error(L, "process_spawn: too many args");
+			if (lua_type(L, -1) != LUA_TSTRING)
+				luaL_error(L, "process_spawn: args[%d] is not a string", i);
+			args[n++] = (char *)lua_tostring(L, -1);
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+	args[n] = NULL;
+	return n;
+}
+
+/* host.process_spawn(opts) -> process | nil, "ESPAWN: ..." */
+static int l_spawn(lua_State *L)
+{
+	struct wp_host *h = wp_host_of(L);
+	uv_process_options_t o;
+	uv_stdio_container_t stdio[3];
+	char *args[MAX_ARGS];
+	struct proc *p, **box;
+	const char *in;
+	size_t in_len = 0;
+	double timeout;
+	int rc;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	get_args(L, args);
+	lua_getfield(L, 1, "stdin");
+	in = luaL_optlstring(L, -1, "", &in_len);
+	lua_getfield(L, 1, "timeout");
+	timeout = luaL_optnumber(L, -1, 0);
+	lua_getfield(L, 1, "stderr_limit");
+	lua_Integer err_limit = luaL_optinteger(L, -1, 65536);
+	lua_pop(L, 3);
+	luaL_argcheck(L, timeout >= 0 && timeout < 1e7, 1, "timeout out of range");
+	luaL_argcheck(L, err_limit >= 0 && err_limit <= (1 << 24), 1, "stderr_limit out of range");
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return lwp_fail(L, "ENOMEM", "process_spawn: out of memory");
+	p->read_buf = malloc(READ_CHUNK);
+	p->err_limit = (size_t)err_limit;
+	p->err_buf = malloc(p->err_limit + 1);
+	p->stdin_data = malloc(in_len + 1);
+	if (!p->read_buf || !p->err_buf || !p->stdin_data) {
+		proc_free_if_done(p);
+		return lwp_fail(L, "ENOMEM", "process_spawn: out of memory");
+	}
+	memcpy(p->stdin_data, in, in_len);
+	p->base.close_cb = proc_handle_closed;
+
+	uv_pipe_init(h->loop, &p->in, 0);
+	uv_pipe_init(h->loop, &p->out, 0);
+	uv_pipe_init(h->loop, &p->err, 0);
+	uv_timer_init(h->loop, &p->deadline);
+	p->open_handles = 4;
+	p->in.data = p->out.data = p->err.data = p->deadline.data = p;
+	p->process.data = p;
+
+	memset(&o, 0, sizeof(o));
+	stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+	stdio[0].data.stream = (uv_stream_t *)&p->in;
+	stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[1].data.stream = (uv_stream_t *)&p->out;
+	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[2].data.stream = (uv_stream_t *)&p->err;
+	o.file = args[0];
+	o.args = args;
+	o.exit_cb = proc_exited;
+	o.stdio = stdio;
+	o.stdio_count = 3;
+	o.flags = UV_PROCESS_DETACHED;   /* own process group, see kill */
+
+	rc = uv_spawn(h->loop, &p->process, &o);
+	if (rc) {
+		/* the process handle must be closed even when spawn fails */
+		p->open_handles++;
+		close_once(p, (uv_handle_t *)&p->process);
+		close_once(p, (uv_handle_t *)&p->in);
+		close_once(p, (uv_handle_t *)&p->out);
+		close_once(p, (uv_handle_t *)&p->err);
+		close_once(p, (uv_handle_t *)&p->deadline);
+		return lwp_fail(L, "ESPAWN", "%s: %s", args[0], uv_strerror(rc));
+	}
+	p->open_handles++;   /* the process handle */
+
+	if (in_len) {
+		uv_buf_t b = uv_buf_init(p->stdin_data, (unsigned)in_len);
+
+		p->write_req.data = p;
+		rc = uv_write(&p->write_req, (uv_stream_t *)&p->in, &b, 1, on_written);
+		if (rc)
+			close_once(p, (uv_handle_t *)&p->in);
+	} else {
+		close_once(p, (uv_handle_t *)&p->in);
+	}
+	uv_read_start((uv_stream_t *)&p->err, alloc_err, on_err);
+	if (timeout > 0)
+		uv_timer_start(&p->deadline, on_deadline, (uint64_t)(timeout * 1000.0 + 0.5), 0);
+
+	box = lua_newuserdata(L, sizeof(*box));
+	*box = p;
+	p->box = box;
+	luaL_getmetatable(L, PROC_MT);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+static int l_read(lua_State *L)
+{
+	struct proc *p = check_proc(L);
+
+	if (p->out_eof) {
+		lua_pushnil(L);
+		return 1;
+	}
+	if (p->reader)
+		return luaL_error(L, "p:read(): another coroutine is already reading");
+	if (!wp_host_is_coroutine(L))
+		return luaL_error(L, "p:read(): not in a host coroutine");
+	p->reader = L;
+	uv_read_start((uv_stream_t *)&p->out, alloc_out, on_out);
+	return lua_yield(L, 0);
+}
+
+static int l_wait(lua_State *L)
+{
+	struct proc *p = check_proc(L);
+
+	if (p->exited) {
+		push_status(L, p);
+		return 1;
+	}
+	if (p->waiter)
+		return luaL_error(L, "p:wait(): another coroutine is already waiting");
+	if (!wp_host_is_coroutine(L))
+		return luaL_error(L, "p:wait(): not in a host coroutine");
+	p->waiter = L;
+	return lua_yield(L, 0);
+}
+
+static int l_kill(lua_State *L)
+{
+	struct proc *p = check_proc(L);
+	int sig = (int)luaL_optinteger(L, 2, SIGKILL);
+
+	luaL_argcheck(L, sig > 0 && sig < 65, 2, "bad signal");
+	if (!p->exited) {
+		kill(-p->process.pid, sig);
+		kill(p->process.pid, sig);
+	}
+	return 0;
+}
+
+static int l_index(lua_State *L)
+{
+	struct proc *p = check_proc(L);
+	const char *k = luaL_checkstring(L, 2);
+
+	if (!strcmp(k, "pid")) {
+		lua_pushinteger(L, p->process.pid);
+		return 1;
+	}
+	if (!strcmp(k, "exited")) {
+		lua_pushboolean(L, p->exited);
+		return 1;
+	}
+	luaL_getmetatable(L, PROC_MT);
+	lua_getfield(L, -1, "__methods");
+	lua_getfield(L, -1, k);
+	return 1;
+}
+
+/* Collected with the child still running: kill it, close its pipes; the
+ * struct itself goes when the close callbacks have run. */
+static int l_gc(lua_State *L)
+{
+	struct proc **box = luaL_checkudata(L, 1, PROC_MT);
+	struct proc *p = *box;
+
+	if (!p)
+		return 0;
+	*box = NULL;
+	p->box = NULL;
+	p->reader = p->waiter = NULL;
+	if (!p->exited) {
+		kill(-p->process.pid, SIGKILL);
+		kill(p->process.pid, SIGKILL);
+	}
+	close_once(p, (uv_handle_t *)&p->out);
+	close_once(p, (uv_handle_t *)&p->err);
+	close_once(p, (uv_handle_t *)&p->in);
+	return 0;
+}
+
+void lwp_host_open_process(lua_State *L)
+{
+	static const luaL_Reg methods[] = {
+		{ "read", l_read },
+		{ "wait", l_wait },
+		{ "kill", l_kill },
+		{ NULL, NULL },
+	};
+
+	luaL_newmetatable(L, PROC_MT);
+	lua_pushcfunction(L, l_index);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, l_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_newtable(L);
+	lwp_setfuncs(L, methods);
+	lua_setfield(L, -2, "__methods");
+	lua_pop(L, 1);
+	lua_pushcfunction(L, l_spawn);
+	lua_setfield(L, -2, "process_spawn");
+}
