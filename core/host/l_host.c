@@ -103,6 +103,9 @@ int luaopen_workproof_host(lua_State *L)
 	lua_newtable(L);
 	lwp_setfuncs(L, fns);
 	lwp_host_open_process(L);
+	/* where this build's companion binaries (workproof-worker, vm/) live */
+	lua_pushstring(L, getenv("WORKPROOF_BUILD") ? getenv("WORKPROOF_BUILD") : WP_BUILD_DIR);
+	lua_setfield(L, -2, "build_dir");
 	lua_pushstring(L, WP_VERSION);
 	lua_setfield(L, -2, "version");
 	return 1;

@@ -34,6 +34,11 @@ for _, name in pairs({ "sleep", "spawn", "now", "time", "in_coroutine" }) do
   _M[name] = has_host and host[name] or needs_host(name)
 end
 
+-- loop-bound libraries of the trusted tier, only where the loop exists
+if has_host then
+  _M.worker = require "workproof.worker"
+end
+
 _M.version = has_host and host.version or "0.1.0"
 _M.hosted = has_host
 
