@@ -12,5 +12,6 @@ struct wp_command {
 
 int wp_cmd_run(int argc, char **argv);
 int wp_cmd_vdf(int argc, char **argv);
+int wp_cmd_uptime(int argc, char **argv);
 
 #endif

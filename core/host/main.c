@@ -71,6 +71,8 @@ static const struct wp_command commands[] = {
 	  wp_cmd_run },
 	{ "vdf", "vdf eval|verify ...        Wesolowski VDF over RSA-2048 (workproof vdf --help)",
 	  wp_cmd_vdf },
+	{ "uptime", "uptime verify|simulate|claim|report ...  heartbeat chains (workproof uptime --help)",
+	  wp_cmd_uptime },
 	{ "version", "version                    print the version", cmd_version },
 	{ NULL, NULL, NULL },
 };

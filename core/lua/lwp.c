@@ -81,5 +81,6 @@ int luaopen_workproof_core(lua_State *L)
 	lwp_open_merkle(L);
 	lwp_open_logscan(L);
 	lwp_open_vdf(L);
+	lwp_open_uptime(L);
 	return 1;
 }
