@@ -1,13 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* PLACEHOLDER: `workproof uptime` is being written (replace this whole file). */
-#include <stdio.h>
-
+/* `workproof uptime ...` is written in Lua: lua/workproof/cli/uptime.lua */
 #include "commands.h"
 
 int wp_cmd_uptime(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fputs("workproof uptime: not built yet\n", stderr);
-	return 2;
+	return wp_host_run_module("workproof.cli.uptime", argc, argv);
 }

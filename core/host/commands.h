@@ -11,6 +11,13 @@ struct wp_command {
 };
 
 int wp_cmd_run(int argc, char **argv);
+
+/**
+ * Run the trusted Lua module's main(arg1, ...) as the main host coroutine
+ * (for commands written in Lua, e.g. "workproof.cli.uptime"); its integer
+ * return value is the exit code. `arg` is set to argv as well.
+ */
+int wp_host_run_module(const char *module, int argc, char **argv);
 int wp_cmd_vdf(int argc, char **argv);
 int wp_cmd_uptime(int argc, char **argv);
 

@@ -26,10 +26,25 @@ static void set_arg(lua_State *L, int argc, char **argv)
 	lua_setglobal(L, "arg");
 }
 
+/* Run the function on top of h's stack with nargs arguments below... above
+ * it as the main host coroutine, then the loop until it is idle. An integer
+ * the function returns is the exit code; any coroutine error makes it 1. */
+static int run_main(struct wp_host *h, int nargs)
+{
+	int rc;
+
+	h->main_co = wp_host_coroutine(h->L, nargs);
+	wp_host_resume(h->main_co, nargs);
+	lua_pop(h->L, 1);
+	uv_run(h->loop, UV_RUN_DEFAULT);
+	rc = h->errors ? 1 : h->exit_code;
+	wp_host_close(h);
+	return rc;
+}
+
 int wp_cmd_run(int argc, char **argv)
 {
 	struct wp_host h;
-	int rc;
 
 	if (argc < 1) {
 		fputs("workproof run: missing SCRIPT.lua\n", stderr);
@@ -47,14 +62,26 @@ int wp_cmd_run(int argc, char **argv)
 	}
 	for (int i = 1; i < argc; i++)
 		lua_pushstring(h.L, argv[i]);
-	/* an integer returned by the main chunk becomes the exit code */
-	h.main_co = wp_host_coroutine(h.L, argc - 1);
-	wp_host_resume(h.main_co, argc - 1);
-	lua_pop(h.L, 1);
-	uv_run(h.loop, UV_RUN_DEFAULT);
-	rc = h.errors ? 1 : h.exit_code;
-	wp_host_close(&h);
-	return rc;
+	return run_main(&h, argc - 1);
+}
+
+int wp_host_run_module(const char *module, int argc, char **argv)
+{
+	struct wp_host h;
+
+	if (wp_host_init(&h)) {
+		fputs("workproof: cannot initialise the host\n", stderr);
+		return 1;
+	}
+	set_arg(h.L, argc, argv);
+	if (luaL_loadstring(h.L, "local m = ... return require(m).main(select(2, ...))")) {
+		wp_host_close(&h);
+		return 1;
+	}
+	lua_pushstring(h.L, module);
+	for (int i = 0; i < argc; i++)
+		lua_pushstring(h.L, argv[i]);
+	return run_main(&h, argc + 1);
 }
 
 static int cmd_version(int argc, char **argv)
