@@ -144,8 +144,10 @@ end
 
 --- One sweep: kill any live worker past its deadline plus grace (the process
 -- layer's own deadline timer normally got there first). Returns the count.
-function _M.sweep()
-  local now, n = host.now(), 0
+-- `now` (monotonic seconds) is injectable for specs.
+function _M.sweep(now)
+  local n = 0
+  now = now or host.now()
   for _, w in pairs(live) do
     if now > w.deadline + config.grace and not w.proc.exited then
       w.proc:kill()

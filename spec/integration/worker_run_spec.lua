@@ -1,0 +1,200 @@
+-- SPDX-License-Identifier: MIT
+-- wp.worker.run on the host loop: the real sandboxed worker end to end, and
+-- the spawner's own failure paths (hung, crashed, lying workers) exercised
+-- with small real programs standing in for a misbehaving worker binary.
+local wp = require "workproof"
+local worker = wp.worker
+
+local SHA_4 = "4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a"
+
+local function task(code, extra)
+  local t = { jobId = "job-" .. tostring(math.random(1e9)), language = "lua", code = code, timeoutMs = 5000 }
+  for k, v in pairs(extra or {}) do t[k] = v end
+  return t
+end
+
+-- a backend that runs `sh -c SCRIPT` in place of the worker
+local function sh_backend(name, script)
+  worker.backends[name] = function() return "/bin/sh", { "-c", script } end
+end
+
+describe("wp.worker.run (sandbox backend)", function()
+  it("runs a Lua task and returns the worker's result", function()
+    local t = task("print(2 + 2)")
+    local r, info = worker.run(t)
+    assert.is_table(r, tostring(info))
+    assert.equal(t.jobId, r.jobId)
+    assert.equal(SHA_4, r.actualHash)
+    assert.equal(0, r.exitCode)
+    assert.equal("sandbox", info.backend)
+  end)
+
+  it("reports a task timeout as the worker's TIMEOUT result, not a crash", function()
+    local r, err = worker.run(task("while true do end", { timeoutMs = 300 }))
+    assert.is_table(r, err)
+    assert.equal("TIMEOUT", r.error)
+  end)
+
+  it("runs tasks concurrently from several coroutines", function()
+    local done = 0
+    for i = 1, 4 do
+      wp.spawn(function()
+        local r = worker.run(task(("print(%d)"):format(i)))
+        if r and r.actualHash == wp.hex(wp.sha256(tostring(i))) then done = done + 1 end
+      end)
+    end
+    for _ = 1, 200 do
+      if done == 4 then break end
+      wp.sleep(0.05)
+    end
+    assert.equal(4, done)
+  end)
+
+  it("counts spawns and finishes", function()
+    local before = worker.stats()
+    worker.run(task("print(1)"))
+    local after = worker.stats()
+    assert.equal(before.spawned + 1, after.spawned)
+    assert.equal(before.finished + 1, after.finished)
+    assert.equal(0, after.active)
+  end)
+end)
+
+describe("wp.worker.run failure paths (stand-in workers)", function()
+  it("kills a hung worker at its deadline: ETIMEDOUT", function()
+    sh_backend("hang", "exec sleep 100")
+    worker.configure { grace = 0.2 }
+    local t0 = wp.now()
+    local r, err = worker.run(task("x", { timeoutMs = 100 }), { backend = "hang" })
+    worker.configure { grace = 2 }
+    assert.is_nil(r)
+    assert.matches("^ETIMEDOUT:", err)
+    assert.is_true(wp.now() - t0 < 2)
+  end)
+
+  it("a worker that dies without a result: ENORESULT with its stderr", function()
+    sh_backend("crash", "echo 'segfault-ish' >&2; kill -SEGV $$")
+    local r, err = worker.run(task("x"), { backend = "crash" })
+    assert.is_nil(r)
+    assert.matches("^ENORESULT: worker exited %(signal 11%)", err)
+    assert.matches("segfault%-ish", err)
+  end)
+
+  it("a result for another job is rejected: EBADRESULT", function()
+    sh_backend("liar", [[echo 'NOTARY_RESULT: {"jobId":"other","actualHash":"00"}']])
+    local r, err = worker.run(task("x"), { backend = "liar" })
+    assert.is_nil(r)
+    assert.matches("^EBADRESULT: result for job other", err)
+  end)
+
+  it("a malformed result line is rejected: EBADRESULT", function()
+    sh_backend("garbled", "echo 'NOTARY_RESULT: {not json'")
+    local r, err = worker.run(task("x"), { backend = "garbled" })
+    assert.is_nil(r)
+    assert.matches("^EBADRESULT:", err)
+  end)
+
+  it("returns as soon as the result arrives and tears the worker down", function()
+    local t = task("x")
+    worker.backends.lingers = function()
+      local line = ('NOTARY_RESULT: {"jobId":"%s","actualHash":"ab"}'):format(t.jobId)
+      return "/bin/sh", { "-c", "cat >/dev/null; echo '" .. line .. "'; exec sleep 100" }
+    end
+    local t0 = wp.now()
+    local r, err = worker.run(t, { backend = "lingers" })
+    assert.is_table(r, err)
+    assert.equal("ab", r.actualHash)
+    assert.is_true(wp.now() - t0 < 2, "waited for the lingering worker")
+    assert.equal(0, worker.stats().active)
+  end)
+
+  it("a backend that cannot start: ESPAWN", function()
+    worker.backends.missing = function() return "/nonexistent/worker", {} end
+    local r, err = worker.run(task("x"), { backend = "missing" })
+    assert.is_nil(r)
+    assert.matches("^ESPAWN:", err)
+  end)
+
+  it("raises on a malformed task (a caller bug)", function()
+    assert.has_error(function() worker.run({ code = "x" }) end)
+    assert.has_error(function() worker.run(task("x", { language = "cobol" })) end)
+    assert.has_error(function() worker.run(task("x"), { backend = "nope" }) end)
+  end)
+end)
+
+describe("reaper", function()
+  local dir
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    worker.configure { state_dir = dir }
+  end)
+  after_each(function()
+    worker.configure { state_dir = false }
+    os.execute("rm -rf " .. dir)
+  end)
+
+  local function alive(pid)
+    local rc = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+    return rc == 0 or rc == true
+  end
+
+  it("records live workers durably and forgets them when they end", function()
+    sh_backend("slow", [[cat >/dev/null; sleep 0.3]])
+    local seen
+    wp.spawn(function()
+      wp.sleep(0.1)
+      local p = io.popen("ls " .. dir .. "/workers")
+      seen = p:read("*a")
+      p:close()
+    end)
+    worker.run(task("x"), { backend = "slow" })
+    assert.matches("^%d+\n$", seen)
+    local p = io.popen("ls " .. dir .. "/workers")
+    assert.equal("", p:read("*a"))
+    p:close()
+  end)
+
+  it("on start, kills orphans a crashed host left behind (matching pid and start time)", function()
+    -- an orphan: a process in its own session, recorded like a live worker
+    local p = io.popen("setsid sh -c 'echo $$; exec sleep 100' & ")
+    local pid = tonumber(p:read("*l"))
+    p:close()
+    assert.is_number(pid)
+    wp.sleep(0.05)
+    local stat = io.open("/proc/" .. pid .. "/stat"):read("*a")
+    local st = stat:match("^%d+ %b() (.*)$")
+    local i, start = 2, nil
+    for f in st:gmatch("%S+") do
+      i = i + 1
+      if i == 22 then start = f end
+    end
+    os.execute("mkdir -p " .. dir .. "/workers")
+    local f = io.open(dir .. "/workers/" .. pid, "w")
+    f:write(pid, " ", start, "\n")
+    f:close()
+    -- and a stale record whose pid now names another process: left alone
+    local g = io.open(dir .. "/workers/1", "w")
+    g:write("1 12345\n")
+    g:close()
+    assert.equal(1, worker.reap_orphans())
+    wp.sleep(0.05)
+    assert.is_false(alive(pid))
+    assert.is_true(alive(1))
+  end)
+
+  it("the sweep kills a worker past deadline + grace", function()
+    sh_backend("stuck", "exec sleep 100")
+    local swept
+    wp.spawn(function()
+      wp.sleep(0.1)
+      assert.equal(0, worker.sweep())            -- nothing is late yet
+      swept = worker.sweep(wp.now() + 3600)      -- an hour later
+    end)
+    local r, err = worker.run(task("x", { timeoutMs = 60000 }), { backend = "stuck" })
+    assert.equal(1, swept)
+    assert.is_nil(r)
+    assert.matches("^ENORESULT: worker exited %(signal 9%)", err)
+  end)
+end)
