@@ -184,8 +184,14 @@ static void close_walk(uv_handle_t *handle, void *arg)
 	struct wp_hbase *base = handle->data;
 
 	(void)arg;
-	if (!uv_is_closing(handle))
-		uv_close(handle, base ? base->close_cb : NULL);
+	if (uv_is_closing(handle))
+		return;
+	/* ours carry the magic; a library's handle (an h2o connection) is
+	 * closed without a callback: the process is exiting anyway */
+	if (base && base->magic == WP_HBASE_MAGIC)
+		uv_close(handle, base->close_cb);
+	else
+		uv_close(handle, NULL);
 }
 
 void wp_host_close(struct wp_host *h)

@@ -27,7 +27,9 @@ struct wp_host {
  * with this, so that at exit the host can close what is still open and free
  * each object the way its owner does.
  */
+#define WP_HBASE_MAGIC 0x77706862u   /* "wphb" */
 struct wp_hbase {
+	uint32_t magic;          /* WP_HBASE_MAGIC: handles libraries (h2o) own lack it */
 	uv_close_cb close_cb;
 };
 
@@ -75,6 +77,9 @@ int wp_host_resume(lua_State *co, int nargs);
 
 /** True if co is a coroutine run by the host (wp.sleep may yield it). */
 int wp_host_is_coroutine(lua_State *co);
+
+/** Adds http_listen and the server metatable to the table on top. */
+void lwp_host_open_http(lua_State *L);
 
 /** Adds process_spawn and the process metatable to the table on top. */
 void lwp_host_open_process(lua_State *L);

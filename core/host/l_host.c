@@ -45,6 +45,7 @@ static int l_sleep(lua_State *L)
 	req = malloc(sizeof(*req));
 	if (!req)
 		return luaL_error(L, "wp.sleep: out of memory");
+	req->base.magic = WP_HBASE_MAGIC;
 	req->base.close_cb = sleep_closed;
 	req->co = L;    /* anchored by the host while it is alive */
 	/* the loop's cached time is from the start of this iteration; Lua may
@@ -103,6 +104,7 @@ int luaopen_workproof_host(lua_State *L)
 	lua_newtable(L);
 	lwp_setfuncs(L, fns);
 	lwp_host_open_process(L);
+	lwp_host_open_http(L);
 	/* where this build's companion binaries (workproof-worker, vm/) live */
 	lua_pushstring(L, getenv("WORKPROOF_BUILD") ? getenv("WORKPROOF_BUILD") : WP_BUILD_DIR);
 	lua_setfield(L, -2, "build_dir");

@@ -269,6 +269,7 @@ static int l_spawn(lua_State *L)
 		return lwp_fail(L, "ENOMEM", "process_spawn: out of memory");
 	}
 	memcpy(p->stdin_data, in, in_len);
+	p->base.magic = WP_HBASE_MAGIC;
 	p->base.close_cb = proc_handle_closed;
 
 	uv_pipe_init(h->loop, &p->in, 0);

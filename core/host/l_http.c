@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HTTP server: h2o (libuv flavour) on the host's loop; every request
+ * runs its Lua handler in a fresh host coroutine, so a handler may wait (a
+ * worker, an RPC call) while other requests go on.
+ *
+ *   local srv = host.http_listen{ host = "127.0.0.1", port = 8402,
+ *                                 reuseport = true, max_body = 2097152,
+ *                                 handler = function(req) ... end }
+ *   handler(req) -> status, headers_table, body_string
+ *   req = { method, path, query, headers = {lowercase name = value},
+ *           body, peer, version }
+ *   srv.port, srv.active (requests in flight), srv:close() (stop accepting),
+ *   srv:shutdown() (also close idle keep-alive connections)
+ *
+ * A request whose client went away before the handler answered is
+ * forgotten: h2o disposes of the request's memory pool, a shared cell in
+ * that pool tells us (pending->req = NULL) and the answer is dropped.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <lauxlib.h>
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+
+#include "host.h"
+#include "lwp.h"
+
+#define SERVER_MT "workproof.http_server"
+
+struct server {
+	struct wp_hbase base;
+	uv_tcp_t listener;
+	h2o_globalconf_t config;
+	h2o_context_t ctx;
+	h2o_accept_ctx_t accept_ctx;
+	lua_State *L;
+	int handler_ref;       /* registry: the Lua handler */
+	int trampoline_ref;    /* registry: function(handler, req, token) */
+	int listening;
+	long active;           /* requests whose handler has not answered */
+	long served;
+	int port;
+};
+
+struct pending {
+	h2o_req_t *req;        /* NULL once h2o disposed of the request */
+	struct pending **cell; /* in req->pool; its dispose callback nulls req */
+	struct server *srv;
+};
+
+static void on_req_disposed(void *p)
+{
+	struct pending **cell = p;
+
+	if (*cell)
+		(*cell)->req = NULL;
+}
+
+static void push_iov(lua_State *L, h2o_iovec_t v)
+{
+	lua_pushlstring(L, v.base ? v.base : "", v.len);
+}
+
+static void push_request(lua_State *L, h2o_req_t *req)
+{
+	struct sockaddr_storage ss;
+	char host[NI_MAXHOST];
+	socklen_t sl;
+	size_t qa = req->query_at;
+
+	lua_createtable(L, 0, 8);
+	push_iov(L, req->method);
+	lua_setfield(L, -2, "method");
+	if (qa != SIZE_MAX) {
+		lua_pushlstring(L, req->path.base, qa);
+		lua_setfield(L, -2, "path");
+		lua_pushlstring(L, req->path.base + qa + 1, req->path.len - qa - 1);
+		lua_setfield(L, -2, "query");
+	} else {
+		push_iov(L, req->path);
+		lua_setfield(L, -2, "path");
+	}
+	lua_createtable(L, 0, (int)req->headers.size);
+	for (size_t i = 0; i < req->headers.size; i++) {
+		h2o_header_t *h = req->headers.entries + i;
+
+		push_iov(L, *h->name);
+		lua_pushvalue(L, -1);
+		lua_rawget(L, -3);
+		if (lua_isnil(L, -1)) {
+			lua_pop(L, 1);
+			push_iov(L, h->value);
+		} else {   /* repeated header: join as one value */
+			lua_pushliteral(L, ", ");
+			push_iov(L, h->value);
+			lua_concat(L, 3);
+		}
+		lua_rawset(L, -3);
+	}
+	lua_setfield(L, -2, "headers");
+	push_iov(L, req->entity);
+	lua_setfield(L, -2, "body");
+	lua_pushstring(L, req->version >= 0x200 ? "HTTP/2" :
+			  req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1");
+	lua_setfield(L, -2, "version");
+	sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+	if (sl && h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, host) != SIZE_MAX) {
+		lua_pushstring(L, host);
+		lua_setfield(L, -2, "peer");
+	}
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+	struct server *srv = *(struct server **)(self + 1);
+	lua_State *L = srv->L;
+	struct pending *p = malloc(sizeof(*p));
+
+	if (!p) {
+		h2o_send_error_503(req, "Service Unavailable", "out of memory", 0);
+		return 0;
+	}
+	p->req = req;
+	p->srv = srv;
+	p->cell = h2o_mem_alloc_shared(&req->pool, sizeof(*p->cell), on_req_disposed);
+	*p->cell = p;
+	srv->active++;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, srv->trampoline_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, srv->handler_ref);
+	push_request(L, req);
+	lua_pushlightuserdata(L, p);
+	wp_host_spawn(L, 3);   /* the trampoline always answers through respond */
+	lua_pop(L, 1);
+	return 0;
+}
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+/* respond(token, status, headers, body): called once per request by the
+ * trampoline; a request whose client is gone is dropped silently. */
+static int l_respond(lua_State *L)
+{
+	struct pending *p = lua_touserdata(L, 1);
+	int status = (int)luaL_checkinteger(L, 2);
+	size_t blen = 0;
+	const char *body = luaL_optlstring(L, 4, "", &blen);
+	h2o_req_t *req;
+
+	luaL_argcheck(L, p != NULL, 1, "bad token");
+	req = p->req;
+	p->srv->active--;
+	p->srv->served++;
+	if (req)
+		*p->cell = NULL;   /* h2o may dispose during send: detach first */
+	free(p);
+	if (!req)
+		return 0;
+	if (status < 100 || status > 599)
+		status = 500;
+	req->res.status = status;
+	req->res.reason = reason(status);
+	if (lua_istable(L, 3)) {
+		lua_pushnil(L);
+		while (lua_next(L, 3)) {
+			size_t nl, vl;
+			const char *n, *v;
+
+			if (lua_type(L, -2) == LUA_TSTRING && (v = lua_tolstring(L, -1, &vl))) {
+				h2o_iovec_t name, value;
+
+				n = lua_tolstring(L, -2, &nl);
+				name = h2o_strdup(&req->pool, n, nl);
+				value = h2o_strdup(&req->pool, v, vl);
+				h2o_strtolower(name.base, name.len);
+				h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len,
+						      1, NULL, value.base, value.len);
+			}
+			lua_pop(L, 1);
+		}
+	}
+	req->res.content_length = blen;
+	h2o_send_inline(req, body, blen);
+	return 0;
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+	struct server *srv = listener->data;
+	uv_tcp_t *conn;
+	h2o_socket_t *sock;
+
+	if (status != 0)
+		return;
+	conn = malloc(sizeof(*conn));
+	if (!conn)
+		return;
+	uv_tcp_init(listener->loop, conn);
+	if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+		uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+		return;
+	}
+	uv_tcp_nodelay(conn, 1);
+	sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+	h2o_accept(&srv->accept_ctx, sock);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+	(void)h;   /* the server struct lives until the host exits (h2o ctx) */
+}
+
+static struct server *check_server(lua_State *L)
+{
+	struct server **box = luaL_checkudata(L, 1, SERVER_MT);
+
+	return *box;
+}
+
+static int l_close(lua_State *L)
+{
+	struct server *srv = check_server(L);
+
+	if (srv->listening) {
+		srv->listening = 0;
+		uv_close((uv_handle_t *)&srv->listener, listener_closed);
+	}
+	return 0;
+}
+
+static int l_shutdown(lua_State *L)
+{
+	struct server *srv = check_server(L);
+
+	l_close(L);
+	h2o_context_request_shutdown(&srv->ctx);
+	return 0;
+}
+
+static int l_index(lua_State *L)
+{
+	struct server *srv = check_server(L);
+	const char *k = luaL_checkstring(L, 2);
+
+	if (!strcmp(k, "port"))
+		lua_pushinteger(L, srv->port);
+	else if (!strcmp(k, "active"))
+		lua_pushinteger(L, srv->active);
+	else if (!strcmp(k, "served"))
+		lua_pushnumber(L, (lua_Number)srv->served);
+	else if (!strcmp(k, "listening"))
+		lua_pushboolean(L, srv->listening);
+	else if (!strcmp(k, "close"))
+		lua_pushcfunction(L, l_close);
+	else if (!strcmp(k, "shutdown"))
+		lua_pushcfunction(L, l_shutdown);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static int bind_listener(struct server *srv, uv_loop_t *loop, const char *host,
+			 int port, int reuseport)
+{
+	struct sockaddr_storage ss;
+	int family, rc, one = 1, len = sizeof(ss);
+	uv_os_fd_t fd;
+
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) == 0)
+		family = AF_INET;
+	else if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) == 0)
+		family = AF_INET6;
+	else
+		return UV_EINVAL;
+	rc = uv_tcp_init_ex(loop, &srv->listener, family);
+	if (rc)
+		return rc;
+	srv->listener.data = srv;
+	/* several host processes may share one port (DESIGN.md, Scale) */
+	if (reuseport && uv_fileno((uv_handle_t *)&srv->listener, &fd) == 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+	if (!rc)
+		rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_accept);
+	if (!rc)
+		rc = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
+	if (rc) {
+		uv_close((uv_handle_t *)&srv->listener, listener_closed);
+		return rc;
+	}
+	srv->port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					    : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+static const char trampoline_src[] =
+	"local respond, log, traceback = ...\n"
+	"local unpack = unpack\n"
+	"return function(handler, req, token)\n"
+	"  local r = { xpcall(handler, traceback, req) }\n"
+	"  if not r[1] then\n"
+	"    log('error', 'http handler failed: ' .. tostring(r[2]))\n"
+	"    return respond(token, 500, { ['content-type'] = 'application/json' },\n"
+	"      '{\"error\":\"internal error\",\"code\":\"EINTERNAL\",\"details\":{}}')\n"
+	"  end\n"
+	"  return respond(token, unpack(r, 2, 4))\n"
+	"end\n";
+
+static int l_log(lua_State *L);
+
+/* host.http_listen(opts) -> server | nil, "ELISTEN: ..." */
+static int l_listen(lua_State *L)
+{
+	struct wp_host *h = wp_host_of(L);
+	struct server *srv, **box;
+	h2o_hostconf_t *hostconf;
+	h2o_pathconf_t *pathconf;
+	h2o_handler_t *handler;
+	const char *host;
+	lua_Integer port, max_body;
+	int reuseport, rc;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_getfield(L, 1, "host");
+	host = luaL_optstring(L, -1, "127.0.0.1");
+	lua_getfield(L, 1, "port");
+	port = luaL_optinteger(L, -1, 8402);
+	lua_getfield(L, 1, "max_body");
+	max_body = luaL_optinteger(L, -1, 2 * 1024 * 1024);
+	lua_getfield(L, 1, "reuseport");
+	reuseport = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+	lua_getfield(L, 1, "handler");
+	luaL_argcheck(L, lua_isfunction(L, -1), 1, "handler must be a function");
+	luaL_argcheck(L, port >= 0 && port <= 65535, 1, "port out of range");
+	luaL_argcheck(L, max_body >= 0, 1, "max_body out of range");
+
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return lwp_fail(L, "ENOMEM", "http_listen: out of memory");
+	srv->base.magic = WP_HBASE_MAGIC;
+	srv->base.close_cb = listener_closed;
+	srv->L = h->L;
+	rc = bind_listener(srv, h->loop, host, (int)port, reuseport);
+	if (rc) {
+		/* the listener's close callback has not run yet: keep srv (tiny,
+		 * once per failed listen) rather than free it under libuv */
+		return lwp_fail(L, "ELISTEN", "%s:%d: %s", host, (int)port, uv_strerror(rc));
+	}
+	srv->listening = 1;
+	srv->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* pops handler */
+
+	if (luaL_loadstring(L, trampoline_src))
+		return lua_error(L);
+	lua_pushcfunction(L, l_respond);
+	lua_pushcfunction(L, l_log);
+	lua_getglobal(L, "debug");
+	lua_getfield(L, -1, "traceback");
+	lua_remove(L, -2);
+	lua_call(L, 3, 1);
+	srv->trampoline_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	h2o_config_init(&srv->config);
+	srv->config.max_request_entity_size = (size_t)max_body;
+	srv->config.server_name = h2o_iovec_init(H2O_STRLIT("workproof"));
+	hostconf = h2o_config_register_host(&srv->config,
+					    h2o_iovec_init(H2O_STRLIT("default")), 65535);
+	pathconf = h2o_config_register_path(hostconf, "/", 0);
+	handler = h2o_create_handler(pathconf, sizeof(*handler) + sizeof(srv));
+	handler->on_req = on_req;
+	*(struct server **)(handler + 1) = srv;
+	h2o_context_init(&srv->ctx, h->loop, &srv->config);
+	srv->accept_ctx.ctx = &srv->ctx;
+	srv->accept_ctx.hosts = srv->config.hosts;
+
+	box = lua_newuserdata(L, sizeof(*box));
+	*box = srv;
+	luaL_getmetatable(L, SERVER_MT);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+/* host.log(level, message): level debug | info | warn | error */
+static int l_log(lua_State *L)
+{
+	static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
+	int lvl = luaL_checkoption(L, 1, "info", levels);
+
+	wp_log((enum wp_log_level)lvl, "%s", luaL_checkstring(L, 2));
+	return 0;
+}
+
+void lwp_host_open_http(lua_State *L)
+{
+	luaL_newmetatable(L, SERVER_MT);
+	lua_pushcfunction(L, l_index);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	lua_pushcfunction(L, l_listen);
+	lua_setfield(L, -2, "http_listen");
+	lua_pushcfunction(L, l_log);
+	lua_setfield(L, -2, "log");
+}
