@@ -78,6 +78,9 @@ int wp_host_resume(lua_State *co, int nargs);
 /** True if co is a coroutine run by the host (wp.sleep may yield it). */
 int wp_host_is_coroutine(lua_State *co);
 
+/** Adds on_signal and watch to the table on top. */
+void lwp_host_open_signal(lua_State *L);
+
 /** Adds http_listen and the server metatable to the table on top. */
 void lwp_host_open_http(lua_State *L);
 
