@@ -1,13 +1,300 @@
 /* SPDX-License-Identifier: MIT */
-/* PLACEHOLDER: `workproof vdf` is being written (replace this whole file). */
+/*
+ * workproof vdf eval SEED_HEX ITERATIONS [--json] [--progress]
+ * workproof vdf verify SEED_HEX ITERATIONS Y_HEX PROOF_HEX
+ *
+ * Exit codes: 0 done / valid, 1 invalid proof or failed evaluation,
+ * 2 unusable input (bad hex, wrong length, iterations out of range, usage).
+ */
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "workproof/vdf.h"
+
+static const char usage_text[] =
+	"usage: workproof vdf eval SEED_HEX ITERATIONS [--json] [--progress]\n"
+	"       workproof vdf verify SEED_HEX ITERATIONS Y_HEX PROOF_HEX\n"
+	"\n"
+	"Wesolowski VDF over the RSA-2048 challenge modulus (docs/vdf.md).\n"
+	"  x = H2G(seed), y = x^(2^ITERATIONS) mod N, proof = Wesolowski's pi.\n"
+	"\n"
+	"eval    prints y and the proof as two lines of lowercase hex (512 digits\n"
+	"        each); --json prints {\"modulus\",\"x\",\"y\",\"proof\",\"l\",\n"
+	"        \"iterations\",\"seconds\"} instead. A progress bar goes to stderr\n"
+	"        when stderr is a terminal or with --progress. Ctrl-C cancels.\n"
+	"verify  exit 0 if the proof is valid, 1 if it is not, 2 if the input is\n"
+	"        unusable (bad hex, Y/PROOF not 256 bytes, bad ITERATIONS).\n"
+	"\n"
+	"SEED_HEX is any even number of hex digits (may be empty: \"\"), Y_HEX and\n"
+	"PROOF_HEX exactly 512; all may start with 0x. ITERATIONS is a decimal\n"
+	"integer in [0, 2^53].\n";
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decode hex (optional 0x) into a malloc'd buffer; NULL + message on error. */
+static uint8_t *unhex(const char *what, const char *s, size_t *len)
+{
+	size_t n;
+	uint8_t *out;
+
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		s += 2;
+	n = strlen(s);
+	if (n % 2) {
+		fprintf(stderr, "workproof vdf: %s: odd number of hex digits\n", what);
+		return NULL;
+	}
+	out = malloc(n / 2 + 1);
+	if (!out) {
+		fprintf(stderr, "workproof vdf: out of memory\n");
+		return NULL;
+	}
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			fprintf(stderr, "workproof vdf: %s: not a hex digit at position %zu\n",
+				what, 2 * i + (hi < 0 ? 0 : 1));
+			free(out);
+			return NULL;
+		}
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*len = n / 2;
+	return out;
+}
+
+static void put_hex(FILE *f, const uint8_t *b, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		fputc(digits[b[i] >> 4], f);
+		fputc(digits[b[i] & 15], f);
+	}
+}
+
+/* ITERATIONS: decimal digits only, <= 2^53 */
+static int parse_T(const char *s, uint64_t *T)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		goto bad;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			goto bad;
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > WP_VDF_T_MAX)
+			goto bad;
+	}
+	*T = v;
+	return 0;
+bad:
+	fprintf(stderr, "workproof vdf: ITERATIONS must be a decimal integer in "
+		"[0, 2^53], got '%s'\n", s);
+	return -1;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+struct bar {
+	int show;
+	double t0, last;
+	uint64_t T;
+};
+
+static int progress(void *ud, enum wp_vdf_phase phase, uint64_t done, uint64_t total)
+{
+	struct bar *b = ud;
+	double t = now();
+
+	if (interrupted)
+		return 1;
+	if (!b->show || (t - b->last < 0.1 && done < total))
+		return 0;
+	b->last = t;
+	if (phase == WP_VDF_PHASE_EVAL) {
+		double frac = total ? (double)done / (double)total : 1;
+		double rate = (double)done / (t - b->t0 + 1e-9);
+		int w = (int)(frac * 30);
+
+		fprintf(stderr, "\r  eval  [%.*s%*s] %5.1f%%  %.2f M sq/s  ETA %.0fs   ",
+			w, "##############################", 30 - w, "", frac * 100,
+			rate / 1e6, rate > 0 ? (double)(total - done) / rate : 0.0);
+	} else {
+		fprintf(stderr, "\r  prove %" PRIu64 "/%" PRIu64 " steps%30s", done, total, "");
+	}
+	return 0;
+}
+
+static int cmd_eval(int argc, char **argv)
+{
+	int json = 0, show = isatty(STDERR_FILENO), rc;
+	struct wp_vdf_opts o;
+	struct wp_vdf_output out;
+	struct bar bar;
+	uint8_t *seed;
+	size_t seed_len;
+	uint64_t T;
+	double t0, dt;
+	const char *pos[2];
+	int npos = 0;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (!strcmp(argv[i], "--progress"))
+			show = 1;
+		else if (!strcmp(argv[i], "--no-progress"))
+			show = 0;
+		else if (npos < 2 && (argv[i][0] != '-' || !argv[i][1]))
+			pos[npos++] = argv[i];
+		else {
+			fprintf(stderr, "workproof vdf eval: unexpected argument '%s'\n\n%s",
+				argv[i], usage_text);
+			return 2;
+		}
+	}
+	if (npos != 2) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (parse_T(pos[1], &T))
+		return 2;
+	seed = unhex("SEED_HEX", pos[0], &seed_len);
+	if (!seed)
+		return 2;
+
+	memset(&o, 0, sizeof(o));
+	bar.show = show;
+	bar.T = T;
+	bar.t0 = bar.last = now();
+	o.progress = progress;
+	o.ud = &bar;
+	o.progress_every = 1 << 14;
+	signal(SIGINT, on_sigint);
+	t0 = now();
+	rc = wp_vdf_eval(seed, seed_len, T, &o, &out);
+	dt = now() - t0;
+	signal(SIGINT, SIG_DFL);
+	free(seed);
+	if (show)
+		fputc('\n', stderr);
+	if (rc == WP_VDF_ECANCELED && interrupted) {
+		fputs("workproof vdf eval: interrupted\n", stderr);
+		return 130;
+	}
+	if (rc) {
+		fprintf(stderr, "workproof vdf eval: %s\n", wp_strerror(rc));
+		return 1;
+	}
+	if (json) {
+		fputs("{\"modulus\":\"", stdout);
+		put_hex(stdout, wp_vdf_modulus, WP_VDF_BYTES);
+		fputs("\",\"x\":\"", stdout);
+		put_hex(stdout, out.x, WP_VDF_BYTES);
+		fputs("\",\"y\":\"", stdout);
+		put_hex(stdout, out.y, WP_VDF_BYTES);
+		fputs("\",\"proof\":\"", stdout);
+		put_hex(stdout, out.proof, WP_VDF_BYTES);
+		fputs("\",\"l\":\"", stdout);
+		put_hex(stdout, out.l, WP_VDF_L_BYTES);
+		printf("\",\"iterations\":%" PRIu64 ",\"seconds\":%.6f}\n", T, dt);
+	} else {
+		put_hex(stdout, out.y, WP_VDF_BYTES);
+		fputc('\n', stdout);
+		put_hex(stdout, out.proof, WP_VDF_BYTES);
+		fputc('\n', stdout);
+	}
+	return fflush(stdout) ? 1 : 0;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	uint8_t *seed = NULL, *y = NULL, *proof = NULL;
+	size_t seed_len, ylen, plen;
+	uint64_t T;
+	int rc = 2;
+
+	if (argc != 4) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (parse_T(argv[1], &T))
+		return 2;
+	seed = unhex("SEED_HEX", argv[0], &seed_len);
+	if (!seed)
+		goto out;
+	y = unhex("Y_HEX", argv[2], &ylen);
+	if (!y)
+		goto out;
+	proof = unhex("PROOF_HEX", argv[3], &plen);
+	if (!proof)
+		goto out;
+	if (ylen != WP_VDF_BYTES || plen != WP_VDF_BYTES) {
+		fprintf(stderr, "workproof vdf verify: %s must be 256 bytes (512 hex "
+			"digits), got %zu\n", ylen != WP_VDF_BYTES ? "Y_HEX" : "PROOF_HEX",
+			ylen != WP_VDF_BYTES ? ylen : plen);
+		goto out;
+	}
+	if (wp_vdf_verify(seed, seed_len, T, y, proof) == 1) {
+		puts("valid");
+		rc = 0;
+	} else {
+		puts("invalid");
+		rc = 1;
+	}
+out:
+	free(seed);
+	free(y);
+	free(proof);
+	return rc;
+}
 
 int wp_cmd_vdf(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fputs("workproof vdf: not built yet\n", stderr);
+	if (argc < 1) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[0], "eval"))
+		return cmd_eval(argc - 1, argv + 1);
+	if (!strcmp(argv[0], "verify"))
+		return cmd_verify(argc - 1, argv + 1);
+	fprintf(stderr, "workproof vdf: unknown subcommand '%s'\n\n%s", argv[0], usage_text);
 	return 2;
 }

@@ -20,5 +20,6 @@ int wp_cmd_run(int argc, char **argv);
 int wp_host_run_module(const char *module, int argc, char **argv);
 int wp_cmd_vdf(int argc, char **argv);
 int wp_cmd_uptime(int argc, char **argv);
+int wp_cmd_serve(int argc, char **argv);
 
 #endif

@@ -94,6 +94,8 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct wp_command commands[] = {
+	{ "serve", "serve [CONFIG.lua] [--listen HOST:PORT]  the notary controller (HTTP API)",
+	  wp_cmd_serve },
 	{ "run", "run SCRIPT.lua [ARGS...]   run a Lua script in the host's event loop",
 	  wp_cmd_run },
 	{ "vdf", "vdf eval|verify ...        Wesolowski VDF over RSA-2048 (workproof vdf --help)",

@@ -1,0 +1,102 @@
+-- SPDX-License-Identifier: MIT
+--- Controller configuration: embedded defaults, the schema, loading a
+-- config file. `workproof serve` with no file runs on the defaults alone;
+-- examples/config.lua shows every setting with its default.
+--
+-- A config file is Lua returning a table, loaded as text in an env offering
+-- only os.getenv (secrets come from the environment). Its keys are checked
+-- against the schema below: a typo is an error, not a silent default.
+local schema = require "workproof.schema"
+
+local _M = {}
+
+-- <repo>/policies, next to the trusted library dir <repo>/lua
+local function default_policies_dir()
+  local src = debug.getinfo(1, "S").source:sub(2)
+  local lua_dir = src:match("^(.*)/workproof/config%.lua$")
+  return (lua_dir and (lua_dir .. "/../policies")) or "policies"
+end
+
+_M.FLOW = {
+  "validate", "size", "code_patterns", "rate_limit", "circuit_breaker", "payment",
+  "worker_threshold", "spawn", "result", "attestation", "cleanup",
+}
+
+local policy_conf = { type = "record", fields = {
+  enabled = { type = "boolean", default = true },
+  file = { type = "string", description = "policy file (default: <policies_dir>/<name>.lua)" },
+  config = { type = "map", keys = { type = "string" }, default = {},
+    description = "the policy's own settings, checked against its schema" },
+} }
+
+_M.schema = {
+  listen = { type = "string", default = "127.0.0.1:8402", match = "^.+:%d+$" },
+  reuseport = { type = "boolean", default = true },
+  state_dir = { type = "string", default = "./var" },
+  store = { type = "string", description = "SQLite file (default: <state_dir>/workproof.db)" },
+  policies_dir = { type = "string", default = default_policies_dir() },
+  watch = { type = "boolean", default = true, description = "reload on changes to policies/ or the config" },
+  log_level = { type = "string", one_of = { "debug", "info", "warn", "error" }, default = "info" },
+  trusted_proxies = { type = "array", elements = { type = "string" }, default = {},
+    description = "peers whose X-Forwarded-For is believed" },
+  worker = { type = "record", fields = {
+    backend = { type = "string", one_of = { "sandbox", "qemu", "none" }, default = "sandbox" },
+    grace = { type = "number", min = 0, default = 2 },
+    reaper_interval = { type = "number", min = 0.1, default = 5 },
+    memory_bytes = { type = "integer", min = 16777216, default = 268435456 },
+    output_limit_bytes = { type = "integer", min = 1024, default = 1048576 },
+  } },
+  limits = { type = "record", fields = {
+    max_body = { type = "integer", min = 1024, default = 1048576 },
+    max_code = { type = "integer", min = 1, default = 102400 },
+    max_expected_hash = { type = "integer", min = 64, default = 128 },
+    max_depth = { type = "integer", min = 2, max = 512, default = 32 },
+    timeout_min = { type = "number", min = 1, default = 5 },
+    timeout_max = { type = "number", min = 1, default = 60 },
+    timeout_default = { type = "number", min = 1, default = 30 },
+    shutdown_grace = { type = "number", min = 0, default = 65 },
+  } },
+  flow = { type = "array", elements = { type = "string", match = "^[%w_]+$" }, default = _M.FLOW,
+    description = "stage names in order; a name that is not built in is a policy file with a `stage` hook" },
+  policies = { type = "map", keys = { type = "string", match = "^[%w_]+$" }, values = policy_conf, default = {
+    task_types = {}, code_patterns = {}, rate_limit = {}, circuit_breaker = {}, worker_threshold = {},
+  } },
+  payments = { type = "record", fields = { enabled = { type = "boolean", default = false } } },
+  chain = { type = "record", fields = { enabled = { type = "boolean", default = false } } },
+}
+
+--- The defaults alone (what `workproof serve` runs with no config file).
+function _M.defaults()
+  return assert(schema.validate(_M.schema, {}))
+end
+
+--- Load and validate a config file; raises "file:line: ..." or a readable
+-- list of schema errors. With path nil returns the defaults.
+function _M.load(path, overrides)
+  local raw = {}
+  if path then
+    local f, err = io.open(path, "rb")
+    if not f then error("cannot read config: " .. tostring(err), 0) end
+    local src = f:read("*a")
+    f:close()
+    local env = { os = { getenv = os.getenv }, tostring = tostring, tonumber = tonumber }
+    local fn, lerr = load(src, "@" .. path, "t", env)
+    if not fn then error(lerr, 0) end
+    local ok, res = pcall(fn)
+    if not ok then error(res, 0) end
+    if type(res) ~= "table" then error(path .. ": config must return a table", 0) end
+    raw = res
+  end
+  for k, v in pairs(overrides or {}) do raw[k] = v end
+  local conf, errs = schema.validate(_M.schema, raw)
+  if not conf then
+    error((path or "config") .. ": invalid settings:\n  " .. table.concat(schema.format_errors(errs), "\n  "), 0)
+  end
+  if conf.limits.timeout_min > conf.limits.timeout_max then
+    error((path or "config") .. ": limits.timeout_min > limits.timeout_max", 0)
+  end
+  conf.store = conf.store or (conf.state_dir .. "/workproof.db")
+  return conf
+end
+
+return _M
