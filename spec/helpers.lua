@@ -45,4 +45,80 @@ function _M.read(path)
   return s
 end
 
+-- Everything below needs the workproof host (it spawns processes on the loop).
+
+_M.build = os.getenv("WORKPROOF_BUILD") or "build"
+
+--- Run a program to completion on the loop; returns stdout, status table.
+function _M.run(file, args, stdin)
+  local host = require "workproof.host"
+  local p = assert(host.process_spawn { file = file, args = args or {}, stdin = stdin, timeout = 120 })
+  local out = {}
+  while true do
+    local c = p:read()
+    if not c then break end
+    out[#out + 1] = c
+  end
+  return table.concat(out), p:wait()
+end
+
+--- HTTP over loopback with curl (a separate process, so the server under
+-- test and this client never share a loop turn). Returns status, headers
+-- (lowercase names), body.
+function _M.http(method, url, body, headers)
+  local args = { "-s", "-i", "-X", method, "--max-time", "90" }
+  for k, v in pairs(headers or {}) do args[#args + 1] = "-H"; args[#args + 1] = k .. ": " .. v end
+  if body then args[#args + 1] = "--data-binary"; args[#args + 1] = "@-" end
+  args[#args + 1] = url
+  local out = _M.run("/usr/bin/curl", args, body)
+  local head, rest = out:match("^(.-)\r\n\r\n(.*)$")
+  if not head then return nil, nil, out end
+  -- a 100 Continue precedes the real response for large bodies
+  while head:match("^HTTP/%S+ 100") do head, rest = rest:match("^(.-)\r\n\r\n(.*)$") end
+  local status = tonumber(head:match("^HTTP/%S+ (%d+)"))
+  local hdrs = {}
+  for k, v in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do hdrs[k:lower()] = v end
+  return status, hdrs, rest
+end
+
+--- Start `workproof serve` with a config (Lua source text) in a fresh state
+-- dir on an ephemeral loopback port. Returns a server table
+-- { url, port, dir, proc, log = function() }; stop it with _M.stop(server).
+function _M.start_controller(config_src, opts)
+  local host = require "workproof.host"
+  opts = opts or {}
+  local dir = opts.dir
+  if not dir then
+    dir = os.tmpname()
+    os.remove(dir)
+  end
+  os.execute("mkdir -p " .. dir .. "/policies")
+  local cfg = dir .. "/config.lua"
+  local f = assert(io.open(cfg, "w"))
+  f:write((config_src or "return {}"):gsub("@DIR@", dir))
+  f:close()
+  local p = assert(host.process_spawn { file = _M.build .. "/workproof",
+    args = { "serve", cfg, "--listen", opts.listen or "127.0.0.1:0" }, timeout = opts.timeout or 600,
+    stderr_limit = 1048576 })
+  local buf = ""
+  while not buf:find("listening on") do
+    local c = p:read()
+    if not c then
+      local st = p:wait()
+      error("controller did not start:\n" .. buf .. st.stderr, 2)
+    end
+    buf = buf .. c
+  end
+  local port = tonumber(buf:match("listening on [^\n]*:(%d+)"))
+  return { url = "http://127.0.0.1:" .. port, port = port, dir = dir, proc = p, config = cfg }
+end
+
+--- SIGTERM the controller and wait; returns its status table (with stderr).
+function _M.stop(server, signal)
+  server.proc:kill(signal or 15)
+  -- drain stdout so the process is never blocked writing it
+  while server.proc:read() do end
+  return server.proc:wait()
+end
+
 return _M

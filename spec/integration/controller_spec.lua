@@ -1,0 +1,351 @@
+-- SPDX-License-Identifier: MIT
+-- The real controller (`workproof serve`) on a loopback port, driven over
+-- HTTP: verdicts, error codes, async mode, reloads under traffic, SIGTERM
+-- with requests in flight, restart with jobs in flight.
+local wp = require "workproof"
+local h = require "helpers"
+local cjson = require "cjson.safe"
+
+local function sha(s) return wp.hex(wp.sha256(s)) end
+
+local BASE_CONFIG = [[
+return {
+  state_dir = "@DIR@/var",
+  policies_dir = "@DIR@/policies",
+  limits = { timeout_min = 1 },
+  policies = {
+    task_types = {}, code_patterns = {}, worker_threshold = {},
+    rate_limit = { config = { limit = 1000 } },
+    circuit_breaker = { config = { failure_threshold = 1000 } },
+  },
+}
+]]
+
+local function copy_policies(dir)
+  os.execute("mkdir -p " .. dir .. "/policies && cp policies/*.lua " .. dir .. "/policies/")
+end
+
+local function new_dir()
+  local d = os.tmpname()
+  os.remove(d)
+  os.execute("mkdir -p " .. d)
+  copy_policies(d)
+  return d
+end
+
+local function post(srv, body, headers)
+  local st, hd, b = h.http("POST", srv.url .. "/verify", type(body) == "table" and cjson.encode(body) or body, headers)
+  return st, cjson.decode(b or "") or b, hd
+end
+
+describe("controller #integration", function()
+  local srv
+  setup(function() srv = h.start_controller(BASE_CONFIG, { dir = new_dir() }) end)
+  teardown(function() h.stop(srv) end)
+
+  it("GET /health", function()
+    local st, hd, body = h.http("GET", srv.url .. "/health")
+    assert.equal(200, st)
+    assert.equal("application/json", hd["content-type"])
+    assert.same({ status = "ok" }, cjson.decode(body))
+  end)
+
+  it("VALID: a Lua task whose output hashes as expected", function()
+    local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "print(2 + 2)",
+      expectedHash = sha("4") })
+    assert.equal(200, st, cjson.encode(r))
+    assert.equal("VALID", r.result)
+    assert.equal("completed", r.status)
+    assert.equal(sha("4"), r.actualHash)
+    assert.equal(sha("4"), r.expectedHash)
+    assert.is_false(r.refundEligible)
+    assert.matches("^%x+$", r.jobId)
+    assert.matches("^%x+$", r.taskHash)
+    assert.is_number(r.totalTimeMs)
+  end)
+
+  it("VALID: JavaScript is the default language (seed parity: 2 + 2 -> \"4\")", function()
+    local st, r = post(srv, { taskType = "code-execution", code = "console.log(2 + 2)",
+      expectedHash = "0x" .. sha("4"):upper() })
+    assert.equal(200, st, cjson.encode(r))
+    assert.equal("VALID", r.result)
+  end)
+
+  it("taskHash is SHA-256 of JSON.stringify({taskType, code, expectedHash, inputData})", function()
+    local body = '{"inputData":{"z":1,"a":"x/y"},"code":"print(1)","taskType":"data-transformation",'
+      .. '"language":"lua","expectedHash":"' .. sha("1") .. '"}'
+    local st, r = post(srv, body)
+    assert.equal(200, st, cjson.encode(r))
+    local js = '{"taskType":"data-transformation","code":"print(1)","expectedHash":"' .. sha("1")
+      .. '","inputData":{"z":1,"a":"x/y"}}'
+    assert.equal(sha(js), r.taskHash)
+  end)
+
+  it("INVALID: the output does not hash as expected", function()
+    local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "print(5)",
+      expectedHash = sha("4") })
+    assert.equal(200, st)
+    assert.equal("INVALID", r.result)
+    assert.equal(sha("5"), r.actualHash)
+  end)
+
+  it("expectedOutput in inputData stands in for expectedHash", function()
+    local st, r = post(srv, { taskType = "data-transformation", language = "lua",
+      code = "print(input.expectedOutput)", inputData = { expectedOutput = "hello\n" } })
+    assert.equal(200, st, cjson.encode(r))
+    assert.equal("VALID", r.result)
+  end)
+
+  it("ERROR: the task fails (not refundable: the client's code)", function()
+    local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "error('boom')",
+      expectedHash = sha("4") })
+    assert.equal(200, st)
+    assert.equal("ERROR", r.result)
+    assert.is_false(r.refundEligible)
+  end)
+
+  it("TIMEOUT: the task runs past timeoutSeconds", function()
+    local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "while true do end",
+      expectedHash = sha("4"), timeoutSeconds = 1 })
+    assert.equal(200, st)
+    assert.equal("TIMEOUT", r.result)
+  end)
+
+  describe("errors are JSON {error, code, details}", function()
+    local cases = {
+      { "malformed JSON", "{bad", 400, "body" },
+      { "non-object JSON", "[1,2]", 400, "body" },
+      { "wrong types", '{"taskType":5,"code":[],"expectedHash":1}', 400, "taskType" },
+      { "unknown taskType", '{"taskType":"mine-bitcoin","code":"x","expectedHash":"' .. sha("1") .. '"}', 400,
+        "taskType" },
+      { "timeout out of range", '{"taskType":"code-execution","code":"x","expectedHash":"' .. sha("1")
+        .. '","timeoutSeconds":600}', 400, "timeoutSeconds" },
+      { "expectedHash over 128 chars", '{"taskType":"code-execution","code":"x","expectedHash":"'
+        .. ("a"):rep(129) .. '"}', 400, "expectedHash" },
+      { "invalid UTF-8", '{"taskType":"code-execution","code":"\255","expectedHash":"' .. sha("1") .. '"}', 400,
+        "body" },
+      { "nesting too deep", '{"taskType":"code-execution","code":"x","inputData":' .. ("["):rep(200)
+        .. ("]"):rep(200) .. '}', 400, "body" },
+      { "blocked code pattern", '{"taskType":"code-execution","code":"require(\\"fs\\")","expectedHash":"'
+        .. sha("1") .. '"}', 400, "code" },
+      { "code over 100 KB", '{"taskType":"code-execution","code":"' .. ("x"):rep(102401)
+        .. '","expectedHash":"' .. sha("1") .. '"}', 413, "code" },
+      { "body over 1 MB", '{"taskType":"code-execution","code":"x","inputData":"' .. ("x"):rep(1048577)
+        .. '","expectedHash":"' .. sha("1") .. '"}', 413, "body" },
+    }
+    for _, c in ipairs(cases) do
+      it(c[1] .. " -> " .. c[3], function()
+        local st, r = post(srv, c[2])
+        assert.equal(c[3], st, cjson.encode(r))
+        assert.is_string(r.error)
+        assert.is_string(r.code)
+        assert.is_string(r.details[c[4]], cjson.encode(r))
+      end)
+    end
+
+    it("404 and 405", function()
+      local st, _, body = h.http("GET", srv.url .. "/nope")
+      assert.equal(404, st)
+      assert.equal("ENOTFOUND", cjson.decode(body).code)
+      local st2, hd = h.http("DELETE", srv.url .. "/verify")
+      assert.equal(405, st2)
+      assert.equal("POST", hd.allow)
+      assert.equal(404, (h.http("GET", srv.url .. "/verify/" .. ("0"):rep(32))))
+    end)
+  end)
+
+  it("async mode: 202 then GET /verify/{id}", function()
+    local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "print(2 + 2)",
+      expectedHash = sha("4") }, { Prefer = "respond-async" })
+    assert.equal(202, st)
+    assert.equal("running", r.status)
+    local id = r.jobId
+    local final
+    for _ = 1, 100 do
+      local _, _, body = h.http("GET", srv.url .. "/verify/" .. id)
+      final = cjson.decode(body)
+      if final.status == "completed" then break end
+      wp.sleep(0.05)
+    end
+    assert.equal("completed", final.status)
+    assert.equal("VALID", final.result)
+    assert.equal(id, final.jobId)
+  end)
+
+  it("GET /info and /metrics", function()
+    local st, _, body = h.http("GET", srv.url .. "/info")
+    assert.equal(200, st)
+    local info = cjson.decode(body)
+    assert.equal(wp.version, info.version)
+    assert.equal("sandbox", info.features.backend)
+    local st2, hd, text = h.http("GET", srv.url .. "/metrics")
+    assert.equal(200, st2)
+    assert.matches("^text/plain", hd["content-type"])
+    assert.matches('wp_http_requests_total{route="/verify",status="200"} %d+', text)
+    assert.matches('wp_verdicts_total{result="VALID"} %d+', text)
+    assert.matches('wp_breaker_state{state="closed"} 1', text)
+    assert.matches("wp_workers_active 0", text)
+    assert.matches('wp_reloads_total{result="accepted"} 1', text)
+  end)
+end)
+
+describe("controller protections #integration", function()
+  it("429 with Retry-After past the rate limit", function()
+    local srv = h.start_controller(BASE_CONFIG:gsub("limit = 1000", "limit = 3"), { dir = new_dir() })
+    local body = { taskType = "code-execution", code = "x", expectedHash = "zz" }
+    local codes = {}
+    for i = 1, 5 do codes[i] = (post(srv, body)) end
+    local st, r, hd = post(srv, body)
+    h.stop(srv)
+    assert.same({ 400, 400, 400 }, { codes[1], codes[2], codes[3] })
+    assert.equal(429, st)
+    assert.equal("ERATELIMIT", r.code)
+    assert.matches("^%d+$", hd["retry-after"])
+  end)
+
+  it("402 when payments are required", function()
+    local srv = h.start_controller(BASE_CONFIG:gsub("limits =", "payments = { enabled = true }, limits ="),
+      { dir = new_dir() })
+    local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "print(1)",
+      expectedHash = sha("1") })
+    h.stop(srv)
+    assert.equal(402, st)
+    assert.equal("EPAYMENT", r.code)
+  end)
+
+  it("503 when the breaker opens after failures", function()
+    local srv = h.start_controller(BASE_CONFIG:gsub("failure_threshold = 1000",
+      'failure_threshold = 2, count_as_failure = { "ERROR" }'), { dir = new_dir() })
+    local bad = { taskType = "code-execution", language = "lua", code = "error('x')", expectedHash = sha("1") }
+    post(srv, bad)
+    post(srv, bad)
+    local st, r, hd = post(srv, bad)
+    h.stop(srv)
+    assert.equal(503, st)
+    assert.equal("EBREAKER", r.code)
+    assert.truthy(hd["retry-after"])
+  end)
+
+  it("503 when the worker threshold is reached", function()
+    local srv = h.start_controller(BASE_CONFIG:gsub("worker_threshold = {}",
+      "worker_threshold = { config = { max_active = 1 } }"), { dir = new_dir() })
+    local slow = { taskType = "code-execution", language = "lua",
+      code = "local x = 0 for i = 1, 2e7 do x = x + i end print(x)", expectedHash = sha("1") }
+    local first
+    wp.spawn(function() first = post(srv, slow) end)
+    wp.sleep(0.3)
+    local st, r = post(srv, slow)
+    while not first do wp.sleep(0.05) end
+    h.stop(srv)
+    assert.equal(200, first)
+    assert.equal(503, st)
+    assert.equal("ECAPACITY", r.code)
+  end)
+
+  it("admin reload answers loopback only", function()
+    -- every test client is on loopback: check the rule through the route
+    local srv = h.start_controller(BASE_CONFIG, { dir = new_dir() })
+    local st, _, body = h.http("POST", srv.url .. "/admin/reload")
+    h.stop(srv)
+    assert.equal(200, st)
+    assert.is_true(cjson.decode(body).accepted)
+  end)
+end)
+
+describe("hot reload #integration", function()
+  it("a bad policy is rejected with file:line; the old generation keeps serving", function()
+    local dir = new_dir()
+    local srv = h.start_controller(BASE_CONFIG, { dir = dir })
+    local f = assert(io.open(dir .. "/policies/code_patterns.lua", "a"))
+    f:write("\nthis is not lua\n")
+    f:close()
+    local st, _, body = h.http("POST", srv.url .. "/admin/reload")
+    assert.equal(400, st)
+    local r = cjson.decode(body)
+    assert.is_false(r.accepted)
+    assert.matches("code_patterns%.lua:%d+:", r.error)
+    local st2, r2 = post(srv, { taskType = "code-execution", language = "lua", code = "print(2 + 2)",
+      expectedHash = sha("4") })
+    assert.equal(200, st2)
+    assert.equal("VALID", r2.result)
+    local _, _, text = h.http("GET", srv.url .. "/metrics")
+    assert.matches('wp_reloads_total{result="rejected"} [1-9]', text)
+    local status = h.stop(srv)
+    assert.matches("rejected", status.stderr)
+  end)
+
+  it("reloads on SIGHUP and on a file change, with zero failed requests under traffic", function()
+    local dir = new_dir()
+    local srv = h.start_controller(BASE_CONFIG, { dir = dir })
+    local failures, done, total = 0, false, 0
+    for _ = 1, 3 do
+      wp.spawn(function()
+        while not done do
+          local st = h.http("GET", srv.url .. "/health")
+          local st2, r = post(srv, { taskType = "code-execution", language = "lua", code = "print(2 + 2)",
+            expectedHash = sha("4") })
+          total = total + 2
+          if st ~= 200 or st2 ~= 200 or r.result ~= "VALID" then failures = failures + 1 end
+        end
+      end)
+    end
+    for i = 1, 6 do
+      if i % 2 == 0 then
+        srv.proc:kill(1)    -- SIGHUP
+      else
+        local f = assert(io.open(dir .. "/policies/rate_limit.lua", "a"))
+        f:write("\n-- touched " .. i .. "\n")
+        f:close()
+      end
+      wp.sleep(0.3)
+    end
+    done = true
+    wp.sleep(0.5)
+    local _, _, text = h.http("GET", srv.url .. "/metrics")
+    h.stop(srv)
+    assert.equal(0, failures)
+    assert.is_true(total > 10)
+    local accepted = tonumber(text:match('wp_reloads_total{result="accepted"} (%d+)'))
+    assert.is_true(accepted >= 5, "reloads accepted: " .. tostring(accepted))
+  end)
+end)
+
+describe("lifecycle #integration", function()
+  it("SIGTERM lets in-flight requests finish, then exits 0", function()
+    local srv = h.start_controller(BASE_CONFIG, { dir = new_dir() })
+    local st, r
+    wp.spawn(function()
+      st, r = post(srv, { taskType = "code-execution", language = "lua",
+        code = "local x = 0 for i = 1, 2e7 do x = x + i end print('done')", expectedHash = sha("done") })
+    end)
+    wp.sleep(0.3)
+    local status = h.stop(srv)   -- SIGTERM while the request runs
+    while not st do wp.sleep(0.05) end
+    assert.equal(200, st)
+    assert.equal("VALID", r.result)
+    assert.equal(0, status.exit_status)
+    assert.matches("draining 1 request", status.stderr)
+  end)
+
+  it("after a crash, a job that was running is ERROR and refundable; verdicts persist", function()
+    local dir = new_dir()
+    local srv = h.start_controller(BASE_CONFIG, { dir = dir })
+    local _, done = post(srv, { taskType = "code-execution", language = "lua", code = "print(2 + 2)",
+      expectedHash = sha("4") })
+    local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "while true do end",
+      expectedHash = sha("4"), timeoutSeconds = 30 }, { Prefer = "respond-async" })
+    assert.equal(202, st)
+    wp.sleep(0.3)
+    h.stop(srv, 9)           -- SIGKILL: no graceful anything
+    local srv2 = h.start_controller(BASE_CONFIG, { dir = dir })
+    local _, _, b1 = h.http("GET", srv2.url .. "/verify/" .. done.jobId)
+    local _, _, b2 = h.http("GET", srv2.url .. "/verify/" .. r.jobId)
+    local status = h.stop(srv2)
+    assert.equal("VALID", cjson.decode(b1).result)
+    local j = cjson.decode(b2)
+    assert.equal("completed", j.status)
+    assert.equal("ERROR", j.result)
+    assert.is_true(j.refundEligible)
+    assert.matches("orphaned worker", status.stderr)
+  end)
+end)
