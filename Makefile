@@ -2,7 +2,7 @@
 # Two commands do everything on a fresh Debian 12 machine:
 #   make run    install what is missing, build, start the main job
 #   make test   install what is missing, build, run every test
-# Also: build, bench, fuzz, test-asan, lint, clean.
+# Also: build, demo, bench, fuzz, test-asan, lint, clean.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -18,7 +18,7 @@ APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libgmp-dev libsqlite3-dev libseccomp-dev libcurl4-openssl-dev libh2o-dev \
 	wrk nodejs
 
-.PHONY: all deps build run test bench fuzz test-asan lint clean
+.PHONY: all deps build run demo test bench fuzz test-asan lint clean
 
 all: build
 
@@ -41,6 +41,9 @@ build: deps $(BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
 
 run: build
+	$(BUILD)/workproof serve
+
+demo: build
 	$(BUILD)/workproof run examples/demo.lua
 
 test: build
