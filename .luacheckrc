@@ -7,6 +7,7 @@ files["spec"] = { std = "+busted" }
 stds.policy = { read_globals = { "now", "log", "wp", "json" } }
 files["policies"] = { std = "min+policy" }
 files["spec/fixtures/policies"] = { std = "min+policy" }
+files["spec/bench/wrk"] = { globals = { "wrk" } }
 exclude_files = {
   "build*/**", "contracts/node_modules/**",
   -- deliberately broken or hostile inputs
