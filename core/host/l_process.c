@@ -416,6 +416,24 @@ static int l_gc(lua_State *L)
 	return 0;
 }
 
+/* host.kill(pid, [signal=SIGKILL], [group=false]) -> true | nil, err:
+ * for processes the host knows only by pid (orphans of a crashed host). */
+static int l_kill_pid(lua_State *L)
+{
+	lua_Integer pid = luaL_checkinteger(L, 1);
+	int sig = (int)luaL_optinteger(L, 2, SIGKILL);
+	int group = lua_toboolean(L, 3);
+
+	luaL_argcheck(L, pid > 1, 1, "refusing pid <= 1");
+	luaL_argcheck(L, sig >= 0 && sig < 65, 2, "bad signal");
+	if (group)
+		kill(-(pid_t)pid, sig);
+	if (kill((pid_t)pid, sig) && !group)
+		return lwp_fail(L, "ESRCH", "kill %d: %s", (int)pid, strerror(errno));
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 void lwp_host_open_process(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
@@ -436,4 +454,6 @@ void lwp_host_open_process(lua_State *L)
 	lua_pop(L, 1);
 	lua_pushcfunction(L, l_spawn);
 	lua_setfield(L, -2, "process_spawn");
+	lua_pushcfunction(L, l_kill_pid);
+	lua_setfield(L, -2, "kill");
 }

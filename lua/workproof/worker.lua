@@ -131,7 +131,7 @@ function _M.reap_orphans()
       f:close()
       local st = line:match("^%d+ (%S+)")
       if st and st == starttime(pid) then
-        os.execute(("kill -KILL -- -%d %d 2>/dev/null"):format(pid, pid))
+        host.kill(pid, 9, true)
         n = n + 1
       end
     end

@@ -122,7 +122,7 @@ function _M.main(...)
     stop_reaper()
     local deadline = host.now() + S.gen.config.limits.shutdown_grace
     while srv.active > 0 and host.now() < deadline do host.sleep(0.05) end
-    for _, w in ipairs(worker.list()) do os.execute("kill -KILL -- -" .. w.pid .. " " .. w.pid .. " 2>/dev/null") end
+    for _, w in ipairs(worker.list()) do host.kill(w.pid, 9, true) end
     while srv.active > 0 and host.now() < deadline + 2 do host.sleep(0.05) end
     for _, hd in ipairs(handles) do hd:stop() end
     S.db:close()

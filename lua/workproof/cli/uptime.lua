@@ -1,10 +1,767 @@
 -- SPDX-License-Identifier: MIT
--- PLACEHOLDER: `workproof uptime` is being written (replace this whole file).
+--- `workproof uptime ...`: verify, simulate, claim and report heartbeat
+-- chains (docs/uptime.md, "CLI"). Run by core/host/cmd_uptime.c as
+-- main(...) in a host coroutine; main returns the exit code:
+--   0 valid / done, 1 invalid chain, 2 unusable input or usage error.
+local wp = require "workproof"
+local policy = require "workproof.policy"
+local cjson = require "cjson.safe"
+local bit = require "bit"
+
+local io, os, type, tostring, tonumber, ipairs, pairs, floor, concat, fmt =
+  io, os, type, tostring, tonumber, ipairs, pairs, math.floor, table.concat, string.format
+local u = wp.uptime
+
 local _M = {}
 
-function _M.main()
-  io.stderr:write("workproof uptime: not built yet\n")
+local NS = 1e9
+
+local USAGE = [[
+usage: workproof uptime <command> [options]
+
+commands:
+  verify CHAIN.jsonl --provider-key HEX --consumer-key HEX [--interval S]
+         [--tolerance S] [--drift S] [--rotations FILE] [--governance-key HEX]
+         [--vdf-t T] [--json]
+      verify signatures, links, sequence, key rotation and timestamps;
+      exit 0 valid, 1 invalid, 2 unusable input
+  simulate --out FILE [--hours H] [--interval S] [--gap FROM_MIN:TO_MIN]...
+         [--provider-seed HEX --consumer-seed HEX] [--lease HEX]
+         [--start UNIX_SECONDS] [--jitter S] [--vdf-t T]
+         [--rotate provider|consumer:MINUTE]... [--rotations-out FILE]
+      write a signed chain (one JSON heartbeat per line); prints the keys
+  claim CHAIN.jsonl [--out DIR] [--beat SEQUENCE] [--provider-seed HEX]
+         [--provider-key HEX --consumer-key HEX] [--json]
+      roll the chain into epochs and claims (194-byte encodings), and make a
+      disclosure proof for one beat
+  report CHAIN.jsonl --out FILE.svg [--interval S] [--title TEXT]
+      render the uptime timeline as SVG
+
+common: --policies DIR (default: <repo>/policies)
+]]
+
+-- ---- small helpers --------------------------------------------------------
+
+local function errf(...) io.stderr:write(fmt(...), "\n") end
+local function outf(...) io.stdout:write(fmt(...), "\n") end
+
+local function usage_error(cmd, msg)
+  errf("workproof uptime%s: %s", cmd and (" " .. cmd) or "", msg)
+  errf("(workproof uptime --help for usage)")
   return 2
+end
+
+-- Options: spec maps name -> "flag" | "value" | "list"
+local function parse_args(args, spec)
+  local opts, pos, i = {}, {}, 1
+  while i <= #args do
+    local a = args[i]
+    if a:sub(1, 2) == "--" and #a > 2 then
+      local name, val = a:match("^%-%-([%w%-]+)=(.*)$")
+      name = name or a:sub(3)
+      local kind = spec[name]
+      if not kind then return nil, "unknown option --" .. name end
+      if kind == "flag" then
+        if val then return nil, "--" .. name .. " takes no value" end
+        opts[name] = true
+      else
+        if not val then
+          i = i + 1
+          val = args[i]
+        end
+        if val == nil then return nil, "--" .. name .. " needs a value" end
+        if kind == "list" then
+          opts[name] = opts[name] or {}
+          opts[name][#opts[name] + 1] = val
+        else
+          opts[name] = val
+        end
+      end
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, pos
+end
+
+local function hexkey(s, len, what)
+  if type(s) ~= "string" or #s ~= 2 * len or not s:match("^%x+$") then
+    return nil, fmt("%s: expected %d hex digits", what, 2 * len)
+  end
+  return s:lower()
+end
+
+local function number_opt(v, what, min)
+  if v == nil then return nil end
+  local n = tonumber(v)
+  if not n or n ~= n or (min and n < min) then
+    return nil, what .. ": expected a number" .. (min and (" >= " .. min) or "")
+  end
+  return n
+end
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  if not s then return nil, "read failed" end
+  return s
+end
+
+local function write_file(path, s)
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(s)
+  f:close()
+  if not ok then return nil, werr end
+  return true
+end
+
+-- Unix-nanosecond strings <-> (seconds, nanoseconds)
+local function ts_split(ts)
+  if type(ts) ~= "string" or not ts:match("^%d+$") then return nil end
+  if #ts <= 9 then return 0, tonumber(ts) end
+  return tonumber(ts:sub(1, -10)), tonumber(ts:sub(-9))
+end
+
+local function ts_join(s, n)
+  s = s + floor(n / NS)
+  n = n % NS
+  if s == 0 then return fmt("%d", n) end
+  return fmt("%d%09d", s, n)
+end
+
+local function ts_seconds(ts)
+  local s, n = ts_split(ts)
+  return s and (s + n / NS)
+end
+
+-- Bare integers in timestamp fields (Go's int64 JSON) lose digits as
+-- doubles: quote them before decoding.
+local function quote_timestamps(line)
+  return (line:gsub('("[%w_]*[Tt]imestamp[%w_]*"%s*:%s*)(%d+)', '%1"%2"'))
+end
+
+-- A JSON-lines (or JSON array) file: array of tables, or nil, message.
+local function read_jsonl(path, what)
+  local s, err = read_file(path)
+  if not s then return nil, fmt("cannot read %s %s: %s", what, path, tostring(err)) end
+  local items, lines = {}, {}
+  if s:match("^%s*%[") then
+    local arr = cjson.decode(quote_timestamps(s))
+    if type(arr) ~= "table" then return nil, fmt("%s: malformed JSON", path) end
+    for i, v in ipairs(arr) do
+      if type(v) ~= "table" then return nil, fmt("%s: element %d is not a JSON object", path, i) end
+      items[i], lines[i] = v, i
+    end
+    return items, lines
+  end
+  local n = 0
+  for line in (s .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if line:match("%S") then
+      local v, derr = cjson.decode(quote_timestamps(line))
+      if type(v) ~= "table" or v[1] ~= nil then
+        return nil, fmt("%s: malformed JSON line %d%s", path, n,
+          derr and (": " .. tostring(derr)) or ": expected a JSON object")
+      end
+      items[#items + 1] = v
+      lines[#items] = n
+    end
+  end
+  return items, lines
+end
+
+local function policies_dir(opts)
+  if opts.policies then return opts.policies end
+  local src = debug.getinfo(1, "S").source
+  local lua_dir = src:match("^@(.*)/workproof/cli/[^/]*$")
+  if not lua_dir then return "policies" end
+  local repo = lua_dir:match("^(.*)/lua$")
+  return (repo or (lua_dir .. "/..")) .. "/policies"
+end
+
+local function clock()
+  return wp.hosted and wp.time() or os.time()
+end
+
+-- Load and configure one policy; nil, message on failure.
+local function load_policy(dir, name, conf)
+  local ok, p = pcall(policy.load_file, dir .. "/" .. name .. ".lua", { clock = clock })
+  if not ok then return nil, tostring(p) end
+  local c, errs = policy.configure(p, conf)
+  if not c then
+    local schema = require "workproof.schema"
+    return nil, name .. " policy config: " .. concat(schema.format_errors(errs), "; ")
+  end
+  return p, c
+end
+
+local function json_out(t)
+  io.stdout:write(cjson.encode(t), "\n")
+end
+
+-- ---- verification shared by verify / claim / report -------------------------
+
+-- Verify beats; returns a report table (never raises for bad data).
+-- o: { provider, consumer (hex), rotations (array|nil), conf = {timestamps conf},
+--      rot_conf, dir, vdf_t }
+local function check(beats, o)
+  local rep = { valid = true, beats = #beats, gaps = {}, epochs = {}, claims = {} }
+  local function invalid(reason, index, detail)
+    rep.valid, rep.reason, rep.index, rep.detail = false, reason, index, detail
+    if index and beats[index] then rep.sequence = beats[index].sequence end
+  end
+  if #beats == 0 then
+    invalid("EMPTY", nil, "no heartbeats")
+    return rep
+  end
+  rep.lease_id = type(beats[1].leaseId) == "string" and beats[1].leaseId:lower() or nil
+  rep.first_sequence = beats[1].sequence
+  local ts_pol, ts_conf = load_policy(o.dir, "timestamps", o.conf)
+  if not ts_pol then return nil, ts_conf end
+  local rot_pol, rot_conf = load_policy(o.dir, "key_rotation", o.rot_conf)
+  if not rot_pol then return nil, rot_conf end
+
+  -- keys: fixed, or ranges from the rotation records
+  local keys = { provider = o.provider, consumer = o.consumer }
+  if o.rotations then
+    local ranges, why, idx, detail = rot_pol.active_keys(rot_conf, o.rotations, {
+      lease_id = rep.lease_id or u.ZERO_HASH, beats = beats,
+      initial = { provider = o.provider, consumer = o.consumer },
+    })
+    if not ranges then
+      invalid("BAD_ROTATION", nil, fmt("rotation record %s: %s%s", tostring(idx), tostring(why),
+        detail and (" (" .. detail .. ")") or ""))
+      return rep
+    end
+    keys = ranges
+    rep.key_ranges = ranges
+  end
+  local vopts = { vdf_t = o.vdf_t }
+  if type(rep.first_sequence) == "number" and rep.first_sequence ~= 0 then
+    -- a chain that does not start at genesis: its first link is taken on trust
+    vopts.first_sequence = rep.first_sequence
+    vopts.prev_hash = type(beats[1].prevHash) == "string" and #beats[1].prevHash == 64
+      and beats[1].prevHash:match("^%x+$") and beats[1].prevHash or nil
+    rep.anchored = false
+  end
+  local ok, reason, index, detail = u.verify_chain(beats, keys, vopts)
+  if ok == nil then return nil, reason end
+  if not ok then
+    invalid(reason, index, detail)
+    return rep
+  end
+  local tr = ts_pol.check_chain(ts_conf, beats, {})
+  rep.gaps, rep.uptime = tr.gaps, tr.uptime
+  rep.downtime_s = tr.downtime_ns / NS
+  rep.span_s = tr.span_ns / NS
+  rep.interval_s = ts_conf.interval_s
+  if not tr.valid then
+    invalid(tr.reason, tr.index, tr.detail)
+    return rep
+  end
+  rep.start_ns, rep.end_ns = beats[1].timestamp, beats[#beats].timestamp
+  if rep.first_sequence % u.CLAIM_BEATS == 0 then
+    local epochs, claims = u.rollup(beats, { flags = (o.vdf_t or 0) > 0 and 1 or 0 })
+    rep.epoch_list, rep.claim_list = epochs, claims
+    for i, e in ipairs(epochs or {}) do
+      rep.epochs[i] = { index = e.index, count = e.count, root = e.root, hash = e.hash }
+    end
+    for i, c in ipairs(claims or {}) do
+      rep.claims[i] = { index = c.index, beats = c.beatCount, epochs = c.epochs, root = c.root, hash = c.hash }
+    end
+  end
+  return rep
+end
+
+local function load_rotations(path)
+  if not path then return nil end
+  local recs, err = read_jsonl(path, "rotations file")
+  if not recs then return nil, err end
+  return recs
+end
+
+-- ---- verify ---------------------------------------------------------------------
+
+local function cmd_verify(args)
+  local opts, pos = parse_args(args, {
+    ["provider-key"] = "value", ["consumer-key"] = "value", interval = "value", tolerance = "value",
+    drift = "value", rotations = "value", ["governance-key"] = "value", ["vdf-t"] = "value",
+    json = "flag", policies = "value",
+  })
+  if not opts then return usage_error("verify", pos) end
+  if #pos ~= 1 then return usage_error("verify", "expected one CHAIN.jsonl file") end
+  local pk, err = hexkey(opts["provider-key"], 32, "--provider-key")
+  if not pk then return usage_error("verify", err) end
+  local ck
+  ck, err = hexkey(opts["consumer-key"], 32, "--consumer-key")
+  if not ck then return usage_error("verify", err) end
+  local conf = {}
+  for _, k in ipairs({ "interval", "tolerance", "drift" }) do
+    local v, nerr = number_opt(opts[k], "--" .. k, 0)
+    if nerr then return usage_error("verify", nerr) end
+    conf[k .. "_s"] = v
+  end
+  local rot_conf = {}
+  if opts["governance-key"] then
+    rot_conf.governance_key, err = hexkey(opts["governance-key"], 32, "--governance-key")
+    if not rot_conf.governance_key then return usage_error("verify", err) end
+  end
+  local vdf_t, verr = number_opt(opts["vdf-t"], "--vdf-t", 0)
+  if verr then return usage_error("verify", verr) end
+  local beats, lines = read_jsonl(pos[1], "chain")
+  if not beats then errf("workproof uptime verify: %s", lines) return 2 end
+  local rotations, rerr = load_rotations(opts.rotations)
+  if rerr then errf("workproof uptime verify: %s", rerr) return 2 end
+  local rep, cerr = check(beats, { provider = pk, consumer = ck, conf = conf, rot_conf = rot_conf,
+    rotations = rotations, dir = policies_dir(opts), vdf_t = vdf_t })
+  if not rep then errf("workproof uptime verify: %s", cerr) return 2 end
+  if rep.index then rep.line = lines[rep.index] end
+  if opts.json then
+    rep.epoch_list, rep.claim_list = nil, nil
+    json_out(rep)
+  elseif rep.valid then
+    outf("VALID  %d beats, lease %s, sequence %d..%d", rep.beats, rep.lease_id or "?", rep.first_sequence,
+      rep.first_sequence + rep.beats - 1)
+    outf("uptime %.3f %%  over %.1f h, %d gap(s), %.0f s down", rep.uptime * 100, rep.span_s / 3600,
+      #rep.gaps, rep.downtime_s)
+    for _, g in ipairs(rep.gaps) do
+      outf("  gap  %s .. %s  (%d missed beat(s))", os.date("!%Y-%m-%d %H:%M:%S", floor(ts_seconds(g.from_ns))),
+        os.date("!%H:%M:%S", floor(ts_seconds(g.to_ns))), g.missed)
+    end
+    outf("%d epoch(s), %d claim(s)", #rep.epochs, #rep.claims)
+    for _, e in ipairs(rep.epochs) do outf("  epoch %-4d %2d beats  root %s", e.index, e.count, e.root) end
+    if rep.anchored == false then outf("note: the chain starts at sequence %d, not genesis", rep.first_sequence) end
+  else
+    outf("INVALID  %s at beat %s (sequence %s, line %s)%s", rep.reason, tostring(rep.index), tostring(rep.sequence),
+      tostring(rep.line), rep.detail and (": " .. rep.detail) or "")
+  end
+  return rep.valid and 0 or 1
+end
+
+-- ---- simulate -------------------------------------------------------------------
+
+local function rng(seed)
+  local x = seed % 4294967296
+  if x == 0 then x = 2463534242 end
+  return function(n)
+    x = bit.bxor(x, bit.lshift(x, 13))
+    x = bit.bxor(x, bit.rshift(x, 17))
+    x = bit.bxor(x, bit.lshift(x, 5))
+    local v = x % 4294967296
+    return n and v % n or v
+  end
+end
+
+local function random_bytes(n)
+  local f = io.open("/dev/urandom", "rb")
+  if f then
+    local s = f:read(n)
+    f:close()
+    if s and #s == n then return s end
+  end
+  return wp.sha256(tostring(os.time()) .. tostring(os.clock()) .. tostring({})):sub(1, n)
+end
+
+local function beat_line(b)
+  return fmt('{"leaseId":"%s","sequence":%d,"timestamp":"%s","prevHash":"%s","providerSig":"%s",'
+    .. '"consumerSig":"%s","hash":"%s"%s}', b.leaseId, b.sequence, b.timestamp, b.prevHash, b.providerSig,
+    b.consumerSig, b.hash, b.vdf and (',"vdf":"' .. b.vdf .. '"') or "")
+end
+
+local function cmd_simulate(args)
+  local opts, pos = parse_args(args, {
+    out = "value", hours = "value", interval = "value", gap = "list", ["provider-seed"] = "value",
+    ["consumer-seed"] = "value", start = "value", lease = "value", jitter = "value", ["vdf-t"] = "value",
+    rotate = "list", ["rotations-out"] = "value", seed = "value", policies = "value",
+  })
+  if not opts then return usage_error("simulate", pos) end
+  if #pos > 0 then return usage_error("simulate", "unexpected argument " .. pos[1]) end
+  if not opts.out then return usage_error("simulate", "--out FILE is required") end
+  local hours, e1 = number_opt(opts.hours or "24", "--hours", 0)
+  local interval, e2 = number_opt(opts.interval or "60", "--interval", 1)
+  local jitter, e3 = number_opt(opts.jitter or "2", "--jitter", 0)
+  local vdf_t, e4 = number_opt(opts["vdf-t"] or "0", "--vdf-t", 0)
+  local seed, e5 = number_opt(opts.seed or "1", "--seed", 0)
+  local nerr = e1 or e2 or e3 or e4 or e5
+  if nerr then return usage_error("simulate", nerr) end
+  if jitter * 4 >= interval then return usage_error("simulate", "--jitter must stay below interval / 4") end
+  local function seed_of(name)
+    if not opts[name] then return random_bytes(32) end
+    local h, herr = hexkey(opts[name], 32, "--" .. name)
+    if not h then return nil, herr end
+    return wp.unhex(h)
+  end
+  local ps, err = seed_of("provider-seed")
+  if not ps then return usage_error("simulate", err) end
+  local cs
+  cs, err = seed_of("consumer-seed")
+  if not cs then return usage_error("simulate", err) end
+  local lease = opts.lease
+  if lease then
+    lease, err = hexkey(lease, 32, "--lease")
+    if not lease then return usage_error("simulate", err) end
+  else
+    lease = wp.hex(wp.sha256("workproof-lease" .. ps .. cs))
+  end
+  local start = opts.start and tonumber(opts.start)
+  if opts.start and (not start or start < 0 or start ~= floor(start)) then
+    return usage_error("simulate", "--start: expected whole Unix seconds")
+  end
+  local nslots = floor(hours * 3600 / interval + 0.5)
+  start = start or (floor(clock()) - floor(nslots * interval) - 5)
+  local gaps = {}
+  for _, g in ipairs(opts.gap or {}) do
+    local a, b = g:match("^(%d+%.?%d*):(%d+%.?%d*)$")
+    if not a or tonumber(a) >= tonumber(b) then
+      return usage_error("simulate", "--gap: expected FROM_MIN:TO_MIN with FROM < TO, got " .. g)
+    end
+    gaps[#gaps + 1] = { tonumber(a) * 60, tonumber(b) * 60 }
+  end
+  -- keys, with rotations: the k-th new key of a party comes from SHA-256(seed || k)
+  local keys = {}
+  for party, s in pairs({ provider = ps, consumer = cs }) do
+    local pub, sec = wp.ed25519.keypair(s)
+    keys[party] = { pub = pub, sec = sec, seed = s, n = 0 }
+  end
+  local rotations, rot_at = {}, {}
+  for _, r in ipairs(opts.rotate or {}) do
+    local party, m = r:match("^(%a+):(%d+%.?%d*)$")
+    if not keys[party] then return usage_error("simulate", "--rotate: expected provider|consumer:MINUTE") end
+    rot_at[#rot_at + 1] = { party = party, at = tonumber(m) * 60 }
+  end
+  table.sort(rot_at, function(a, b) return a.at < b.at end)
+  local prev_rec = { provider = u.ZERO_HASH, consumer = u.ZERO_HASH }
+
+  local r = rng(seed)
+  local f, ferr = io.open(opts.out, "wb")
+  if not f then errf("workproof uptime simulate: cannot write %s: %s", opts.out, tostring(ferr)) return 2 end
+  local initial = { provider = wp.hex(keys.provider.pub), consumer = wp.hex(keys.consumer.pub) }
+  local prev, seq, written, ri = nil, 0, 0, 1
+  for slot = 0, nslots - 1 do
+    local rel = slot * interval
+    local down = false
+    for _, g in ipairs(gaps) do if rel >= g[1] and rel < g[2] then down = true end end
+    if not down then
+      local rel_ns = floor(rel * NS)
+      if jitter > 0 then
+        rel_ns = rel_ns + (r(floor(2 * jitter * 1000) + 1) - floor(jitter * 1000)) * 1e6 + r(1000000)
+      end
+      if slot == 0 and rel_ns < 0 then rel_ns = 0 end
+      local ts = ts_join(start + floor(rel_ns / NS), rel_ns % NS)
+      -- rotations due at this point take effect at this beat
+      while rot_at[ri] and rot_at[ri].at <= rel do
+        local k = keys[rot_at[ri].party]
+        k.n = k.n + 1
+        local npub, nsec = wp.ed25519.keypair(wp.sha256(k.seed .. tostring(k.n)))
+        local rec = {
+          leaseId = lease, party = rot_at[ri].party, index = k.n - 1, newKey = wp.hex(npub),
+          effectiveSequence = seq, prevHash = prev_rec[rot_at[ri].party], reason = "scheduled",
+        }
+        assert(u.rotation_sign(rec, k.sec))
+        prev_rec[rot_at[ri].party] = u.rotation_hash(rec)
+        rotations[#rotations + 1] = rec
+        k.pub, k.sec = npub, nsec
+        ri = ri + 1
+      end
+      local b = assert(u.build(lease, seq, ts, prev))
+      if vdf_t > 0 then b.vdf = assert(u.vdf_make(b.prevHash, vdf_t)) end
+      assert(u.sign(b, keys.provider.sec))
+      assert(u.countersign(b, keys.provider.pub, keys.consumer.sec))
+      f:write(beat_line(b), "\n")
+      prev, seq, written = b.hash, seq + 1, written + 1
+    end
+  end
+  f:close()
+  if opts["rotations-out"] then
+    local lines = {}
+    for i, rec in ipairs(rotations) do
+      lines[i] = fmt('{"leaseId":"%s","party":"%s","index":%d,"newKey":"%s","effectiveSequence":%d,'
+        .. '"prevHash":"%s","reason":"%s","signature":"%s"}', rec.leaseId, rec.party, rec.index, rec.newKey,
+        rec.effectiveSequence, rec.prevHash, rec.reason, rec.signature)
+    end
+    local ok, werr = write_file(opts["rotations-out"], concat(lines, "\n") .. (#lines > 0 and "\n" or ""))
+    if not ok then
+      errf("workproof uptime simulate: cannot write %s: %s", opts["rotations-out"], tostring(werr))
+      return 2
+    end
+  end
+  outf("wrote %d heartbeats to %s (%d slots of %g s, %d missed)", written, opts.out, nslots, interval, nslots - written)
+  outf("lease         %s", lease)
+  outf("provider key  %s", initial.provider)
+  outf("consumer key  %s", initial.consumer)
+  if #rotations > 0 then
+    outf("%d rotation record(s)%s", #rotations, opts["rotations-out"] and (" in " .. opts["rotations-out"]) or "")
+  end
+  if vdf_t > 0 then outf("VDF hardening T = %d", vdf_t) end
+  return 0
+end
+
+-- ---- claim ----------------------------------------------------------------------
+
+local function cmd_claim(args)
+  local opts, pos = parse_args(args, {
+    out = "value", beat = "value", ["provider-seed"] = "value", ["provider-key"] = "value",
+    ["consumer-key"] = "value", interval = "value", json = "flag", policies = "value", rotations = "value",
+    ["vdf-t"] = "value",
+  })
+  if not opts then return usage_error("claim", pos) end
+  if #pos ~= 1 then return usage_error("claim", "expected one CHAIN.jsonl file") end
+  local psec, ppub, err
+  if opts["provider-seed"] then
+    local h
+    h, err = hexkey(opts["provider-seed"], 32, "--provider-seed")
+    if not h then return usage_error("claim", err) end
+    ppub, psec = wp.ed25519.keypair(wp.unhex(h))
+  end
+  local pk, ck
+  if opts["provider-key"] then
+    pk, err = hexkey(opts["provider-key"], 32, "--provider-key")
+    if not pk then return usage_error("claim", err) end
+  elseif ppub then
+    pk = wp.hex(ppub)
+  end
+  if opts["consumer-key"] then
+    ck, err = hexkey(opts["consumer-key"], 32, "--consumer-key")
+    if not ck then return usage_error("claim", err) end
+  end
+  local interval, ierr = number_opt(opts.interval, "--interval", 1)
+  if ierr then return usage_error("claim", ierr) end
+  local vdf_t, verr = number_opt(opts["vdf-t"], "--vdf-t", 0)
+  if verr then return usage_error("claim", verr) end
+  local beat_seq
+  if opts.beat then
+    beat_seq = tonumber(opts.beat)
+    if not beat_seq or beat_seq < 0 or beat_seq ~= floor(beat_seq) then
+      return usage_error("claim", "--beat: expected a sequence number")
+    end
+  end
+  local beats, lines = read_jsonl(pos[1], "chain")
+  if not beats then errf("workproof uptime claim: %s", lines) return 2 end
+  local raw = read_file(pos[1]) or ""
+  local rotations, rerr = load_rotations(opts.rotations)
+  if rerr then errf("workproof uptime claim: %s", rerr) return 2 end
+  local verified = false
+  if pk and ck then
+    local rep, cerr = check(beats, { provider = pk, consumer = ck, conf = { interval_s = interval },
+      rot_conf = {}, rotations = rotations, dir = policies_dir(opts), vdf_t = vdf_t })
+    if not rep then errf("workproof uptime claim: %s", cerr) return 2 end
+    if not rep.valid then
+      errf("workproof uptime claim: the chain is INVALID: %s at beat %s (line %s)%s", rep.reason,
+        tostring(rep.index), tostring(rep.index and lines[rep.index]), rep.detail and (": " .. rep.detail) or "")
+      return 1
+    end
+    verified = true
+  else
+    errf("warning: chain not verified (pass --provider-key/--provider-seed and --consumer-key)")
+  end
+  if #beats == 0 then errf("workproof uptime claim: no heartbeats") return 2 end
+  local epochs, claims = u.rollup(beats, { flags = (vdf_t or 0) > 0 and 1 or 0 })
+  if not epochs then errf("workproof uptime claim: %s", claims) return 1 end
+  local encoded, report = {}, { verified = verified, beats = #beats, chain_bytes = #raw,
+    packed_bytes = #(u.pack(beats) or ""), epochs = {}, claims = {} }
+  for i, c in ipairs(claims) do
+    local enc
+    if psec then
+      enc = assert(u.claim_encode(c, psec))
+    else
+      c.signature = ("00"):rep(64)
+      enc = assert(u.claim_encode(c))
+    end
+    encoded[i] = enc
+    report.claims[i] = { index = c.index, beats = c.beatCount, epochs = c.epochs, root = c.root,
+      hash = c.hash, prevClaimHash = c.prevClaimHash, periodStart = c.periodStart, periodEnd = c.periodEnd,
+      signed = psec ~= nil, size = #enc, encoded = wp.hex(enc) }
+  end
+  for i, e in ipairs(epochs) do report.epochs[i] = e end
+  local total = 0
+  for _, e in ipairs(encoded) do total = total + #e end
+  report.claim_bytes = total
+  report.compression = total > 0 and #raw / total or nil
+  if beat_seq then
+    local idx = beat_seq - beats[1].sequence + 1
+    if not beats[idx] or beats[idx].sequence ~= beat_seq then
+      errf("workproof uptime claim: --beat %d is not in the chain", beat_seq)
+      return 2
+    end
+    local ci = floor(beat_seq / u.CLAIM_BEATS) - floor(beats[1].sequence / u.CLAIM_BEATS) + 1
+    local proof, perr = u.proof_make(beats, idx, epochs, encoded[ci])
+    if not proof then errf("workproof uptime claim: %s", perr) return 1 end
+    report.proof = { sequence = beat_seq, size = #proof, encoded = wp.hex(proof), decoded = u.proof_decode(proof) }
+    if pk and ck and psec and not rotations then
+      report.proof.verified = u.proof_verify(proof, { provider = pk, consumer = ck }, { vdf_t = vdf_t })
+    end
+    if opts.out then report.proof.bytes = proof end
+  end
+  if opts.out then
+    os.execute("mkdir -p '" .. opts.out:gsub("'", "'\\''") .. "'")
+    local function put(name, s)
+      local ok, werr = write_file(opts.out .. "/" .. name, s)
+      if not ok then error(fmt("cannot write %s/%s: %s", opts.out, name, tostring(werr)), 0) end
+    end
+    local ok, werr = pcall(function()
+      put("epochs.json", cjson.encode(epochs) .. "\n")
+      for i, enc in ipairs(encoded) do put(fmt("claim-%04d.bin", claims[i].index), enc) end
+      put("claims.json", cjson.encode(report.claims) .. "\n")
+      if report.proof then
+        put(fmt("proof-%d.bin", beat_seq), report.proof.bytes)
+        put(fmt("proof-%d.json", beat_seq), cjson.encode(report.proof.decoded) .. "\n")
+      end
+    end)
+    if not ok then errf("workproof uptime claim: %s", tostring(werr)) return 2 end
+    if report.proof then report.proof.bytes = nil end
+  end
+  if opts.json then
+    json_out(report)
+    return 0
+  end
+  outf("%d beats -> %d epoch(s) -> %d claim(s)%s", #beats, #epochs, #claims, verified and " (chain verified)" or "")
+  for _, c in ipairs(report.claims) do
+    outf("claim %d: %d beats in %d epochs, %d bytes%s", c.index, c.beats, c.epochs, c.size,
+      c.signed and ", provider-signed" or ", UNSIGNED (pass --provider-seed)")
+    outf("  root %s", c.root)
+    outf("  hash %s", c.hash)
+    outf("  %s", c.encoded)
+  end
+  outf("sizes: chain file %d B, packed binary %d B, claims %d B: %.0fx smaller than the chain file",
+    report.chain_bytes, report.packed_bytes, total, report.compression or 0)
+  if report.proof then
+    local p = report.proof
+    outf("disclosure proof for beat %d: %d bytes, %d + %d path hashes%s", p.sequence, p.size,
+      #p.decoded.epochPath, #p.decoded.claimPath,
+      p.verified == nil and "" or (p.verified and ", verifies" or ", DOES NOT VERIFY"))
+    outf("  %s", p.encoded)
+  end
+  if opts.out then
+    outf("wrote epochs.json, claims.json, claim-*.bin%s to %s", report.proof and ", proof-*" or "", opts.out)
+  end
+  return 0
+end
+
+-- ---- report (SVG) ------------------------------------------------------------------
+
+local function esc(s)
+  return (tostring(s):gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }))
+end
+
+local function render_svg(beats, tr, interval, title)
+  local W, H, x0, x1, y0, bh = 1000, 250, 60, 970, 90, 50
+  local t0 = ts_seconds(beats[1].timestamp)
+  local t1 = ts_seconds(beats[#beats].timestamp) + interval
+  local span = math.max(t1 - t0, 1)
+  local function X(t) return x0 + (t - t0) / span * (x1 - x0) end
+  local o = {}
+  local function add(...) o[#o + 1] = fmt(...) end
+  add('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+    .. 'font-family="DejaVu Sans, Arial, sans-serif">', W, H, W, H)
+  add('<rect width="%d" height="%d" fill="#ffffff"/>', W, H)
+  add('<text x="%d" y="30" font-size="18" font-weight="bold" fill="#222">%s</text>', x0, esc(title))
+  local missed = 0
+  for _, g in ipairs(tr.gaps) do missed = missed + g.missed end
+  add('<text x="%d" y="55" font-size="13" fill="#444">%s .. %s UTC  ·  %d beats  ·  %d gap(s), %d missed beat(s), '
+    .. '%.0f s down</text>', x0, os.date("!%Y-%m-%d %H:%M", floor(t0)), os.date("!%Y-%m-%d %H:%M", floor(t1)),
+    #beats, #tr.gaps, missed, tr.downtime_ns / NS)
+  -- up, then the gaps over it
+  add('<rect x="%.2f" y="%d" width="%.2f" height="%d" fill="#2e9d4f"/>', x0, y0, x1 - x0, bh)
+  for _, g in ipairs(tr.gaps) do
+    local a, b = ts_seconds(g.from_ns) + interval, ts_seconds(g.to_ns)
+    add('<rect x="%.2f" y="%d" width="%.2f" height="%d" fill="#d62728"><title>gap: %d missed beat(s), %.0f s'
+      .. '</title></rect>', X(a), y0, math.max(X(b) - X(a), 1.5), bh, g.missed, b - a)
+  end
+  -- epoch boundaries (every 60 beats) and claim boundaries (every 1440)
+  local nep = 0
+  for _, b in ipairs(beats) do
+    if b.sequence % u.EPOCH_BEATS == 0 and b ~= beats[1] then
+      nep = nep + 1
+      local x = X(ts_seconds(b.timestamp))
+      local claim = b.sequence % u.CLAIM_BEATS == 0
+      add('<line x1="%.2f" y1="%d" x2="%.2f" y2="%d" stroke="%s" stroke-width="%s"%s/>', x, y0 - 8, x, y0 + bh + 8,
+        claim and "#000" or "#555", claim and "2" or "1", claim and "" or ' stroke-dasharray="3,2"')
+    end
+  end
+  add('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>', x0, y0, x1 - x0, bh)
+  -- time axis
+  local steps = { 60, 300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800 }
+  local step = steps[#steps]
+  for _, s in ipairs(steps) do if span / s <= 12 then step = s break end end
+  local ay = y0 + bh + 25
+  add('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>', x0, ay - 12, x1, ay - 12)
+  local t = (floor(t0 / step) + 1) * step
+  while t < t1 do
+    local x = X(t)
+    add('<line x1="%.2f" y1="%d" x2="%.2f" y2="%d" stroke="#333"/>', x, ay - 16, x, ay - 8)
+    add('<text x="%.2f" y="%d" font-size="11" text-anchor="middle" fill="#333">%s</text>', x, ay + 4,
+      os.date(step >= 86400 and "!%m-%d" or "!%H:%M", floor(t)))
+    t = t + step
+  end
+  -- legend
+  local ly = H - 35
+  add('<rect x="%d" y="%d" width="14" height="10" fill="#2e9d4f"/><text x="%d" y="%d" font-size="12">up '
+    .. '(dual-signed heartbeats)</text>', x0, ly, x0 + 20, ly + 10)
+  add('<rect x="%d" y="%d" width="14" height="10" fill="#d62728"/><text x="%d" y="%d" font-size="12">gap '
+    .. '(downtime)</text>', x0 + 240, ly, x0 + 260, ly + 10)
+  add('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#555" stroke-dasharray="3,2"/><text x="%d" y="%d" '
+    .. 'font-size="12">epoch boundary (%d)</text>', x0 + 380, ly - 2, x0 + 380, ly + 12, x0 + 388, ly + 10, nep)
+  add('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#000" stroke-width="2"/><text x="%d" y="%d" '
+    .. 'font-size="12">claim boundary</text>', x0 + 560, ly - 2, x0 + 560, ly + 12, x0 + 568, ly + 10)
+  add('</svg>')
+  return concat(o, "\n") .. "\n"
+end
+
+local function cmd_report(args)
+  local opts, pos = parse_args(args, {
+    out = "value", interval = "value", title = "value", policies = "value", tolerance = "value",
+  })
+  if not opts then return usage_error("report", pos) end
+  if #pos ~= 1 then return usage_error("report", "expected one CHAIN.jsonl file") end
+  if not opts.out then return usage_error("report", "--out FILE.svg is required") end
+  local interval, ierr = number_opt(opts.interval, "--interval", 1)
+  local tolerance, terr = number_opt(opts.tolerance, "--tolerance", 0)
+  if ierr or terr then return usage_error("report", ierr or terr) end
+  local beats, lines = read_jsonl(pos[1], "chain")
+  if not beats then errf("workproof uptime report: %s", lines) return 2 end
+  if #beats == 0 then errf("workproof uptime report: no heartbeats in %s", pos[1]) return 2 end
+  local p, conf = load_policy(policies_dir(opts), "timestamps", { interval_s = interval, tolerance_s = tolerance })
+  if not p then errf("workproof uptime report: %s", conf) return 2 end
+  -- a report draws what the beats claim: the clock check is not the point here
+  conf.drift_s = 300
+  local tr = p.check_chain(conf, beats, {})
+  if tr.reason == "BAD_TIMESTAMP" or tr.reason == "NOT_INCREASING" then
+    errf("workproof uptime report: cannot draw: %s at beat %d (line %d)", tr.reason, tr.index, lines[tr.index])
+    return 2
+  end
+  local lease = type(beats[1].leaseId) == "string" and beats[1].leaseId or "?"
+  local title = opts.title or fmt("Lease %s…  uptime %.2f %%", lease:sub(1, 16), tr.uptime * 100)
+  local ok, werr = write_file(opts.out, render_svg(beats, tr, conf.interval_s, title))
+  if not ok then errf("workproof uptime report: cannot write %s: %s", opts.out, tostring(werr)) return 2 end
+  outf("wrote %s: %d beats, uptime %.3f %%, %d gap(s)%s", opts.out, #beats, tr.uptime * 100, #tr.gaps,
+    tr.valid and "" or fmt(" (timestamps: %s at beat %d)", tr.reason, tr.index))
+  return 0
+end
+
+local COMMANDS = { verify = cmd_verify, simulate = cmd_simulate, claim = cmd_claim, report = cmd_report }
+
+function _M.main(...)
+  local args = { ... }
+  local cmd = args[1]
+  if cmd == nil or cmd == "help" or cmd == "--help" or cmd == "-h" then
+    io[cmd and "stdout" or "stderr"]:write(USAGE)
+    return cmd and 0 or 2
+  end
+  local fn = COMMANDS[cmd]
+  if not fn then return usage_error(nil, "unknown command '" .. tostring(cmd) .. "'") end
+  local rest = {}
+  for i = 2, #args do
+    if args[i] == "--help" or args[i] == "-h" then
+      io.stdout:write(USAGE)
+      return 0
+    end
+    rest[#rest + 1] = args[i]
+  end
+  return fn(rest)
 end
 
 return _M
