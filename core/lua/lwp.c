@@ -82,5 +82,6 @@ int luaopen_workproof_core(lua_State *L)
 	lwp_open_logscan(L);
 	lwp_open_vdf(L);
 	lwp_open_uptime(L);
+	lwp_open_evm(L);
 	return 1;
 }

@@ -46,6 +46,7 @@ void lwp_open_merkle(lua_State *L);
 void lwp_open_logscan(lua_State *L);
 void lwp_open_vdf(lua_State *L);
 void lwp_open_uptime(lua_State *L);
+void lwp_open_evm(lua_State *L);
 
 int luaopen_workproof_core(lua_State *L);
 
