@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "workproof/encoding.h"
 #include "workproof/vdf.h"
 
 static const char usage_text[] =
@@ -43,57 +44,40 @@ static void on_sigint(int sig)
 	interrupted = 1;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode hex (optional 0x) into a malloc'd buffer; NULL + message on error. */
 static uint8_t *unhex(const char *what, const char *s, size_t *len)
 {
-	size_t n;
-	uint8_t *out;
+	size_t n = strlen(s), errpos = 0;
+	uint8_t *out = malloc(n / 2 + 1);
+	int rc;
 
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		s += 2;
-	n = strlen(s);
-	if (n % 2) {
-		fprintf(stderr, "workproof vdf: %s: odd number of hex digits\n", what);
-		return NULL;
-	}
-	out = malloc(n / 2 + 1);
 	if (!out) {
 		fprintf(stderr, "workproof vdf: out of memory\n");
 		return NULL;
 	}
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0) {
-			fprintf(stderr, "workproof vdf: %s: not a hex digit at position %zu\n",
-				what, 2 * i + (hi < 0 ? 0 : 1));
-			free(out);
-			return NULL;
-		}
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*len = n / 2;
-	return out;
+	rc = wp_hex_decode(out, n / 2 + 1, len, s, n, &errpos);
+	if (rc == WP_OK)
+		return out;
+	if (errpos >= n)
+		fprintf(stderr, "workproof vdf: %s: odd number of hex digits\n", what);
+	else
+		fprintf(stderr, "workproof vdf: %s: not a hex digit at position %zu\n",
+			what, errpos);
+	free(out);
+	return NULL;
 }
 
 static void put_hex(FILE *f, const uint8_t *b, size_t n)
 {
-	static const char digits[] = "0123456789abcdef";
+	char buf[2 * WP_VDF_BYTES];
 
-	for (size_t i = 0; i < n; i++) {
-		fputc(digits[b[i] >> 4], f);
-		fputc(digits[b[i] & 15], f);
+	while (n) {
+		size_t k = n < WP_VDF_BYTES ? n : WP_VDF_BYTES;
+
+		wp_hex_encode(buf, b, k);
+		fwrite(buf, 1, 2 * k, f);
+		b += k;
+		n -= k;
 	}
 }
 
