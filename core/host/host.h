@@ -81,6 +81,9 @@ int wp_host_is_coroutine(lua_State *co);
 /** Adds the HTTP/JSON-RPC client (libcurl multi on the loop) to the table on top. */
 void lwp_host_open_rpc(lua_State *L);
 
+/** Adds the thread-pool jobs (vdf_eval) to the table on top. */
+void lwp_host_open_work(lua_State *L);
+
 /** Adds on_signal and watch to the table on top. */
 void lwp_host_open_signal(lua_State *L);
 

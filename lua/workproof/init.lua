@@ -37,6 +37,9 @@ end
 -- loop-bound libraries of the trusted tier, only where the loop exists
 if has_host then
   _M.worker = require "workproof.worker"
+  -- long VDF evaluations run on the libuv thread pool
+  _M.vdf = _M.vdf or {}
+  _M.vdf.eval_async = host.vdf_eval
 end
 
 _M.version = has_host and host.version or "0.1.0"

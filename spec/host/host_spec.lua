@@ -170,3 +170,43 @@ describe("workproof run", function()
     assert.equal(2, code)
   end)
 end)
+
+describe("thread pool", function()
+  it("wp.vdf.eval_async runs on the pool while the loop keeps going, same answer as eval", function()
+    local ticks, stop = 0, false
+    wp.spawn(function()
+      while not stop do
+        wp.sleep(0.001)
+        ticks = ticks + 1
+      end
+    end)
+    local seen = 0
+    local y, proof, l = wp.vdf.eval_async("seed", 200000, function(done, total)
+      assert.is_true(done <= total)
+      seen = seen + 1
+    end)
+    stop = true
+    local y2, proof2, l2 = wp.vdf.eval("seed", 200000)
+    assert.equal(wp.hex(y2), wp.hex(y))
+    assert.equal(wp.hex(proof2), wp.hex(proof))
+    assert.equal(wp.hex(l2), wp.hex(l))
+    assert.is_true(wp.vdf.verify("seed", 200000, y, proof))
+    assert.is_true(ticks > 5, "the loop stalled: " .. ticks .. " ticks")
+    assert.is_true(seen >= 1)
+  end)
+
+  it("several evaluations in parallel", function()
+    local results = {}
+    for i = 1, 3 do
+      wp.spawn(function() results[i] = { wp.vdf.eval_async("s" .. i, 20000) } end)
+    end
+    while not (results[1] and results[2] and results[3]) do wp.sleep(0.01) end
+    for i = 1, 3 do assert.is_true(wp.vdf.verify("s" .. i, 20000, results[i][1], results[i][2])) end
+  end)
+
+  it("raises on bad arguments", function()
+    assert.has_error(function() wp.vdf.eval_async("s", -1) end)
+    assert.has_error(function() wp.vdf.eval_async("s", 1.5) end)
+    assert.has_error(function() wp.vdf.eval_async({}, 1) end)
+  end)
+end)
