@@ -336,8 +336,9 @@ local function cmd_verify(args)
     for _, e in ipairs(rep.epochs) do outf("  epoch %-4d %2d beats  root %s", e.index, e.count, e.root) end
     if rep.anchored == false then outf("note: the chain starts at sequence %d, not genesis", rep.first_sequence) end
   else
-    outf("INVALID  %s at beat %s (sequence %s, line %s)%s", rep.reason, tostring(rep.index), tostring(rep.sequence),
-      tostring(rep.line), rep.detail and (": " .. rep.detail) or "")
+    local where = rep.index and fmt(" at beat %d (sequence %s, line %s)", rep.index, tostring(rep.sequence),
+      tostring(rep.line)) or ""
+    outf("INVALID  %s%s%s", rep.reason, where, rep.detail and (": " .. rep.detail) or "")
   end
   return rep.valid and 0 or 1
 end
