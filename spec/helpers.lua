@@ -95,7 +95,7 @@ function _M.start_controller(config_src, opts)
   os.execute("mkdir -p " .. dir .. "/policies")
   local cfg = dir .. "/config.lua"
   local f = assert(io.open(cfg, "w"))
-  f:write((config_src or "return {}"):gsub("@DIR@", dir))
+  f:write((((config_src or "return {}"):gsub("@DIR@", dir))))
   f:close()
   local p = assert(host.process_spawn { file = _M.build .. "/workproof",
     args = { "serve", cfg, "--listen", opts.listen or "127.0.0.1:0" }, timeout = opts.timeout or 600,
