@@ -4,7 +4,7 @@ codes = true
 -- the busted DSL in specs
 files["spec"] = { std = "+busted" }
 -- operator policies run in the allowlisted env of lua/workproof/policy.lua
-stds.policy = { read_globals = { "now", "log", "wp", "json" } }
+stds.policy = { read_globals = { "now", "log", "wp", "json", "bit" } }
 files["policies"] = { std = "min+policy" }
 files["spec/fixtures/policies"] = { std = "min+policy" }
 files["spec/bench/wrk"] = { globals = { "wrk" } }

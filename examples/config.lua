@@ -13,7 +13,6 @@ return {
   -- policies_dir = "<repo>/policies",
   watch = true,                     -- reload on changes to policies/ and this file
   log_level = "info",               -- debug | info | warn | error
-  trusted_proxies = {},             -- peers whose X-Forwarded-For is believed
 
   worker = {
     backend = "sandbox",            -- sandbox | qemu | none (development only)
@@ -35,7 +34,7 @@ return {
   -- the request flow, in order; drop, reorder, or add a stage that is a
   -- policy with a `stage(conf, ctx)` hook (docs/policies.md)
   flow = {
-    "validate", "size", "code_patterns", "rate_limit", "circuit_breaker", "payment",
+    "validate", "size", "rate_limit", "code_patterns", "circuit_breaker", "payment",
     "worker_threshold", "spawn", "result", "attestation", "cleanup",
   },
 
@@ -44,7 +43,8 @@ return {
   policies = {
     task_types = {},
     code_patterns = {},
-    rate_limit = { config = { limit = 100, window = 60 } },
+    -- trusted_proxies: peers whose X-Forwarded-For is believed
+    rate_limit = { config = { limit = 100, window = 60, trusted_proxies = {} } },
     circuit_breaker = { config = { failure_threshold = 10, window = 60 } },
     worker_threshold = { config = { max_active = 100 } },
     -- my_policy = { enabled = true, file = "/etc/workproof/my_policy.lua", config = {} },

@@ -18,7 +18,7 @@ local function default_policies_dir()
 end
 
 _M.FLOW = {
-  "validate", "size", "code_patterns", "rate_limit", "circuit_breaker", "payment",
+  "validate", "size", "rate_limit", "code_patterns", "circuit_breaker", "payment",
   "worker_threshold", "spawn", "result", "attestation", "cleanup",
 }
 
@@ -37,8 +37,6 @@ _M.schema = {
   policies_dir = { type = "string", default = default_policies_dir() },
   watch = { type = "boolean", default = true, description = "reload on changes to policies/ or the config" },
   log_level = { type = "string", one_of = { "debug", "info", "warn", "error" }, default = "info" },
-  trusted_proxies = { type = "array", elements = { type = "string" }, default = {},
-    description = "peers whose X-Forwarded-For is believed" },
   worker = { type = "record", fields = {
     backend = { type = "string", one_of = { "sandbox", "qemu", "none" }, default = "sandbox" },
     grace = { type = "number", min = 0, default = 2 },
@@ -61,8 +59,40 @@ _M.schema = {
   policies = { type = "map", keys = { type = "string", match = "^[%w_]+$" }, values = policy_conf, default = {
     task_types = {}, code_patterns = {}, rate_limit = {}, circuit_breaker = {}, worker_threshold = {},
   } },
-  payments = { type = "record", fields = { enabled = { type = "boolean", default = false } } },
-  chain = { type = "record", fields = { enabled = { type = "boolean", default = false } } },
+  chain = { type = "record", fields = {
+    enabled = { type = "boolean", default = false },
+    rpc = { type = "string", default = "http://127.0.0.1:8545" },
+    chain_id = { type = "integer", min = 1, description = "checked against the node at start" },
+    deployment = { type = "string", description = "contracts/deployments/*.json: fills registry and token" },
+    registry = { type = "string", description = "ValidationRegistry address" },
+    key_file = { type = "string", description = "signer key (64 hex), file mode 0600 or 0400" },
+    key_env = { type = "string", default = "WORKPROOF_SIGNER_KEY" },
+    method = { type = "string", default = "reexecution-v1-code-execution" },
+    wait_receipt = { type = "number", min = 0, default = 15,
+      description = "seconds a request waits for its attestation's receipt (then it is reported pending)" },
+    reprice_after = { type = "number", min = 1, default = 30 },
+  } },
+  payments = { type = "record", fields = {
+    enabled = { type = "boolean", default = false },
+    x402 = { type = "record", fields = {
+      enabled = { type = "boolean", default = true },
+      network = { type = "string", description = "CAIP-2, e.g. eip155:31337 (default from chain_id)" },
+      asset = { type = "string", description = "EIP-3009 token (default from the deployment)" },
+      amount = { type = "string", match = "^%d+$", default = "10000", description = "atomic units (0.01 USDC)" },
+      pay_to = { type = "string", description = "default: the signer's address" },
+      token_name = { type = "string", default = "USD Coin" },
+      token_version = { type = "string", default = "2" },
+      max_timeout_seconds = { type = "integer", min = 10, default = 300 },
+      min_validity_seconds = { type = "integer", min = 0, default = 70,
+        description = "an authorization must stay valid this long: it is settled after the verdict" },
+    } },
+    txhash = { type = "record", fields = {
+      enabled = { type = "boolean", default = true },
+      pay_to = { type = "string", description = "default: the signer's address" },
+      amount_wei = { type = "string", match = "^%d+$", default = "1000000000000000" },
+      confirmations = { type = "integer", min = 1, default = 2 },
+    } },
+  } },
 }
 
 --- The defaults alone (what `workproof serve` runs with no config file).
@@ -96,6 +126,9 @@ function _M.load(path, overrides)
     error((path or "config") .. ": limits.timeout_min > limits.timeout_max", 0)
   end
   conf.store = conf.store or (conf.state_dir .. "/workproof.db")
+  if conf.payments.enabled and not conf.chain.enabled then
+    error((path or "config") .. ": payments need the chain (chain.enabled = true)", 0)
+  end
   return conf
 end
 

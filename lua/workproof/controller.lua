@@ -2,8 +2,9 @@
 --- The notary controller: the HTTP API, the request flow as named stages,
 -- policy generations with hot reload, durable jobs, metrics.
 --
--- Request flow (config.flow, DESIGN.md): validate -> size -> code_patterns
--- -> rate_limit -> circuit_breaker -> payment -> worker_threshold -> spawn
+-- Request flow (config.flow, DESIGN.md): validate -> size -> rate_limit
+-- -> code_patterns (after the limiter: the scan costs ~ms per 100 KB)
+-- -> circuit_breaker -> payment -> worker_threshold -> spawn
 -- -> result -> attestation -> cleanup. A stage is function(ctx) returning
 -- nil to go on, or a response to stop. Operators reorder, remove or add
 -- stages in config; a stage that is not built in is a policy with a
@@ -24,6 +25,7 @@ local schema = require "workproof.schema"
 local metrics = require "workproof.metrics"
 local store = require "workproof.store"
 local worker = require "workproof.worker"
+local x402 = require "workproof.x402"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, error, concat =
   type, pairs, ipairs, tostring, tonumber, pcall, error, table.concat
@@ -303,11 +305,70 @@ function builtin.circuit_breaker(ctx)
   ctx.breaker_admitted = true
 end
 
+local function payment_required(ctx, why, detail)
+  local pay = S.pay
+  local url = "http://" .. (ctx.req.headers.host or "localhost") .. "/verify"
+  local body = { error = "payment required", code = "EPAYMENT",
+    details = { payment = detail and (why .. ": " .. detail) or why } }
+  local headers = {}
+  if pay.x402 then
+    headers["payment-required"] = x402.required_header(pay.x402, url, why)
+    local v1 = x402.required_v1(pay.x402, url, why)
+    body.x402Version, body.accepts = v1.x402Version, v1.accepts
+  end
+  if pay.txhash then
+    body.txhash = { header = "X-402-Payment", payTo = pay.txhash.pay_to, amountWei = pay.txhash.amount_wei,
+      confirmations = pay.txhash.confirmations }
+  end
+  return { status = 402, body = body, headers = headers }
+end
+
+local function payment_unavailable(ctx, msg)
+  ctx.infra = true
+  log("warn", "payment verification unavailable: " .. tostring(msg))
+  return err_response(503, "EPAYMENT_UNAVAILABLE", "payment verification unavailable, not charged",
+    { payment = "the chain cannot be reached; retry later" }, { ["retry-after"] = "5" })
+end
+
+-- Verify before any worker spawns; settle only after a VALID/INVALID verdict
+-- (builtin.settle). An infrastructure failure is never charged.
 function builtin.payment(ctx)
-  -- x402 and the legacy tx-hash mode arrive with the chain work; until then a
-  -- config that asks for payments is refused at load (config.lua)
-  if ctx.gen.config.payments.enabled then
-    return err_response(402, "EPAYMENT", "payment required", { payment = "payments are not available in this build" })
+  if not ctx.gen.config.payments.enabled then return end
+  local pay, hdr = S.pay, ctx.req.headers
+  if not pay then return payment_unavailable(ctx, "payments enabled but the chain is not set up") end
+  local sig = hdr["payment-signature"] or hdr["x-payment"]
+  local legacy = hdr["x-402-payment"]
+  if sig and pay.x402 then
+    local p, reason, msg = x402.decode(sig)
+    if not p then return payment_required(ctx, reason, msg) end
+    local payer
+    payer, reason, msg = x402.check(pay.x402, p, host.time())
+    if not payer then return payment_required(ctx, reason, msg) end
+    local ok
+    ok, reason, msg = x402.check_chain(pay.x402, p, S.rpc)
+    if not ok then
+      if reason == "unexpected_verify_error" then return payment_unavailable(ctx, msg) end
+      return payment_required(ctx, reason, msg)
+    end
+    local key = "x402:" .. payer:lower() .. ":" .. wp.hex(p.nonce)
+    local ins = S.db:exec("INSERT OR IGNORE INTO payments(id, kind, payer, amount, status, created) VALUES "
+      .. "(?, 'x402', ?, ?, 'reserved', ?)", key, payer, p.authorization.value, host.time())
+    if ins ~= 1 then return payment_required(ctx, "invalid_transaction_state", "authorization nonce already used") end
+    ctx.payment = { kind = "x402", id = key, pay = p, payer = payer, version = p.version }
+  elseif legacy and pay.txhash then
+    local info, err, infra = x402.check_legacy(pay.txhash, legacy, S.rpc)
+    if not info then
+      if infra then return payment_unavailable(ctx, err) end
+      return payment_required(ctx, "invalid_payment", err)
+    end
+    local key = "tx:" .. info.hash
+    -- consumed atomically, shared by every host process on this store
+    local ins = S.db:exec("INSERT OR IGNORE INTO payments(id, kind, payer, amount, status, created) VALUES "
+      .. "(?, 'txhash', ?, ?, 'consumed', ?)", key, info.payer, info.value, host.time())
+    if ins ~= 1 then return payment_required(ctx, "invalid_payment", "this transaction hash was already used") end
+    ctx.payment = { kind = "txhash", id = key, info = info, payer = info.payer }
+  else
+    return payment_required(ctx, "payment required")
   end
 end
 
@@ -330,6 +391,8 @@ local function job_response(ctx)
     totalTimeMs = math.floor((host.now() - ctx.t0) * 1000 + 0.5),
     refundEligible = ctx.refund or false,
     registryTxHash = ctx.registry_tx,
+    attestation = ctx.attestation,
+    refundTxHash = ctx.refund_tx,
     error = ctx.error_detail,
   }
   return r
@@ -390,9 +453,59 @@ function builtin.result(ctx)
   ctx.verdict = (ctx.actual == ctx.expected) and "VALID" or "INVALID"
 end
 
+-- Write VALID / INVALID verdicts to the registry through the outbox. The
+-- request waits up to chain.wait_receipt seconds for the receipt; after
+-- that the attestation is reported pending and still lands (the outbox).
 function builtin.attestation(ctx)
-  -- on-chain attestations arrive with the chain work (registryTxHash)
-  ctx.registry_tx = nil
+  local cc = ctx.gen.config.chain
+  if not (cc.enabled and S.chain) or (ctx.verdict ~= "VALID" and ctx.verdict ~= "INVALID") then return end
+  local proof = encode({ jobId = ctx.job_id, taskHash = ctx.task_hash, expectedHash = ctx.expected,
+    actualHash = ctx.actual, executionTimeMs = ctx.execution_ms, backend = ctx.gen.config.worker.backend,
+    verdict = ctx.verdict })
+  local data = wp.abi.encode_call("attestValidation(bytes32,string,bool,bytes)",
+    { wp.unhex(ctx.task_hash), cc.method, ctx.verdict == "VALID", proof })
+  local id, err = S.chain:enqueue("attest", ctx.job_id, { to = S.registry, data = data })
+  if not id then
+    log("error", "attestation for job " .. ctx.job_id .. " not queued: " .. tostring(err))
+    ctx.attestation = "failed"
+    return
+  end
+  local row = S.chain:wait(id, cc.wait_receipt)
+  if row and row.status == "mined" then
+    ctx.registry_tx = row.tx_hash
+    ctx.attestation = "mined"
+  else
+    ctx.attestation = row and row.status or "pending"
+  end
+end
+
+-- Settle or refund after the verdict (x402: transferWithAuthorization by
+-- the controller; legacy: a refund transfer on infrastructure failure).
+function builtin.settle(ctx)
+  local p = ctx.payment
+  if not p or ctx.settled then return end
+  ctx.settled = true
+  local charge = (ctx.verdict == "VALID" or ctx.verdict == "INVALID") and not ctx.infra
+  if p.kind == "x402" then
+    if not charge then
+      S.db:exec("DELETE FROM payments WHERE id = ? AND status = 'reserved'", p.id)
+      return
+    end
+    local id = S.chain:enqueue("settle", p.id, { to = S.pay.x402.asset, data = x402.settle_calldata(p.pay) })
+    local row = id and S.chain:wait(id, ctx.gen.config.chain.wait_receipt)
+    local ok = row and row.status == "mined"
+    S.db:exec("UPDATE payments SET status = ?, tx_hash = ? WHERE id = ?", ok and "settled" or "settling",
+      row and row.tx_hash, p.id)
+    local resp = x402.response_header({ success = ok or false, transaction = row and row.tx_hash or "",
+      network = S.pay.x402.network, payer = p.payer, errorReason = (not ok) and "settlement pending" or nil })
+    ctx.headers["payment-response"] = resp
+    if p.version == 1 then ctx.headers["x-payment-response"] = resp end
+  elseif p.kind == "txhash" and ctx.refund then
+    local id = S.chain:enqueue("refund", p.id, { to = p.payer, data = "", value = p.info.value, gas = "21000" })
+    local row = id and S.chain:wait(id, ctx.gen.config.chain.wait_receipt)
+    ctx.refund_tx = row and row.tx_hash
+    S.db:exec("UPDATE payments SET status = 'refunded', tx_hash = ? WHERE id = ?", ctx.refund_tx, p.id)
+  end
 end
 
 function builtin.cleanup(ctx)
@@ -401,9 +514,14 @@ function builtin.cleanup(ctx)
   if ctx.admitted then
     hook(ctx.gen, "worker_threshold", "release", nil, nil, pstate("worker_threshold"), ctx.client)
   end
-  if ctx.breaker_admitted and ctx.verdict then
+  pcall(builtin.settle, ctx)
+  if ctx.breaker_admitted and (ctx.verdict or ctx.infra) then
     hook(ctx.gen, "circuit_breaker", "record", nil, nil, pstate("circuit_breaker"), host.time(),
       { verdict = ctx.verdict, infra = ctx.infra or false })
+  elseif ctx.breaker_admitted then
+    -- stopped later in the flow (payment, capacity): no outcome to report,
+    -- but a half-open probe slot must not wait for its timeout
+    hook(ctx.gen, "circuit_breaker", "abandon", nil, nil, pstate("circuit_breaker"), host.time())
   end
   if ctx.verdict then
     S.metrics:counter("wp_verdicts_total", "Verification verdicts", { result = ctx.verdict })
@@ -452,7 +570,7 @@ local function run_stages(ctx, from)
         end)
         return res
       end
-      if st.name ~= "cleanup" and (ctx.admitted or ctx.breaker_admitted) then builtin.cleanup(ctx) end
+      if st.name ~= "cleanup" and (ctx.admitted or ctx.breaker_admitted or ctx.payment) then builtin.cleanup(ctx) end
       return res
     end
   end
@@ -520,8 +638,61 @@ function _M.open_store(path)
   local ok, e = db:exec([[CREATE TABLE IF NOT EXISTS jobs(
     id TEXT PRIMARY KEY, status TEXT NOT NULL, created REAL, updated REAL, task_hash TEXT, response TEXT)]])
   if not ok then return nil, e end
+  ok, e = db:exec([[CREATE TABLE IF NOT EXISTS payments(
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, payer TEXT, amount TEXT, status TEXT NOT NULL,
+    tx_hash TEXT, job_id TEXT, created REAL)]])
+  if not ok then return nil, e end
   S.db = db
   return db
+end
+
+--- Connect the chain client and resolve payment settings (at start; chain
+-- settings take effect at the next start, not on reload).
+function _M.setup_chain(conf)
+  local cc, pc = conf.chain, conf.payments
+  if not cc.enabled then return true end
+  local rpc = require("workproof.rpc").new(cc.rpc, { timeout = 10 })
+  local dep
+  if cc.deployment then
+    dep = cjson.decode(read_all(cc.deployment))
+    if type(dep) ~= "table" then return nil, "cannot read the deployment " .. cc.deployment end
+  end
+  local chain_id = cc.chain_id or (dep and dep.chainId)
+  if not chain_id then return nil, "chain.chain_id (or chain.deployment) is required" end
+  local remote = rpc:call("eth_chainId", {})
+  if remote and tonumber(remote) ~= chain_id then
+    return nil, ("the node at %s is chain %s, the config says %d"):format(cc.rpc, tostring(tonumber(remote)), chain_id)
+  elseif not remote then
+    log("warn", "the chain at " .. cc.rpc .. " does not answer yet; writes wait in the outbox")
+  end
+  local client, err = require("workproof.chain").new { rpc = rpc, db = S.db, chain_id = chain_id,
+    key = { file = cc.key_file, env = cc.key_env }, reprice_after = cc.reprice_after }
+  if not client then return nil, err end
+  S.rpc, S.chain, S.chain_id = rpc, client, chain_id
+  S.registry = cc.registry or (dep and dep.contracts and dep.contracts.ValidationRegistry
+    and dep.contracts.ValidationRegistry.address)
+  if not S.registry then return nil, "chain.registry (or chain.deployment) is required" end
+  if pc.enabled then
+    S.pay = {}
+    if pc.x402.enabled then
+      local x = pc.x402
+      local token = dep and dep.token or {}
+      S.pay.x402 = {
+        network = x.network or ("eip155:" .. chain_id), chain_id = chain_id,
+        asset = x.asset or token.address, amount = x.amount, pay_to = x.pay_to or client.address,
+        token_name = token.name or x.token_name, token_version = token.version or x.token_version,
+        max_timeout_seconds = x.max_timeout_seconds, min_validity_seconds = x.min_validity_seconds,
+      }
+      if not S.pay.x402.asset then return nil, "payments.x402.asset (or chain.deployment) is required" end
+    end
+    if pc.txhash.enabled then
+      S.pay.txhash = { pay_to = pc.txhash.pay_to or client.address, amount_wei = pc.txhash.amount_wei,
+        confirmations = pc.txhash.confirmations }
+    end
+  end
+  client:kick()   -- drain what a previous run left in the outbox
+  log("info", ("chain %d at %s: signer %s, registry %s"):format(chain_id, cc.rpc, client.address, S.registry))
+  return true
 end
 
 ---------------------------------------------------------------------------
@@ -544,6 +715,14 @@ local function info()
       asyncMode = true,
     },
     flow = gen.config.flow,
+    chain = S.chain and { chainId = S.chain_id, rpc = gen.config.chain.rpc, registry = S.registry,
+      verifier = S.chain.address } or nil,
+    payment = S.pay and {
+      x402 = S.pay.x402 and { network = S.pay.x402.network, asset = S.pay.x402.asset,
+        amount = S.pay.x402.amount, payTo = S.pay.x402.pay_to } or nil,
+      txhash = S.pay.txhash and { payTo = S.pay.txhash.pay_to, amountWei = S.pay.txhash.amount_wei,
+        confirmations = S.pay.txhash.confirmations } or nil,
+    } or nil,
     policies = (function()
       local t = {}
       for name in pairs(gen.policies) do t[#t + 1] = name end
@@ -563,6 +742,15 @@ local function render_metrics()
   local bs = hook(S.gen, "circuit_breaker", "status", "unknown", "disabled", pstate("circuit_breaker"), host.time())
   for _, s in ipairs({ "closed", "open", "half_open" }) do
     m:gauge("wp_breaker_state", "Circuit breaker state (1 = current)", bs == s and 1 or 0, { state = s })
+  end
+  local rl = hook(S.gen, "rate_limit", "stats", nil, nil, pstate("rate_limit"), host.time())
+  if type(rl) == "table" then
+    for _, k in ipairs({ "tracked", "blocked", "blacklisted" }) do
+      m:gauge("wp_rate_limit_" .. k, "Rate-limit clients " .. k, tonumber(rl[k]) or 0)
+    end
+  end
+  if S.chain then
+    m:gauge("wp_outbox_pending", "Chain writes waiting in the outbox", S.chain:pending_count())
   end
   m:gauge("wp_uptime_seconds", "Seconds since the host started", host.time() - S.started)
   return { status = 200, headers = { ["content-type"] = "text/plain; version=0.0.4" }, raw = m:render() }

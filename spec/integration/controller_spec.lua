@@ -204,16 +204,6 @@ describe("controller protections #integration", function()
     assert.matches("^%d+$", hd["retry-after"])
   end)
 
-  it("402 when payments are required", function()
-    local srv = h.start_controller(BASE_CONFIG:gsub("limits =", "payments = { enabled = true }, limits ="),
-      { dir = new_dir() })
-    local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "print(1)",
-      expectedHash = sha("1") })
-    h.stop(srv)
-    assert.equal(402, st)
-    assert.equal("EPAYMENT", r.code)
-  end)
-
   it("503 when the breaker opens after failures", function()
     local srv = h.start_controller(BASE_CONFIG:gsub("failure_threshold = 1000",
       'failure_threshold = 2, count_as_failure = { "ERROR" }'), { dir = new_dir() })

@@ -72,6 +72,11 @@ function _M.main(...)
     return 1
   end
   controller.recover_jobs()
+  local cok, cerr = controller.setup_chain(conf)
+  if not cok then
+    io.stderr:write("workproof serve: chain: ", cerr, "\n")
+    return 2
+  end
   worker.configure { state_dir = conf.state_dir }
   local orphans = worker.reap_orphans()
   if orphans > 0 then host.log("warn", orphans .. " orphaned worker(s) from a previous run killed") end
