@@ -9,7 +9,7 @@
  *                                 handler = function(req) ... end }
  *   handler(req) -> status, headers_table, body_string
  *   req = { method, path, query, headers = {lowercase name = value},
- *           body, peer, version }
+ *           body, authority (the Host), peer, version }
  *   srv.port, srv.active (requests in flight), srv:close() (stop accepting),
  *   srv:shutdown() (also close idle keep-alive connections)
  *
@@ -105,6 +105,8 @@ static void push_request(lua_State *L, h2o_req_t *req)
 	lua_setfield(L, -2, "headers");
 	push_iov(L, req->entity);
 	lua_setfield(L, -2, "body");
+	push_iov(L, req->authority);
+	lua_setfield(L, -2, "authority");
 	lua_pushstring(L, req->version >= 0x200 ? "HTTP/2" :
 			  req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1");
 	lua_setfield(L, -2, "version");

@@ -307,7 +307,7 @@ end
 
 local function payment_required(ctx, why, detail)
   local pay = S.pay
-  local url = "http://" .. (ctx.req.headers.host or "localhost") .. "/verify"
+  local url = "http://" .. (ctx.req.authority ~= "" and ctx.req.authority or "localhost") .. "/verify"
   local body = { error = "payment required", code = "EPAYMENT",
     details = { payment = detail and (why .. ": " .. detail) or why } }
   local headers = {}
