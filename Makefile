@@ -16,7 +16,7 @@ APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libluajit-5.1-dev luajit lua-cjson lua-busted lua-check \
 	libuv1-dev libsodium-dev libsecp256k1-dev nettle-dev libssl-dev openssl \
 	libgmp-dev libsqlite3-dev libseccomp-dev libcurl4-openssl-dev libh2o-dev \
-	wrk nodejs
+	wrk nodejs qemu-system-x86 cpio xz-utils
 
 .PHONY: all deps build run demo test bench fuzz test-asan lint clean
 

@@ -111,6 +111,8 @@ int luaopen_workproof_host(lua_State *L)
 	/* where this build's companion binaries (workproof-worker, vm/) live */
 	lua_pushstring(L, getenv("WORKPROOF_BUILD") ? getenv("WORKPROOF_BUILD") : WP_BUILD_DIR);
 	lua_setfield(L, -2, "build_dir");
+	lua_pushstring(L, WP_SOURCE_DIR);   /* worker/vm scripts */
+	lua_setfield(L, -2, "source_dir");
 	lua_pushstring(L, WP_VERSION);
 	lua_setfield(L, -2, "version");
 	return 1;

@@ -39,6 +39,7 @@ _M.schema = {
   log_level = { type = "string", one_of = { "debug", "info", "warn", "error" }, default = "info" },
   worker = { type = "record", fields = {
     backend = { type = "string", one_of = { "sandbox", "qemu", "none" }, default = "sandbox" },
+    path = { type = "string", description = "workproof-worker (default: the one built beside this host)" },
     grace = { type = "number", min = 0, default = 2 },
     reaper_interval = { type = "number", min = 0.1, default = 5 },
     memory_bytes = { type = "integer", min = 16777216, default = 268435456 },

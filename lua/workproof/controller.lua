@@ -141,7 +141,8 @@ function _M.reload(reason)
   S.seq = S.seq + 1
   gen.id = S.seq
   S.gen = gen   -- the swap: one assignment, no yield in between
-  worker.configure { backend = gen.config.worker.backend, grace = gen.config.worker.grace }
+  worker.configure { backend = gen.config.worker.backend, grace = gen.config.worker.grace,
+    worker = gen.config.worker.path or (host.build_dir .. "/workproof-worker") }
   S.metrics:counter("wp_reloads_total", "Policy/config reloads", { result = "accepted" })
   S.metrics:gauge("wp_generation", "Current policy generation", gen.id)
   S.last_reload = { ok = true, generation = gen.id, reason = reason, at = host.time() }

@@ -37,6 +37,7 @@ end
 -- loop-bound libraries of the trusted tier, only where the loop exists
 if has_host then
   _M.worker = require "workproof.worker"
+  _M.rpc = require "workproof.rpc"
   -- long VDF evaluations run on the libuv thread pool
   _M.vdf = _M.vdf or {}
   _M.vdf.eval_async = host.vdf_eval

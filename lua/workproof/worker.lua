@@ -60,20 +60,66 @@ backends.none = function()
   return config.worker, { "--isolation", "none" }
 end
 
+-- KEY=value lines (vm_dir/accel.env, vm_dir/manifest.txt)
+local function read_kv(path)
+  local f = io_open(path, "r")
+  if not f then return nil end
+  local t = {}
+  for line in f:lines() do
+    local k, v = line:match("^([%w_]+)=(.*)$")
+    if k then t[k] = v end
+  end
+  f:close()
+  return t
+end
+
+-- The micro-VM image's settings (worker/vm/README.md): the accelerator the
+-- KVM probe chose for this host boot, the TSC rate TCG guests must be told,
+-- the kernel command line, the memory the image needs.
+local function vm_settings()
+  local dir = config.vm_dir
+  local accel = read_kv(dir .. "/accel.env")
+  local boot_id
+  local f = io_open("/proc/sys/kernel/random/boot_id", "r")
+  if f then boot_id = f:read("*l"); f:close() end
+  if not accel or accel.BOOT_ID ~= boot_id then
+    -- first task since this host booted: probe (KVM often opens yet hangs)
+    os.execute(("sh '%s/worker/vm/kvm-probe.sh' '%s' >/dev/null 2>&1"):format(host.source_dir, dir))
+    accel = read_kv(dir .. "/accel.env") or {}
+  end
+  local manifest = read_kv(dir .. "/manifest.txt") or {}
+  local cf = io_open(dir .. "/cmdline", "r")
+  local cmdline = cf and cf:read("*l") or "console=ttyS0 quiet loglevel=0 panic=-1"
+  if cf then cf:close() end
+  return {
+    accel = (os.getenv("ACCEL") or accel.ACCEL or config.qemu_accel), tsc_khz = accel.TSC_KHZ,
+    cmdline = cmdline, kernel = dir .. "/" .. (manifest.kernel or "vmlinux"),
+    memory = math.max(config.qemu_memory_mb, tonumber(manifest.min_memory_mb) or 0),
+  }
+end
+
 backends.qemu = function(task_json, job)
   -- the task travels as a second cpio archive appended to the base initramfs
   local cpio = require "workproof.cpio"
-  local base = config.vm_dir .. "/initramfs.cpio"
-  local path = ("%s/task-%s-%d.cpio"):format(os.getenv("TMPDIR") or "/tmp", job, host.now() * 1e6 % 1e9)
-  local ok, err = cpio.append_file(base, path, { ["task.json"] = task_json })
+  local vm = vm_settings()
+  local tmp = io_open("/dev/shm", "r") and "/dev/shm" or (os.getenv("TMPDIR") or "/tmp")
+  local path = ("%s/wp-task-%s-%d.cpio"):format(tmp, job:gsub("[^%w_-]", ""):sub(1, 40),
+    math_floor(host.now() * 1e6) % 1e9)
+  local ok, err = cpio.append_file(config.vm_dir .. "/initramfs.cpio", path, { ["task.json"] = task_json })
   if not ok then return nil, err end
+  local append = vm.cmdline
+  if vm.accel == "tcg" and vm.tsc_khz then
+    append = append .. " tsc_early_khz=" .. vm.tsc_khz .. " tsc=reliable"
+  end
   return config.qemu, {
     "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on",
-    "-accel", config.qemu_accel, "-cpu", "max", "-m", tostring(config.qemu_memory_mb),
-    "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+    "-accel", vm.accel, "-cpu", vm.accel == "kvm" and "host" or "max",
+    "-m", tostring(vm.memory), "-smp", "1",
+    "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+    "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
     "-serial", "stdio",
-    "-kernel", config.vm_dir .. "/vmlinuz", "-initrd", path,
-    "-append", "console=ttyS0 quiet loglevel=0 panic=-1",
+    "-kernel", vm.kernel, "-initrd", path,
+    "-append", append,
   }, path
 end
 

@@ -202,3 +202,21 @@ describe("reaper", function()
     assert.matches("^ENORESULT: worker exited %(signal 9%)", err)
   end)
 end)
+
+describe("wp.worker.run (qemu backend) #vm", function()
+  it("runs a Lua task in a microvm guest and reads the verdict off the serial console", function()
+    local vm_dir = worker.settings().vm_dir
+    local f = io.open(vm_dir .. "/initramfs.cpio")
+    if not f then
+      -- build the image on first use (kernel and busybox from Debian's apt)
+      local _, st = require("helpers").run("/bin/sh", { "worker/vm/build-initramfs.sh", vm_dir })
+      assert.equal(0, st.exit_status)
+    else
+      f:close()
+    end
+    local r, err = worker.run(task("print(2 + 2)", { timeoutMs = 10000 }), { backend = "qemu" })
+    assert.is_table(r, err)
+    assert.equal(SHA_4, r.actualHash)
+    assert.equal(0, worker.stats().active)
+  end)
+end)
