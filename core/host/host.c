@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +155,9 @@ static void set_lua_path(lua_State *L)
 int wp_host_init(struct wp_host *h)
 {
 	memset(h, 0, sizeof(*h));
+	/* a peer (a child that ignores its stdin, an HTTP client that went
+	 * away) closing a pipe or socket must be an EPIPE, not a dead host */
+	signal(SIGPIPE, SIG_IGN);
 	h->loop = malloc(sizeof(*h->loop));
 	if (!h->loop)
 		return -ENOMEM;

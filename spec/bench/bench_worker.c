@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Spawn-to-result latency of workproof-worker (spec/bench/worker_bench.lua).
+ *
+ *   bench_worker PROGRAM N THREADS TASK_JSON [ARG...]
+ *
+ * THREADS spawners each posix_spawn PROGRAM (with ARGs) N times, write
+ * TASK_JSON on its stdin, read its stdout until the first newline (the
+ * NOTARY_RESULT line) or EOF, then reap it. Latency is spawn -> line (or
+ * EOF for a program that prints nothing, e.g. /bin/true, the anchor).
+ * Prints one line: "p50_ms p99_ms tasks_per_s failures".
+ * A run counts as a failure when the program exits non-zero or, for a
+ * worker, when the line is not a NOTARY_RESULT with "error":null.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct job {
+	int n;
+	double *lat;
+	int failures;
+};
+
+static const char *program;
+static char **args;
+static const char *task;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int one(double *lat)
+{
+	posix_spawn_file_actions_t fa;
+	int in[2], out[2], st, ok = 0;
+	char buf[4096];
+	size_t got = 0, len = strlen(task);
+	double t0;
+	pid_t pid;
+
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC))
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	t0 = now();
+	if (posix_spawn(&pid, program, &fa, NULL, args, environ)) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -1;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	close(in[0]);
+	close(out[1]);
+	/* a program that ignores its input (the anchor) may be gone already */
+	if (write(in[1], task, len) < 0 && errno != EPIPE)
+		ok = -1;
+	close(in[1]);
+	for (;;) {
+		ssize_t r = read(out[0], buf + got, sizeof(buf) - 1 - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (memchr(buf, '\n', got) || got == sizeof(buf) - 1)
+			break;
+	}
+	*lat = now() - t0;
+	buf[got] = '\0';
+	close(out[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		ok = -1;
+	if (got && (strncmp(buf, "NOTARY_RESULT: ", 15) || !strstr(buf, "\"error\":null}")))
+		ok = -1;
+	return ok;
+}
+
+static void *spawner(void *arg)
+{
+	struct job *j = arg;
+	int i;
+
+	for (i = 0; i < j->n; i++)
+		if (one(&j->lat[i]))
+			j->failures++;
+	return NULL;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+	struct job jobs[16];
+	pthread_t th[16];
+	double *all, t0, wall;
+	int n, nth, i, k = 0, failures = 0;
+
+	if (argc < 5) {
+		fprintf(stderr, "usage: bench_worker PROGRAM N THREADS TASK_JSON [ARG...]\n");
+		return 2;
+	}
+	program = argv[1];
+	n = atoi(argv[2]);
+	nth = atoi(argv[3]);
+	task = argv[4];
+	if (n < 1 || nth < 1 || nth > 16)
+		return 2;
+	args = calloc((size_t)argc, sizeof(char *));
+	all = calloc((size_t)n * (size_t)nth, sizeof(double));
+	if (!args || !all)
+		goto fail;
+	args[0] = argv[1];
+	for (i = 5; i < argc; i++)
+		args[i - 4] = argv[i];
+	signal(SIGPIPE, SIG_IGN);
+	t0 = now();
+	for (i = 0; i < nth; i++) {
+		jobs[i].n = n;
+		jobs[i].failures = 0;
+		jobs[i].lat = all + (size_t)i * (size_t)n;
+		if (pthread_create(&th[i], NULL, spawner, &jobs[i])) {
+			while (i-- > 0)
+				pthread_join(th[i], NULL);
+			goto fail;
+		}
+	}
+	for (i = 0; i < nth; i++) {
+		pthread_join(th[i], NULL);
+		failures += jobs[i].failures;
+	}
+	wall = now() - t0;
+	k = n * nth;
+	qsort(all, (size_t)k, sizeof(double), cmp);
+	printf("%.3f %.3f %.1f %d\n", all[k / 2] * 1e3, all[(size_t)((k - 1) * 0.99)] * 1e3, k / wall, failures);
+	free(all);
+	free(args);
+	return 0;
+fail:
+	fprintf(stderr, "bench_worker: out of resources\n");
+	free(all);
+	free(args);
+	return 1;
+}

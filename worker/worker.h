@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * \file worker.h
+ * \brief Internal interfaces of workproof-worker (worker/README.md).
+ *
+ * The worker is one process that reads a task, starts ONE child that runs
+ * the task's runtime behind the sandbox, captures the child's stdout
+ * through a pipe (hashing it on the fly), enforces the deadline and the
+ * output limit, and prints exactly one NOTARY_RESULT line.
+ *
+ *   main.c     arguments, the task (decoded with lua-cjson in a trusted
+ *              state), the result line
+ *   run.c      the child: spawn (clone with namespaces, or fork), the
+ *              capture loop, the verdict
+ *   sandbox.c  inside the child: uid maps, mounts, pivot_root, rlimits,
+ *              capabilities, descriptors
+ *   filter.c   seccomp-bpf allowlists (libseccomp) and the getrandom trap
+ *   lua_rt.c   the Lua runtime (in-process, JIT off, count hook)
+ *   arena.c    the Lua runtime's deterministic, capped allocator
+ *   probe.c    --selftest-probe: test-only syscall probes
+ *
+ * Nothing here is a library API: the structures are shared between the
+ * files of one executable and live for the whole (short) process.
+ */
+#ifndef WORKPROOF_WORKER_H
+#define WORKPROOF_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+/* Sanitizer builds (never used to run tasks): ASan reserves terabytes of
+ * shadow memory and calls sigaltstack on its own, so such a build skips
+ * RLIMIT_AS and lets the Lua profile have sigaltstack; it says
+ * "(sanitizers)" in --version (worker/README.md, "Testing"). */
+#if defined(__SANITIZE_ADDRESS__)
+#define WK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WK_ASAN 1
+#endif
+#endif
+#ifndef WK_ASAN
+#define WK_ASAN 0
+#endif
+
+/* --- limits of the contract (worker/README.md) ------------------------ */
+
+#define WK_MAX_TASK_BYTES (2u * 1024 * 1024)
+#define WK_DEF_TIMEOUT_MS 30000
+#define WK_MIN_TIMEOUT_MS 1
+#define WK_MAX_TIMEOUT_MS 600000
+#define WK_DEF_MEMORY (256ull * 1024 * 1024)
+#define WK_MIN_MEMORY (1ull * 1024 * 1024)
+#define WK_MAX_MEMORY (16ull * 1024 * 1024 * 1024)
+#define WK_DEF_OUTPUT (1ull * 1024 * 1024)
+#define WK_MIN_OUTPUT 0ull
+#define WK_MAX_OUTPUT (1ull * 1024 * 1024 * 1024)
+#define WK_MAX_JOBID 256
+/* Default Lua instruction budget per ms of timeout: several times what the
+ * interpreter can execute, so the wall clock normally wins (an endless loop
+ * is a TIMEOUT) and the budget is a deterministic backstop. A task may ask
+ * for a smaller budget with "instructionLimit". */
+#define WK_INSN_PER_MS 4000000ull
+#define WK_MIN_INSN 1000ull
+#define WK_MAX_RO 16
+
+/* Exit statuses of the worker itself. */
+#define WK_EXIT_RESULT 0   /* printed a result line, whatever the verdict */
+#define WK_EXIT_USAGE 2    /* unusable arguments */
+#define WK_EXIT_NOSANDBOX 3 /* the sandbox cannot be set up on this host */
+
+/* Descriptors of the runtime child (set up before it runs). */
+#define WK_FD_TASK 0   /* javascript: the task JSON (a memfd); lua: closed */
+#define WK_FD_OUT 1    /* stdout pipe: hashed, counted, limited */
+#define WK_FD_ERR 2    /* stderr pipe: counted, limited, head kept */
+#define WK_FD_STATUS 3 /* one status line from the runtime */
+#define WK_FD_SETUP 4  /* setup failures; close-on-exec, closed before the
+			* task's code runs so a task cannot forge one */
+
+enum wk_isolation { WK_ISO_SANDBOX, WK_ISO_NONE };
+enum wk_lang { WK_LANG_LUA, WK_LANG_JS };
+
+/** Command-line options. */
+struct wk_opts {
+	enum wk_isolation iso;
+	uint32_t uid, gid;     /* outside ids of the sandbox's root */
+	int uid_given;
+	const char *ro[WK_MAX_RO];
+	int nro;
+	const char *probe;     /* --selftest-probe NAME, or NULL */
+};
+
+/** One decoded, validated task. Strings point into the trusted state's
+ *  memory (alive for the whole process). */
+struct wk_task {
+	const char *job_id;    /* NULL until known valid */
+	size_t job_id_len;
+	enum wk_lang lang;
+	const char *code;
+	size_t code_len;
+	uint64_t timeout_ms;
+	uint64_t memory;
+	uint64_t output_limit;
+	uint64_t insn_limit;
+	lua_State *trusted;    /* holds the decoded task; input at input_idx */
+	int input_idx;         /* stack index of `input` in trusted, 0: absent */
+	const char *raw;       /* the task JSON as read (javascript runner) */
+	size_t raw_len;
+};
+
+/** What the run produced (the fields of the result line). */
+struct wk_result {
+	char hash[65];         /* lowercase hex, "" when no output was hashed */
+	int exit_code;         /* -1: not applicable */
+	uint64_t exec_ms;
+	uint64_t out_bytes;
+	char error[256];       /* "" on success */
+};
+
+/* --- run.c ------------------------------------------------------------- */
+
+/**
+ * Run the task in a child and fill res. Returns WK_EXIT_RESULT when res
+ * holds a verdict to print, WK_EXIT_NOSANDBOX when the sandbox cannot be
+ * set up on this host (a message went to stderr; nothing must be printed).
+ */
+int wk_run(const struct wk_opts *o, const struct wk_task *t, struct wk_result *res);
+/** Reap what wk_run left exiting (the sandbox's init): call after the
+ *  result line is printed. */
+void wk_reap(void);
+
+/* --- sandbox.c (all run in the child; return 0 or -1 with wk_setup_err) -- */
+
+/** Description of the last setup failure and whether it is permanent
+ *  (the host cannot sandbox: exit 3) or transient (SANDBOX: result). */
+struct wk_setup_err {
+	char msg[200];
+	int permanent;
+};
+extern struct wk_setup_err wk_setup_err;
+
+/** Parent side: write setgroups/uid_map/gid_map of the child. */
+int wk_write_idmaps(int pid, uint32_t uid, uint32_t gid);
+/** Become the namespace's root (setresuid/setresgid 0): the kernel uid
+ *  is then the unprivileged outside uid. */
+int wk_become_nsroot(void);
+/** Build the minimal root for a runtime and pivot into it. node: the
+ *  host path of the node binary (javascript). */
+int wk_build_root(const struct wk_opts *o, enum wk_lang lang, const char *node);
+/** Set every resource limit except the address-space/data one. */
+int wk_set_rlimits(const struct wk_task *t, int sandbox);
+/** Set RLIMIT_AS (lua) or RLIMIT_DATA (node). */
+int wk_set_memlimit(int resource, uint64_t bytes);
+/** Move the runtime's descriptors to 0..4 (WK_FD_*) and close every other
+ *  one. A negative fd leaves that slot closed. WK_FD_SETUP is close-on-exec. */
+int wk_setup_fds(int task_fd, int out_fd, int err_fd, int status_fd, int setup_fd);
+/** sandbox: drop every capability (bounding, ambient, effective,
+ *  permitted, inheritable) and lock the securebits; both modes: set
+ *  no_new_privs. */
+int wk_drop_privileges(int sandbox);
+/** Record a setup failure "<what>: <strerror(errno)>" and return -1. It is
+ *  transient when errno says a resource ran out (EAGAIN, ENOMEM, EMFILE,
+ *  ENFILE, EINTR), permanent otherwise. errno is preserved. */
+int wk_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* --- filter.c ---------------------------------------------------------- */
+
+enum wk_profile { WK_PROFILE_LUA, WK_PROFILE_NODE };
+/** Install the runtime's seccomp allowlist (default: kill the process). */
+int wk_seccomp_profile(enum wk_profile p);
+/** Install a filter that answers getrandom(2) with fixed bytes through a
+ *  SIGSYS trap (LuaJIT seeds its string hashing from it: determinism). */
+int wk_seccomp_fixed_random(void);
+/** Restore the default SIGSYS action after the seeded section. */
+void wk_fixed_random_done(void);
+
+/* --- lua_rt.c / probe.c: never return ------------------------------------ */
+
+/** Run the Lua task in this (already sandboxed or plain) child. In sandbox
+ *  mode the seccomp profile is installed once the state exists. */
+__attribute__((noreturn)) void wk_lua_main(const struct wk_task *t, int sandbox);
+/** Run a --selftest-probe and exit (path probes take the path from the
+ *  task's code). */
+__attribute__((noreturn)) void wk_probe_main(const char *name, const struct wk_task *t);
+/** 1 if name is a known probe. */
+int wk_probe_known(const char *name);
+
+/** Write one status line to WK_FD_STATUS (best effort). */
+void wk_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** Report wk_setup_err on the setup descriptor and _exit(127). */
+__attribute__((noreturn)) void wk_setup_abort(void);
+/** Close the setup descriptor: from now on the task's code may run. */
+void wk_setup_done(void);
+/** Descriptor the child reports setup failures on (-1: none). */
+extern int wk_setup_fd;
+
+/* --- arena.c ------------------------------------------------------------- */
+
+/** The deterministic allocator: one fixed-address mapping, boundary tags,
+ *  segregated free lists. All state lives in the struct. */
+struct wk_arena;
+/** Map the arena (cap = live-byte limit). NULL with errno on failure. */
+struct wk_arena *wk_arena_new(size_t cap);
+/** lua_Alloc-compatible function; ud is the arena. */
+void *wk_arena_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/** 1 if an allocation was refused (the task hit its memory limit). */
+int wk_arena_failed(const struct wk_arena *a);
+/** Bytes in use / high-water mark (headers included). */
+size_t wk_arena_live(const struct wk_arena *a);
+size_t wk_arena_peak(const struct wk_arena *a);
+/** Bytes of address space the arena reserves (for RLIMIT_AS). */
+size_t wk_arena_span(const struct wk_arena *a);
+/** Self-check of the block structure (tests): 0 if consistent. */
+int wk_arena_check(const struct wk_arena *a);
+
+#endif
