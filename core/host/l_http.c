@@ -342,6 +342,48 @@ static const char trampoline_src[] =
 
 static int l_log(lua_State *L);
 
+/*
+ * h2o_context_init() opens handles of its own (timers, the multithread
+ * queue's async). They must not keep the loop alive once the listener is
+ * closed, or a script that served and closed could never end: unref the
+ * handles that appeared during the init. Connections, made later, stay
+ * referenced while a client is connected.
+ */
+#define MAX_SEEN 256
+struct seen {
+	uv_handle_t *h[MAX_SEEN];
+	int n, unref;
+};
+
+static void walk_seen(uv_handle_t *h, void *arg)
+{
+	struct seen *s = arg;
+
+	if (!s->unref) {
+		if (s->n < MAX_SEEN)
+			s->h[s->n++] = h;
+		return;
+	}
+	for (int i = 0; i < s->n; i++)
+		if (s->h[i] == h)
+			return;
+	uv_unref(h);
+}
+
+static void context_init_unref(struct server *srv, uv_loop_t *loop)
+{
+	struct seen *s = calloc(1, sizeof(*s));
+
+	if (s)
+		uv_walk(loop, walk_seen, s);
+	h2o_context_init(&srv->ctx, loop, &srv->config);
+	if (s && s->n < MAX_SEEN) {
+		s->unref = 1;
+		uv_walk(loop, walk_seen, s);
+	}
+	free(s);
+}
+
 /* host.http_listen(opts) -> server | nil, "ELISTEN: ..." */
 static int l_listen(lua_State *L)
 {
@@ -402,7 +444,7 @@ static int l_listen(lua_State *L)
 	handler = h2o_create_handler(pathconf, sizeof(*handler) + sizeof(srv));
 	handler->on_req = on_req;
 	*(struct server **)(handler + 1) = srv;
-	h2o_context_init(&srv->ctx, h->loop, &srv->config);
+	context_init_unref(srv, h->loop);
 	srv->accept_ctx.ctx = &srv->ctx;
 	srv->accept_ctx.hosts = srv->config.hosts;
 
