@@ -18,7 +18,7 @@ APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libgmp-dev libsqlite3-dev libseccomp-dev libcurl4-openssl-dev libh2o-dev \
 	wrk nodejs qemu-system-x86 cpio xz-utils
 
-.PHONY: all deps build run demo test bench fuzz test-asan lint clean
+.PHONY: all deps build run serve demo test bench fuzz test-asan lint clean
 
 all: build
 
@@ -43,7 +43,12 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
 
+# the full local stack: anvil + contracts + the controller (examples/run-local.sh)
 run: build
+	BUILD=$(BUILD) sh examples/run-local.sh
+
+# the controller alone, on the embedded defaults (no chain, no payments)
+serve: build
 	$(BUILD)/workproof serve
 
 demo: build
