@@ -113,6 +113,30 @@ function _M.start_controller(config_src, opts)
   return { url = "http://127.0.0.1:" .. port, port = port, dir = dir, proc = p, config = cfg }
 end
 
+--- Start anvil (npm, contracts/) on a free loopback port with the contracts
+-- deployed; it stops by itself (timeout, or when this process dies).
+-- Returns { url, dep (the deployment JSON), dir, proc }.
+function _M.start_anvil(dir)
+  local host = require "workproof.host"
+  local cjson = require "cjson"
+  if not dir then
+    dir = os.tmpname()
+    os.remove(dir)
+  end
+  os.execute("mkdir -p " .. dir)
+  local p = assert(host.process_spawn { file = "/usr/bin/env",
+    args = { "node", "contracts/scripts/anvil.js", "--port", "0", "--timeout", "900",
+      "--deploy", "--out", dir .. "/dep.json", "--quiet" }, timeout = 900 })
+  local buf = ""
+  while not buf:find("anvil: deployed") do
+    local c = p:read()
+    if not c then error("anvil did not start: " .. buf .. p:wait().stderr, 2) end
+    buf = buf .. c
+  end
+  return { url = buf:match("listening on (http://127%.0%.0%.1:%d+)"), dep = cjson.decode(_M.read(dir .. "/dep.json")),
+    dir = dir, proc = p }
+end
+
 --- SIGTERM the controller and wait; returns its status table (with stderr).
 function _M.stop(server, signal)
   server.proc:kill(signal or 15)

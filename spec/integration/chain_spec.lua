@@ -22,20 +22,8 @@ local proxy, proxy_up = nil, true
 local function rpc() return wp.rpc.new(anvil_url) end
 
 local function start_anvil()
-  dir = os.tmpname()
-  os.remove(dir)
-  os.execute("mkdir -p " .. dir)
-  anvil = assert(host.process_spawn { file = "/usr/bin/env",
-    args = { "node", "contracts/scripts/anvil.js", "--port", "0", "--timeout", "900",
-      "--deploy", "--out", dir .. "/dep.json", "--quiet" }, timeout = 900 })
-  local buf = ""
-  while not buf:find("anvil: deployed") do
-    local c = anvil:read()
-    if not c then error("anvil did not start: " .. buf .. anvil:wait().stderr) end
-    buf = buf .. c
-  end
-  anvil_url = buf:match("listening on (http://127%.0%.0%.1:%d+)")
-  dep = cjson.decode(h.read(dir .. "/dep.json"))
+  local a = h.start_anvil()
+  anvil, anvil_url, dep, dir = a.proc, a.url, a.dep, a.dir
   -- the JSON-RPC proxy the controller talks to: cut it to simulate an outage
   proxy = assert(host.http_listen { port = 0, handler = function(req)
     if not proxy_up then return 503, {}, "node unavailable" end
