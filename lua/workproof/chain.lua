@@ -149,6 +149,11 @@ function _M:broadcast(r, max_fee, prio)
   if not gas then
     local est, err = self.rpc:call("eth_estimateGas", { {
       from = self.address, to = r.to_addr, data = "0x" .. wp.hex(r.data), value = hexq(r.value) } })
+    if not est and tostring(err):find("^ERPC") then
+      -- the node says this call reverts: retrying cannot help, and a row
+      -- that never leaves would block every write behind it
+      return nil, err, "reverts"
+    end
     if not est then return nil, err end
     gas = floor(to_int(est) * 1.25) + 10000
   end
@@ -198,11 +203,17 @@ function _M:drive(r)
     end
     local max_fee, prio = self:fees()
     if not max_fee then return nil, prio end
-    self.db:exec("UPDATE outbox SET nonce = ? WHERE id = ?", self.next_nonce, r.id)
     r.nonce = self.next_nonce
-    self.next_nonce = self.next_nonce + 1
-    local h, err = self:broadcast(r, max_fee, prio)
+    local h, err, why = self:broadcast(r, max_fee, prio)
+    if why == "reverts" then
+      self.db:exec("UPDATE outbox SET status = 'failed', ok = 0, error = ?, updated = ? WHERE id = ?",
+        tostring(err), now(), r.id)
+      self.stats.failed = self.stats.failed + 1
+      return true      -- the nonce was not used
+    end
     if not h then return nil, err end
+    self.db:exec("UPDATE outbox SET nonce = ? WHERE id = ?", self.next_nonce, r.id)
+    self.next_nonce = self.next_nonce + 1
     r = self:get(r.id)
   end
   local sent_at = host.now()

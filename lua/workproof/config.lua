@@ -66,6 +66,8 @@ _M.schema = {
     chain_id = { type = "integer", min = 1, description = "checked against the node at start" },
     deployment = { type = "string", description = "contracts/deployments/*.json: fills registry and token" },
     registry = { type = "string", description = "ValidationRegistry address" },
+    erc8004 = { type = "string", description = "the ERC-8004 Validation Registry the registry forwards to "
+      .. "(it is fixed at the registry's deployment; default from chain.deployment)" },
     key_file = { type = "string", description = "signer key (64 hex), file mode 0600 or 0400" },
     key_env = { type = "string", default = "WORKPROOF_SIGNER_KEY" },
     method = { type = "string", default = "reexecution-v1-code-execution" },

@@ -213,6 +213,12 @@ function builtin.validate(ctx)
   else
     expected = nil
   end
+  local request_hash = t.requestHash
+  if request_hash ~= nil and request_hash ~= cjson.null then
+    if not is_hex64(norm_hash(request_hash)) then bad("requestHash", "expected 64 hex digits (optional 0x)") end
+  else
+    request_hash = nil
+  end
   local timeout = t.timeoutSeconds
   if timeout == nil then timeout = lim.timeout_default
   elseif type(timeout) ~= "number" or timeout ~= timeout then bad("timeoutSeconds", "expected a number")
@@ -255,6 +261,7 @@ function builtin.validate(ctx)
   ctx.timeout = timeout
   ctx.def = def
   ctx.task_hash = wp.hex(wp.sha256(task_json))
+  ctx.request_hash = request_hash and norm_hash(request_hash)
   ctx.worker_input = hook(gen, "task_types", "worker_input", nil, input, def, t)
   return nil
 end
@@ -463,8 +470,15 @@ function builtin.attestation(ctx)
   local proof = encode({ jobId = ctx.job_id, taskHash = ctx.task_hash, expectedHash = ctx.expected,
     actualHash = ctx.actual, executionTimeMs = ctx.execution_ms, backend = ctx.gen.config.worker.backend,
     verdict = ctx.verdict })
-  local data = wp.abi.encode_call("attestValidation(bytes32,string,bool,bytes)",
-    { wp.unhex(ctx.task_hash), cc.method, ctx.verdict == "VALID", proof })
+  local data
+  if ctx.request_hash and S.erc8004 then
+    -- the registry also answers the ERC-8004 Validation Registry's request
+    data = wp.abi.encode_call("attestValidationFor(bytes32,bytes32,string,bool,bytes)",
+      { wp.unhex(ctx.request_hash), wp.unhex(ctx.task_hash), cc.method, ctx.verdict == "VALID", proof })
+  else
+    data = wp.abi.encode_call("attestValidation(bytes32,string,bool,bytes)",
+      { wp.unhex(ctx.task_hash), cc.method, ctx.verdict == "VALID", proof })
+  end
   local id, err = S.chain:enqueue("attest", ctx.job_id, { to = S.registry, data = data })
   if not id then
     log("error", "attestation for job " .. ctx.job_id .. " not queued: " .. tostring(err))
@@ -673,6 +687,8 @@ function _M.setup_chain(conf)
   S.registry = cc.registry or (dep and dep.contracts and dep.contracts.ValidationRegistry
     and dep.contracts.ValidationRegistry.address)
   if not S.registry then return nil, "chain.registry (or chain.deployment) is required" end
+  local e8 = cc.erc8004 or (dep and dep.erc8004ValidationRegistry)
+  S.erc8004 = e8 and not e8:find("^0x0+$") and e8 or nil
   if pc.enabled then
     S.pay = {}
     if pc.x402.enabled then

@@ -319,6 +319,34 @@ describe("chain and payments #integration", function()
     end)
   end)
 
+  it("ERC-8004: a request's requestHash is answered on the Validation Registry too", function()
+    -- a second deployment whose registry forwards to an ERC-8004 Validation
+    -- Registry (a stand-in contract: the real one is not on this chain)
+    local _, st0 = h.run("/usr/bin/env", { "node", "contracts/scripts/deploy.js", "--rpc", anvil_url,
+      "--out", dir .. "/dep8004.json", "--erc8004", "mock", "--quiet" })
+    assert.equal(0, st0.exit_status, st0.stderr)
+    local d8 = cjson.decode(h.read(dir .. "/dep8004.json"))
+    local mock = d8.erc8004ValidationRegistry
+    local request = wp.sha256("agent request " .. tostring(wp.now()))
+    local call = assert(wp.abi.encode_call("validationRequest(address,uint256,string,bytes32)",
+      { d8.contracts.ValidationRegistry.address, 7, "ipfs://request", request }))
+    local r0 = rpc()
+    assert(r0:call("eth_sendTransaction", { { from = LEGACY_PAYER, to = mock, data = "0x" .. wp.hex(call) } }))
+    local cfg = config { payments = "false" }:gsub('deployment = "[^"]*"', 'deployment = "' .. dir .. '/dep8004.json"')
+    local srv8 = h.start_controller(cfg, { dir = dir })
+    local st, r = verify(srv8, nil, cjson.encode { taskType = "code-execution", language = "lua",
+      code = "print(2 + 2) -- 8004", expectedHash = SHA4, requestHash = "0x" .. wp.hex(request) })
+    h.stop(srv8)
+    assert.equal(200, st, cjson.encode(r))
+    assert.matches("^0x%x+$", r.registryTxHash)
+    local q = assert(wp.abi.encode_call("getValidationStatus(bytes32)", { request }))
+    local raw = assert(r0:call("eth_call", { { to = mock, data = "0x" .. wp.hex(q) }, "latest" }))
+    local v = wp.abi.decode("(address,uint256,uint8,bytes32,string,uint256)", wp.unhex(raw))
+    assert.equal(d8.contracts.ValidationRegistry.address:lower(), v[1]:lower())
+    assert.equal("100", tostring(v[3]))
+    assert.equal("reexecution-v1-code-execution", v[5])
+  end)
+
   it("attestations queue during an RPC outage and drain after recovery", function()
     local free = h.start_controller(config { payments = "false", wait = "1" }, { dir = dir })
     proxy_up = false
@@ -337,7 +365,12 @@ describe("chain and payments #integration", function()
       if count == 1 then break end
       wp.sleep(0.2)
     end
-    local _, _, metrics = h.http("GET", free.url .. "/metrics")
+    local metrics
+    for _ = 1, 50 do   -- the row is marked mined right after its receipt is seen
+      metrics = select(3, h.http("GET", free.url .. "/metrics"))
+      if metrics:find("wp_outbox_pending 0", 1, true) then break end
+      wp.sleep(0.1)
+    end
     h.stop(free)
     assert.equal(1, count)
     assert.matches("wp_outbox_pending 0", metrics)

@@ -268,7 +268,7 @@ describe("hot reload #integration", function()
   it("reloads on SIGHUP and on a file change, with zero failed requests under traffic", function()
     local dir = new_dir()
     local srv = h.start_controller(BASE_CONFIG, { dir = dir })
-    local failures, done, total = 0, false, 0
+    local failures, done, total, why = 0, false, 0, {}
     for _ = 1, 3 do
       wp.spawn(function()
         while not done do
@@ -276,7 +276,10 @@ describe("hot reload #integration", function()
           local st2, r = post(srv, { taskType = "code-execution", language = "lua", code = "print(2 + 2)",
             expectedHash = sha("4") })
           total = total + 2
-          if st ~= 200 or st2 ~= 200 or r.result ~= "VALID" then failures = failures + 1 end
+          if st ~= 200 or st2 ~= 200 or r.result ~= "VALID" then
+            failures = failures + 1
+            why[#why + 1] = ("health %s, verify %s %s"):format(tostring(st), tostring(st2), cjson.encode(r))
+          end
         end
       end)
     end
@@ -294,7 +297,7 @@ describe("hot reload #integration", function()
     wp.sleep(0.5)
     local _, _, text = h.http("GET", srv.url .. "/metrics")
     h.stop(srv)
-    assert.equal(0, failures)
+    assert.equal(0, failures, table.concat(why, "\n"))
     assert.is_true(total > 10)
     local accepted = tonumber(text:match('wp_reloads_total{result="accepted"} (%d+)'))
     assert.is_true(accepted >= 5, "reloads accepted: " .. tostring(accepted))

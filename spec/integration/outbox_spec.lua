@@ -59,6 +59,19 @@ describe("chain outbox #integration", function()
     assert.equal(1, n)
   end)
 
+  it("a write that reverts is failed, not retried forever ahead of the others", function()
+    local c = client()
+    local bad = c:enqueue("attest", "reverts", { to = a.dep.contracts.ValidationRegistry.address,
+      data = assert(wp.abi.encode_call("attestValidation(bytes32,string,bool,bytes)",
+        { ("\0"):rep(32), "m", true, "" })) })     -- ZeroTaskHash
+    local good = c:enqueue("attest", "after-revert", attest_call("after"))
+    local rb = assert(c:wait(bad, 30))
+    local rg = assert(c:wait(good, 30))
+    assert.equal("failed", rb.status)
+    assert.matches("ERPC", rb.error)
+    assert.equal("mined", rg.status)
+  end)
+
   it("re-prices a stuck transaction with the same nonce", function()
     local c = client { reprice_after = 0.5 }
     local r0 = wp.rpc.new(a.url)
