@@ -207,8 +207,10 @@ void wp_host_close(struct wp_host *h)
 	 * close callbacks (struct wp_hbase in handle->data) free
 	 * them. Run the loop until those callbacks ran, then drop Lua.
 	 */
+	wp_host_http_shutdown();
 	uv_walk(h->loop, close_walk, NULL);
 	uv_run(h->loop, UV_RUN_DEFAULT);
+	wp_host_http_free();
 	lua_close(h->L);
 	uv_loop_close(h->loop);
 	free(h->loop);

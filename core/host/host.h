@@ -87,6 +87,11 @@ void lwp_host_open_work(lua_State *L);
 /** Adds on_signal and watch to the table on top. */
 void lwp_host_open_signal(lua_State *L);
 
+/** Stop every HTTP server and dispose of h2o's state (host teardown, before
+ *  the remaining handles are closed); wp_host_http_free() after the loop ran. */
+void wp_host_http_shutdown(void);
+void wp_host_http_free(void);
+
 /** Adds http_listen and the server metatable to the table on top. */
 void lwp_host_open_http(lua_State *L);
 

@@ -45,7 +45,11 @@ struct server {
 	long active;           /* requests whose handler has not answered */
 	long served;
 	int port;
+	int started;           /* context and config initialised */
+	struct server *next;   /* every server of the process, for teardown */
 };
+
+static struct server *servers;
 
 struct pending {
 	h2o_req_t *req;        /* NULL once h2o disposed of the request */
@@ -413,6 +417,8 @@ static int l_listen(lua_State *L)
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return lwp_fail(L, "ENOMEM", "http_listen: out of memory");
+	srv->next = servers;   /* owned by the list from now on, freed at exit */
+	servers = srv;
 	srv->base.magic = WP_HBASE_MAGIC;
 	srv->base.close_cb = listener_closed;
 	srv->L = h->L;
@@ -445,6 +451,7 @@ static int l_listen(lua_State *L)
 	handler->on_req = on_req;
 	*(struct server **)(handler + 1) = srv;
 	context_init_unref(srv, h->loop);
+	srv->started = 1;
 	srv->accept_ctx.ctx = &srv->ctx;
 	srv->accept_ctx.hosts = srv->config.hosts;
 
@@ -463,6 +470,44 @@ static int l_log(lua_State *L)
 
 	wp_log((enum wp_log_level)lvl, "%s", luaL_checkstring(L, 2));
 	return 0;
+}
+
+/*
+ * Host teardown, before the loop's remaining handles are closed: stop every
+ * server and let h2o close its own handles (timers, the queue) the proper
+ * way. Connections still open are closed by the host like any foreign
+ * handle. The structs themselves go in wp_host_http_free(), after the loop
+ * ran the close callbacks.
+ */
+void wp_host_http_shutdown(void)
+{
+	for (struct server *srv = servers; srv; srv = srv->next) {
+		if (srv->listening) {
+			srv->listening = 0;
+			uv_close((uv_handle_t *)&srv->listener, listener_closed);
+		}
+		/* h2o refuses to dispose of a context whose timeouts still
+		 * hold entries (a connection not yet torn down): then leave it
+		 * to the process exit rather than abort */
+		if (srv->started && h2o_linklist_is_empty(&srv->ctx.zero_timeout._entries) &&
+		    h2o_linklist_is_empty(&srv->ctx.one_sec_timeout._entries) &&
+		    h2o_linklist_is_empty(&srv->ctx.hundred_ms_timeout._entries)) {
+			h2o_context_dispose(&srv->ctx);
+			h2o_config_dispose(&srv->config);
+			srv->started = 0;
+		}
+	}
+}
+
+void wp_host_http_free(void)
+{
+	while (servers) {
+		struct server *next = servers->next;
+
+		if (!servers->started)   /* a context still in use stays allocated */
+			free(servers);
+		servers = next;
+	}
 }
 
 void lwp_host_open_http(lua_State *L)
