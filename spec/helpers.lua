@@ -93,7 +93,10 @@ function _M.start_controller(config_src, opts)
     os.remove(dir)
   end
   os.execute("mkdir -p " .. dir .. "/policies")
-  local cfg = dir .. "/config.lua"
+  -- one config file per controller: several may share a state dir, and
+  -- each watches its own config for reloads
+  _M.controllers = (_M.controllers or 0) + 1
+  local cfg = ("%s/config-%d.lua"):format(dir, _M.controllers)
   local f = assert(io.open(cfg, "w"))
   f:write((((config_src or "return {}"):gsub("@DIR@", dir))))
   f:close()
