@@ -46,6 +46,17 @@ struct server {
 	long served;
 	int port;
 	int started;           /* context and config initialised */
+	/* static answers served in C without entering Lua (health checks must
+	 * stay cheap and answer even while Lua is busy): srv:static() */
+	struct static_route {
+		char path[64];
+		int status;
+		char type[48];
+		char *body;
+		size_t len;
+		double hits;
+	} statics[4];
+	int nstatics;
 	struct server *next;   /* every server of the process, for teardown */
 };
 
@@ -56,6 +67,8 @@ struct pending {
 	struct pending **cell; /* in req->pool; its dispose callback nulls req */
 	struct server *srv;
 };
+
+static const char *reason(int status);
 
 static void on_req_disposed(void *p)
 {
@@ -121,11 +134,37 @@ static void push_request(lua_State *L, h2o_req_t *req)
 	}
 }
 
+static int try_static(struct server *srv, h2o_req_t *req)
+{
+	for (int i = 0; i < srv->nstatics; i++) {
+		struct static_route *s = &srv->statics[i];
+
+		if (req->path_normalized.len != strlen(s->path) ||
+		    memcmp(req->path_normalized.base, s->path, req->path_normalized.len) ||
+		    !(h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+		      h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))))
+			continue;
+		s->hits++;
+		req->res.status = s->status;
+		req->res.reason = reason(s->status);
+		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+			       s->type, strlen(s->type));
+		req->res.content_length = s->len;
+		h2o_send_inline(req, s->body, s->len);
+		return 1;
+	}
+	return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
 	struct server *srv = *(struct server **)(self + 1);
 	lua_State *L = srv->L;
-	struct pending *p = malloc(sizeof(*p));
+	struct pending *p;
+
+	if (srv->nstatics && try_static(srv, req))
+		return 0;
+	p = malloc(sizeof(*p));
 
 	if (!p) {
 		h2o_send_error_503(req, "Service Unavailable", "out of memory", 0);
@@ -222,6 +261,11 @@ static int l_respond(lua_State *L)
 	return 0;
 }
 
+/* srv:static(path, status, body [, content_type]) sets a C-served answer
+ * for GET/HEAD path; srv:static(path) removes it; srv:static_hits(path). */
+static int l_static(lua_State *L);
+static int l_static_hits(lua_State *L);
+
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct server *srv = listener->data;
@@ -292,6 +336,10 @@ static int l_index(lua_State *L)
 		lua_pushcfunction(L, l_close);
 	else if (!strcmp(k, "shutdown"))
 		lua_pushcfunction(L, l_shutdown);
+	else if (!strcmp(k, "static"))
+		lua_pushcfunction(L, l_static);
+	else if (!strcmp(k, "static_hits"))
+		lua_pushcfunction(L, l_static_hits);
 	else
 		lua_pushnil(L);
 	return 1;
@@ -462,6 +510,62 @@ static int l_listen(lua_State *L)
 	return 1;
 }
 
+static struct static_route *find_static(struct server *srv, const char *path)
+{
+	for (int i = 0; i < srv->nstatics; i++)
+		if (!strcmp(srv->statics[i].path, path))
+			return &srv->statics[i];
+	return NULL;
+}
+
+static int l_static(lua_State *L)
+{
+	struct server *srv = check_server(L);
+	size_t plen, blen = 0;
+	const char *path = luaL_checklstring(L, 2, &plen);
+	struct static_route *s = find_static(srv, path);
+	const char *body, *type;
+	char *copy;
+
+	luaL_argcheck(L, plen > 0 && plen < sizeof(s->path) && path[0] == '/', 2, "bad path");
+	if (lua_isnoneornil(L, 3)) {   /* remove */
+		if (s) {
+			free(s->body);
+			*s = srv->statics[--srv->nstatics];
+		}
+		return 0;
+	}
+	body = luaL_checklstring(L, 4, &blen);
+	type = luaL_optstring(L, 5, "application/json");
+	luaL_argcheck(L, strlen(type) < sizeof(s->type), 5, "content type too long");
+	if (!s) {
+		luaL_argcheck(L, srv->nstatics < (int)(sizeof(srv->statics) / sizeof(srv->statics[0])), 2,
+			      "too many static routes");
+		s = &srv->statics[srv->nstatics++];
+		memset(s, 0, sizeof(*s));
+		memcpy(s->path, path, plen + 1);
+	}
+	copy = malloc(blen ? blen : 1);
+	if (!copy)
+		return luaL_error(L, "out of memory");
+	memcpy(copy, body, blen);
+	free(s->body);
+	s->body = copy;
+	s->len = blen;
+	s->status = (int)luaL_checkinteger(L, 3);
+	strcpy(s->type, type);
+	return 0;
+}
+
+static int l_static_hits(lua_State *L)
+{
+	struct server *srv = check_server(L);
+	struct static_route *s = find_static(srv, luaL_checkstring(L, 2));
+
+	lua_pushnumber(L, s ? s->hits : 0);
+	return 1;
+}
+
 /* host.log(level, message): level debug | info | warn | error */
 static int l_log(lua_State *L)
 {
@@ -504,6 +608,8 @@ void wp_host_http_free(void)
 	while (servers) {
 		struct server *next = servers->next;
 
+		for (int i = 0; i < servers->nstatics; i++)
+			free(servers->statics[i].body);
 		if (!servers->started)   /* a context still in use stays allocated */
 			free(servers);
 		servers = next;

@@ -769,11 +769,17 @@ local function render_metrics()
   if S.chain then
     m:gauge("wp_outbox_pending", "Chain writes waiting in the outbox", S.chain:pending_count())
   end
+  if S.server then   -- /health is answered in C (srv:static), counted there
+    m:counter_total("wp_http_static_requests_total", "Requests answered in C without Lua",
+      'route="/health"', S.server:static_hits("/health"))
+  end
   m:gauge("wp_uptime_seconds", "Seconds since the host started", host.time() - S.started)
   return { status = 200, headers = { ["content-type"] = "text/plain; version=0.0.4" }, raw = m:render() }
 end
 
 local HEALTH = '{"status":"ok"}'
+_M.HEALTH = HEALTH
+local label_keys = {}
 
 local function route(req)
   local path, method = req.path, req.method
@@ -817,8 +823,19 @@ function _M.handle(req)
   local body = res.raw or encode(res.body)
   local headers = res.headers or {}
   if not headers["content-type"] then headers["content-type"] = JSON_HDR["content-type"] end
-  S.metrics:counter("wp_http_requests_total", "HTTP requests", { route = label, status = tostring(res.status) })
-  S.metrics:observe("wp_http_request_seconds", "HTTP request latency", host.now() - t0, { route = label })
+  -- label keys formatted once per (route, status): this runs on every request
+  local keys = label_keys[label]
+  if not keys then
+    keys = { route = ('route="%s"'):format(label) }
+    label_keys[label] = keys
+  end
+  local ks = keys[res.status]
+  if not ks then
+    ks = ('route="%s",status="%d"'):format(label, res.status)
+    keys[res.status] = ks
+  end
+  S.metrics:counter("wp_http_requests_total", "HTTP requests", ks)
+  S.metrics:observe("wp_http_request_seconds", "HTTP request latency", host.now() - t0, keys.route)
   return res.status, headers, body
 end
 

@@ -6,8 +6,11 @@
 --   m:counter("wp_requests_total", "HTTP requests", { route = "/verify", status = "200" })
 --   m:observe("wp_request_seconds", "Request latency", 0.012, { route = "/verify" })
 --   m:gauge("wp_workers_active", "Active workers", 3)
+--   labels may also be a preformatted key string: 'route="/health",status="200"'
+
 --   m:render() -> text
-local pairs, ipairs, tostring, format, concat, sort = pairs, ipairs, tostring, string.format, table.concat, table.sort
+local pairs, ipairs, tostring, type, format, concat, sort =
+  pairs, ipairs, tostring, type, string.format, table.concat, table.sort
 
 local _M = {}
 local mt = { __index = _M }
@@ -24,6 +27,8 @@ end
 
 local function label_key(labels)
   if not labels then return "" end
+  -- a string is an already formatted key (hot paths format it once)
+  if type(labels) == "string" then return labels end
   local keys = {}
   for k in pairs(labels) do keys[#keys + 1] = k end
   sort(keys)
@@ -57,6 +62,12 @@ end
 function _M:counter(name, help, labels, n)
   local s = series(family(self, name, help, "counter"), labels)
   s.value = s.value + (n or 1)
+end
+
+--- Set a counter to a total counted elsewhere (e.g. in C).
+function _M:counter_total(name, help, labels, total)
+  local s = series(family(self, name, help, "counter"), labels)
+  s.value = total
 end
 
 --- Set a gauge.

@@ -92,6 +92,11 @@ function _M.main(...)
     io.stderr:write("workproof serve: ", lerr, "\n")
     return 1
   end
+  -- health checks are answered in C, without entering Lua: they stay cheap
+  -- under load and answer while Lua is busy (the Lua route stays as the
+  -- fallback); a draining host answers 503
+  S.server = srv
+  srv:static("/health", 200, controller.HEALTH, "application/json")
   host.log("info", ("workproof %s serving on http://%s:%d (generation %d, backend %s, store %s)"):format(
     host.version, h, srv.port, gen.id, conf.worker.backend, conf.store))
   io.stdout:write(("listening on %s:%d\n"):format(h, srv.port))
@@ -122,6 +127,7 @@ function _M.main(...)
   local function shutdown(signame)
     if S.draining then return end
     S.draining = true
+    srv:static("/health", 503, '{"status":"draining"}', "application/json")
     host.log("info", "SIG" .. signame .. ": draining " .. srv.active .. " request(s)")
     srv:shutdown()
     stop_reaper()
