@@ -37,12 +37,38 @@ function _M.random_chunks(s, seed, maxlen)
   return out
 end
 
---- Read a whole file (fixtures).
-function _M.read(path)
-  local f = assert(io.open(path, "rb"))
+--- A whole file's bytes, or nil when it cannot be read.
+function _M.slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
   local s = f:read("*a")
   f:close()
   return s
+end
+
+--- Read a whole file that must exist (fixtures).
+function _M.read(path)
+  return (assert(_M.slurp(path), "cannot read " .. tostring(path)))
+end
+
+--- Write a whole file.
+function _M.write(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+--- Quote a string for /bin/sh.
+function _M.q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- A fresh empty directory.
+function _M.tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir -p " .. _M.q(d)))
+  return d
 end
 
 -- Everything below needs the workproof host (it spawns processes on the loop).

@@ -10,18 +10,12 @@
 local wp = require "workproof"
 local cjson = require "cjson"
 local cpio = require "workproof.cpio"
+local h = require "helpers"
+local q, read = h.q, h.slurp
 
 local RUNS = 3
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
 return function(b)
   local vmdir = os.getenv("WORKPROOF_VM_DIR") or (b.build .. "/vm")

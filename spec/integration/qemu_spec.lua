@@ -12,13 +12,14 @@
 local wp = require "workproof"
 local cjson = require "cjson"
 local cpio = require "workproof.cpio"
+local h = require "helpers"
+local q, read, write = h.q, h.slurp, h.write
 
 local BUILD = os.getenv("WORKPROOF_BUILD") or "build"
 local VMDIR = os.getenv("WORKPROOF_VM_DIR") or (BUILD .. "/vm")
 local WORKER = BUILD .. "/workproof-worker"
 local HASH_4 = "4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- Run a shell command; returns stdout, exit status, wall time in ms.
 local function run(cmd)
@@ -30,19 +31,7 @@ local function run(cmd)
   return body, tonumber(rc), tonumber(ms)
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
 
 local function task(t)
   local base = { jobId = "vm-spec", language = "lua", code = "print(1)", input = "",

@@ -1,6 +1,8 @@
 -- SPDX-License-Identifier: MIT
 -- `workproof uptime ...` end to end: the built CLI on simulated chains.
 local cjson = require "cjson"
+local h = require "helpers"
+local read, write = h.read, h.write
 
 local BIN = (os.getenv("WORKPROOF_BUILD") or "build") .. "/workproof"
 local PSEED = ("01"):rep(32)
@@ -19,18 +21,7 @@ local function run(...)
   return code, out:gsub("__EXIT=%d+%s*$", "")
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
 
 local function lines_of(path)
   local t = {}

@@ -4,6 +4,8 @@
 -- what we write, byte for byte, and our parse of its own archives must match
 -- our archives entry for entry.
 local cpio = require "workproof.cpio"
+local h = require "helpers"
+local tmpdir, write, read = h.tmpdir, h.write, h.slurp
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1", "r"))
@@ -17,26 +19,8 @@ local function have_cpio()
   return code == 0
 end
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p '" .. d .. "'"))
-  return d
-end
 
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
 -- Independent parse of a newc archive (first archive only): entries with
 -- their header fields, and the offset just past the trailer.
