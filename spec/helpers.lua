@@ -168,7 +168,9 @@ end
 
 --- SIGTERM the controller and wait; returns its status table (with stderr).
 function _M.stop(server, signal)
-  server.proc:kill(signal or 15)
+  -- the controller's pid only (as an operator would): its workers live in
+  -- sessions of their own, and one being forked must not catch the signal
+  require("workproof.host").kill(server.proc.pid, signal or 15)
   -- drain stdout so the process is never blocked writing it
   while server.proc:read() do end
   return server.proc:wait()
