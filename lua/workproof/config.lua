@@ -86,6 +86,8 @@ _M.schema = {
       token_name = { type = "string", default = "USD Coin" },
       token_version = { type = "string", default = "2" },
       max_timeout_seconds = { type = "integer", min = 10, default = 300 },
+      facilitator = { type = "string", match = "^https?://",
+        description = "verify and settle through this x402 facilitator (POST /verify, /settle) instead of on our own" },
       min_validity_seconds = { type = "integer", min = 0, default = 70,
         description = "an authorization must stay valid this long: it is settled after the verdict" },
     } },

@@ -352,11 +352,18 @@ function builtin.payment(ctx)
     local payer
     payer, reason, msg = x402.check(pay.x402, p, host.time())
     if not payer then return payment_required(ctx, reason, msg) end
-    local ok
-    ok, reason, msg = x402.check_chain(pay.x402, p, S.rpc)
-    if not ok then
-      if reason == "unexpected_verify_error" then return payment_unavailable(ctx, msg) end
-      return payment_required(ctx, reason, msg)
+    if pay.x402.facilitator then
+      -- the facilitator is authoritative for the on-chain checks
+      local v, ferr = x402.facilitator(pay.x402, "/verify", p)
+      if not v then return payment_unavailable(ctx, ferr) end
+      if not v.isValid then return payment_required(ctx, tostring(v.invalidReason), "refused by the facilitator") end
+    else
+      local ok
+      ok, reason, msg = x402.check_chain(pay.x402, p, S.rpc)
+      if not ok then
+        if reason == "unexpected_verify_error" then return payment_unavailable(ctx, msg) end
+        return payment_required(ctx, reason, msg)
+      end
     end
     local key = "x402:" .. payer:lower() .. ":" .. wp.hex(p.nonce)
     local ins = S.db:exec("INSERT OR IGNORE INTO payments(id, kind, payer, amount, status, created) VALUES "
@@ -506,9 +513,19 @@ function builtin.settle(ctx)
       S.db:exec("DELETE FROM payments WHERE id = ? AND status = 'reserved'", p.id)
       return
     end
-    local id = S.chain:enqueue("settle", p.id, { to = S.pay.x402.asset, data = x402.settle_calldata(p.pay) })
-    local row = id and S.chain:wait(id, ctx.gen.config.chain.wait_receipt)
-    local ok = row and row.status == "mined"
+    local row, ok
+    if S.pay.x402.facilitator then
+      local s = x402.facilitator(S.pay.x402, "/settle", p.pay)
+      ok = s and s.success == true
+      row = { tx_hash = s and s.transaction ~= "" and s.transaction or nil }
+      if not ok then
+        log("error", "facilitator settlement failed: " .. (s and tostring(s.errorReason) or "unreachable"))
+      end
+    else
+      local id = S.chain:enqueue("settle", p.id, { to = S.pay.x402.asset, data = x402.settle_calldata(p.pay) })
+      row = id and S.chain:wait(id, ctx.gen.config.chain.wait_receipt)
+      ok = row and row.status == "mined"
+    end
     S.db:exec("UPDATE payments SET status = ?, tx_hash = ? WHERE id = ?", ok and "settled" or "settling",
       row and row.tx_hash, p.id)
     local resp = x402.response_header({ success = ok or false, transaction = row and row.tx_hash or "",
@@ -699,6 +716,7 @@ function _M.setup_chain(conf)
         asset = x.asset or token.address, amount = x.amount, pay_to = x.pay_to or client.address,
         token_name = token.name or x.token_name, token_version = token.version or x.token_version,
         max_timeout_seconds = x.max_timeout_seconds, min_validity_seconds = x.min_validity_seconds,
+        facilitator = x.facilitator,
       }
       if not S.pay.x402.asset then return nil, "payments.x402.asset (or chain.deployment) is required" end
     end

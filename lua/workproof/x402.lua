@@ -194,6 +194,25 @@ function _M.settle_calldata(pay)
     { a.from, a.to, a.value, a.validAfter, a.validBefore, pay.nonce, pay.signature }))
 end
 
+--- The requirements object this service accepts (what `accepted` echoes).
+_M.accepts = accepts
+
+--- Ask an external facilitator: path "/verify" or "/settle". Returns its
+-- decoded answer, or nil, "EFACILITATOR: ..." when it cannot be reached.
+function _M.facilitator(cfg, path, pay)
+  local host = require "workproof.host"
+  local body = cjson.encode { x402Version = pay.version, paymentPayload = pay.raw,
+    paymentRequirements = accepts(cfg) }
+  local st, hdr, resp = host.http_request { method = "POST", url = cfg.facilitator .. path, body = body,
+    headers = { ["content-type"] = "application/json" }, timeout = 60 }
+  if not st then return nil, "EFACILITATOR: " .. tostring(hdr) end   -- (nil, err)
+  local r = cjson.decode(resp or "")
+  if st ~= 200 or type(r) ~= "table" then
+    return nil, ("EFACILITATOR: %s answered %s"):format(path, tostring(st))
+  end
+  return r
+end
+
 ---------------------------------------------------------------------------
 -- the legacy mode: X-402-Payment: <tx hash of a native transfer>
 

@@ -210,6 +210,33 @@ describe("chain and payments #integration", function()
     assert.is_true(r.paymentResponse.success)
   end)
 
+  it("x402 through an external facilitator (a stand-in running @x402/evm's facilitator)", function()
+    local fp = assert(host.process_spawn { file = "/usr/bin/env",
+      args = { "node", "spec/fixtures/x402/facilitator.cjs", anvil_url }, timeout = 600 })
+    local buf = ""
+    while not buf:find("listening on") do
+      local c = fp:read()
+      if not c then error("facilitator did not start: " .. buf .. fp:wait().stderr) end
+      buf = buf .. c
+    end
+    local furl = buf:match("(http://127%.0%.0%.1:%d+)")
+    local fsrv = h.start_controller(config { more = "" }:gsub("payments = { enabled = true }",
+      ('payments = { enabled = true, x402 = { facilitator = "%s" } }'):format(furl)), { dir = dir })
+    local before = balance(dep.deployer)
+    local st, r, hd = verify(fsrv, { ["PAYMENT-SIGNATURE"] = payment() })
+    local st2, r2 = verify(fsrv, { ["PAYMENT-SIGNATURE"] = payment { value = "1" } })
+    h.stop(fsrv)
+    fp:kill(15)
+    fp:wait()
+    assert.equal(200, st, cjson.encode(r))
+    assert.equal("VALID", r.result)
+    local resp = cjson.decode(wp.base64.decode(hd["payment-response"]))
+    assert.is_true(resp.success)
+    assert.equal(tonumber(before) + 10000, tonumber(balance(dep.deployer)))
+    assert.equal(402, st2)
+    assert.matches("mismatch", r2.details.payment)
+  end)
+
   describe("legacy tx-hash mode", function()
     local function pay_native(value)
       local r = rpc()
