@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -111,6 +112,8 @@ int luaopen_workproof_host(lua_State *L)
 	/* where this build's companion binaries (workproof-worker, vm/) live */
 	lua_pushstring(L, getenv("WORKPROOF_BUILD") ? getenv("WORKPROOF_BUILD") : WP_BUILD_DIR);
 	lua_setfield(L, -2, "build_dir");
+	lua_pushinteger(L, (lua_Integer)getpid());
+	lua_setfield(L, -2, "pid");
 	lua_pushstring(L, WP_SOURCE_DIR);   /* worker/vm scripts */
 	lua_setfield(L, -2, "source_dir");
 	lua_pushstring(L, WP_VERSION);

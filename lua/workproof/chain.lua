@@ -41,6 +41,12 @@ local SCHEMA = [[CREATE TABLE IF NOT EXISTS outbox(
   created REAL NOT NULL, updated REAL NOT NULL,
   UNIQUE(kind, ref))]]
 
+-- One sender per signer even when several host processes share the store:
+-- whoever holds this lease owns the nonce; the others enqueue and wait.
+local LEASE_SCHEMA = [[CREATE TABLE IF NOT EXISTS outbox_sender(
+  id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, expires REAL NOT NULL)]]
+local LEASE_SECONDS = 10
+
 --- Read the signer key: 32 bytes as 64 hex (optional 0x) from a file that
 -- only its owner may read (mode 0600 or 0400), or from an environment
 -- variable. The key never appears in logs or errors.
@@ -89,7 +95,12 @@ function _M.new(opts)
   if not secret then return nil, address end
   self.secret, self.address = secret, address
   local ok, err = self.db:exec(SCHEMA)
+  if ok then ok, err = self.db:exec(LEASE_SCHEMA) end
+  if ok then
+    ok, err = self.db:exec("INSERT OR IGNORE INTO outbox_sender(id, owner, expires) VALUES (1, '', 0)")
+  end
   if not ok then return nil, err end
+  self.owner = ("%d-%s"):format(host.pid or 0, wp.hex(wp.sha256(tostring(host.now()) .. tostring(self))):sub(1, 12))
   return self
 end
 
@@ -224,6 +235,7 @@ function _M:drive(r)
       self:settle_row(r, rc, h)
       return true
     end
+    self:lease()
     if host.now() - sent_at > self.reprice_after then
       local max_fee, prio = bump(tonumber(r.max_fee)), bump(tonumber(r.prio_fee))
       local fee_now, prio_now = self:fees()
@@ -251,6 +263,7 @@ function _M:kick()
       local r = self.db:row([[SELECT * FROM outbox WHERE status IN ('pending', 'sent') ORDER BY
         CASE status WHEN 'sent' THEN 0 ELSE 1 END, id LIMIT 1]])
       if not r then break end
+      while not self:lease() do host.sleep(0.2) end   -- another process is sending
       local ok, err = pcall(self.drive, self, r)
       if ok and err == true then
         backoff = 0.5
@@ -262,8 +275,28 @@ function _M:kick()
         backoff = math.min(backoff * 2, 10)
       end
     end
+    self:release()
     self.running = false
   end)
+end
+
+--- Take or renew the sender lease. Returns true while this process holds it.
+function _M:lease()
+  local t = now()
+  local n = self.db:exec(
+    "UPDATE outbox_sender SET owner = ?, expires = ? WHERE id = 1 AND (owner = ? OR expires < ?)",
+    self.owner, t + LEASE_SECONDS, self.owner, t)
+  local held = n == 1
+  if held and not self.holding then self.next_nonce = nil end   -- another sender may have moved it
+  self.holding = held
+  return held
+end
+
+function _M:release()
+  if self.holding then
+    self.db:exec("UPDATE outbox_sender SET expires = 0 WHERE id = 1 AND owner = ?", self.owner)
+    self.holding = false
+  end
 end
 
 function _M:pending_count()

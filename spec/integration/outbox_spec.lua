@@ -124,3 +124,29 @@ describe("chain outbox #integration", function()
     assert.matches("not set", e2)
   end)
 end)
+
+describe("chain outbox shared by two processes #integration", function()
+  it("one sender at a time: two clients on one store never collide on nonces", function()
+    local a = h.start_anvil()
+    local dbpath = os.tmpname()
+    local function mk()
+      return assert(chain.new { rpc = wp.rpc.new(a.url), db = assert(store.open(dbpath)), chain_id = 31337,
+        key = { hex = KEY }, poll = 0.05 })
+    end
+    local c1, c2 = mk(), mk()
+    local registry = a.dep.contracts.ValidationRegistry.address
+    local function call(i)
+      return { to = registry, data = assert(wp.abi.encode_call("attestValidation(bytes32,string,bool,bytes)",
+        { wp.sha256("shared " .. i), "m", true, "" })) }
+    end
+    local ids = {}
+    for i = 1, 10 do
+      local c = (i % 2 == 0) and c1 or c2
+      ids[i] = assert(c:enqueue("attest", "shared" .. i, call(i)))
+    end
+    for i = 1, 10 do assert.equal("mined", assert(c1:wait(ids[i], 60)).status) end
+    a.proc:kill(15)
+    a.proc:wait()
+    os.remove(dbpath)
+  end)
+end)

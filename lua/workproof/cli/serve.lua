@@ -136,6 +136,7 @@ function _M.main(...)
     for _, w in ipairs(worker.list()) do host.kill(w.pid, 9, true) end
     while srv.active > 0 and host.now() < deadline + 2 do host.sleep(0.05) end
     for _, hd in ipairs(handles) do hd:stop() end
+    if S.chain then S.chain:release() end   -- another process may send now
     S.db:close()
     host.log("info", "stopped")
     done = true
