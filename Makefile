@@ -70,7 +70,8 @@ test-asan: deps
 # libFuzzer targets built with clang; each runs FUZZ_SECONDS over its corpus.
 fuzz: deps
 	CC=clang $(CMAKE) -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DWP_FUZZ=ON
-	$(CMAKE) --build $(FUZZ_BUILD) -j $(JOBS)
+	$(CMAKE) --build $(FUZZ_BUILD) -j $(JOBS) --target \
+		$$(for f in spec/fuzz/fuzz_*.c; do basename $$f .c; done)
 	@for t in $(FUZZ_BUILD)/fuzz_*; do \
 		name=$$(basename $$t | sed 's/^fuzz_//'); \
 		mkdir -p $(FUZZ_BUILD)/corpus/$$name; \

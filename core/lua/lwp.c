@@ -5,6 +5,7 @@
 #include "lwp.h"
 #include "workproof/common.h"
 
+__attribute__((format(printf, 3, 0)))
 static int vfail(lua_State *L, const char *code, const char *fmt, va_list ap)
 {
 	char msg[256];
