@@ -40,8 +40,12 @@ deps:
 $(BUILD)/CMakeCache.txt: | deps
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-build: deps $(BUILD)/CMakeCache.txt
+build: deps $(BUILD)/CMakeCache.txt contracts/node_modules/.package-lock.json
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+# npm packages pinned by contracts/package-lock.json (solc, anvil, viem, x402)
+contracts/node_modules/.package-lock.json: contracts/package-lock.json | deps
+	cd contracts && npm ci --no-audit --no-fund
 
 # the full local stack: anvil + contracts + the controller (examples/run-local.sh)
 run: build
