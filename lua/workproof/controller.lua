@@ -246,24 +246,28 @@ function builtin.validate(ctx)
   end
   if next(details) then return err_response(400, "EVALIDATION", "invalid request", details) end
 
-  -- taskHash: JSON.stringify({taskType, code, expectedHash, inputData}) with
-  -- inputData in the client's own key order (json.lua)
-  local input_ordered
-  if input ~= nil then
-    local ordered = json.decode_ordered(body, lim.max_depth + 1)
-    input_ordered = ordered and ordered.inputData
-  end
-  local task_json = json.stringify(json.object("taskType", t.taskType, "code", t.code,
-    "expectedHash", t.expectedHash ~= cjson.null and t.expectedHash or nil, "inputData", input_ordered))
   ctx.task = t
   ctx.language = lang
   ctx.expected = norm_hash(expected)
   ctx.timeout = timeout
   ctx.def = def
-  ctx.task_hash = wp.hex(wp.sha256(task_json))
   ctx.request_hash = request_hash and norm_hash(request_hash)
   ctx.worker_input = hook(gen, "task_types", "worker_input", nil, input, def, t)
   return nil
+end
+
+-- taskHash: JSON.stringify({taskType, code, expectedHash, inputData}) with
+-- inputData in the client's own key order (json.lua). Computed when the job
+-- is created, not in `validate`, so the rejection paths stay cheap.
+local function task_hash(ctx)
+  local t, input_ordered = ctx.task, nil
+  if t.inputData ~= nil then
+    local ordered = json.decode_ordered(ctx.req.body, ctx.gen.config.limits.max_depth + 1)
+    input_ordered = ordered and ordered.inputData
+  end
+  local task_json = json.stringify(json.object("taskType", t.taskType, "code", t.code,
+    "expectedHash", t.expectedHash ~= cjson.null and t.expectedHash or nil, "inputData", input_ordered))
+  return wp.hex(wp.sha256(task_json))
 end
 
 function builtin.size(ctx)
@@ -415,6 +419,7 @@ end
 
 function builtin.spawn(ctx)
   ctx.job_id = new_job_id()
+  ctx.task_hash = ctx.task_hash or task_hash(ctx)
   if S.db then
     S.db:exec("INSERT INTO jobs(id, status, created, updated, task_hash) VALUES (?, 'running', ?, ?, ?)",
       ctx.job_id, host.time(), host.time(), ctx.task_hash)
