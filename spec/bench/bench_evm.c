@@ -23,6 +23,8 @@
 #include "workproof/eth.h"
 #include "workproof/secp256k1.h"
 
+#include "bench_rate.h"
+
 /* viem-signed x402 payment (spec/unit/eip712_spec.lua, anvil key 0) */
 static const char *const FROM = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 static const char *const TO = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -36,13 +38,6 @@ static const char *const SIG = "cf6e301f847749211ef5682ae86865ad5b0b0c9d7e7f5707
 static uint8_t domain_sep[32], sig[65];
 static volatile unsigned sink;
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void die(const char *what)
 {
@@ -95,39 +90,7 @@ static void x402_verify(long n)
 	}
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
 
-	return (x > y) - (x < y);
-}
-
-static double median_rate(void (*fn)(long), int repeats, double min_time)
-{
-	double rates[64], t0, dt;
-	long n = 1;
-
-	for (;;) {
-		t0 = now();
-		fn(n);
-		dt = now() - t0;
-		if (dt >= min_time / 4)
-			break;
-		n *= 4;
-	}
-	n = (long)((double)n * min_time / (dt > 1e-9 ? dt : 1e-9));
-	if (n < 1)
-		n = 1;
-	for (int i = 0; i < repeats; i++) {
-		t0 = now();
-		fn(n);
-		rates[i] = (double)n / (now() - t0);
-	}
-	qsort(rates, (size_t)repeats, sizeof(rates[0]), cmp_double);
-	if (repeats % 2)
-		return rates[repeats / 2];
-	return (rates[repeats / 2 - 1] + rates[repeats / 2]) / 2;
-}
 
 static void setup(void)
 {
@@ -178,7 +141,7 @@ int main(int argc, char **argv)
 	x402_verify(1);   /* fails loudly if the vector does not verify */
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
 		if (strcmp(argv[1], ops[i].name) == 0) {
-			printf("%.1f\n", median_rate(ops[i].fn, repeats, min_time));
+			printf("%.1f\n", bench_median_rate(ops[i].fn, repeats, min_time));
 			return 0;
 		}
 	}

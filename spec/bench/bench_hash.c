@@ -16,6 +16,8 @@
 
 #include "workproof/hash.h"
 
+#include "bench_rate.h"
+
 #define MAX_REPEATS 64
 
 static double now(void)
@@ -26,18 +28,7 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
 
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 typedef void (*hash_fn)(const void *, size_t, uint8_t *);
 
@@ -84,7 +75,7 @@ static double rate(hash_fn fn, uint8_t *buf, size_t len, int repeats, double sec
 		}
 		rates[r] = (double)iters / (now() - t0);
 	}
-	return median(rates, repeats);
+	return bench_median(rates, repeats);
 }
 
 int main(int argc, char **argv)

@@ -22,6 +22,8 @@
 #include "workproof/common.h"
 #include "workproof/logscan.h"
 
+#include "bench_rate.h"
+
 static uint32_t rng_state = 2463534242u;
 
 static uint32_t rnd(uint32_t n)
@@ -139,18 +141,7 @@ static void on_event(void *ud, const struct wp_logscan_event *ev)
 	c->payload += ev->len;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
 
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* One scan of the whole buffer in chunks; returns seconds. */
 static double scan_once(const struct wp_logscan_opts *o, const char *buf,
@@ -258,9 +249,9 @@ int main(int argc, char **argv)
 	printf("bytes %zu\n", size);
 	printf("lines %llu\n", (unsigned long long)lines);
 	printf("results %u\n", results);
-	printf("scan_gbps %.4f\n", (double)size / median(t_def, repeats) / 1e9);
-	printf("search_gbps %.4f\n", (double)size / median(t_srch, repeats) / 1e9);
-	printf("memchr_gbps %.4f\n", (double)size / median(t_mem, repeats) / 1e9);
+	printf("scan_gbps %.4f\n", (double)size / bench_median(t_def, repeats) / 1e9);
+	printf("search_gbps %.4f\n", (double)size / bench_median(t_srch, repeats) / 1e9);
+	printf("memchr_gbps %.4f\n", (double)size / bench_median(t_mem, repeats) / 1e9);
 	free(buf);
 	return 0;
 }

@@ -17,6 +17,8 @@
 #include <secp256k1_recovery.h>
 #include <sodium.h>
 
+#include "bench_rate.h"
+
 #define MSG_LEN 64
 
 static unsigned char ed_pk[32], ed_sk[64], ed_sig[64], msg[MSG_LEN];
@@ -25,13 +27,6 @@ static int k1_recid;
 static secp256k1_context *ctx;
 static volatile unsigned sink;
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void ed25519_verify(long n)
 {
@@ -88,39 +83,7 @@ static void secp256k1_recover_only(long n)
 		k1_recover_one(k1_sig, k1_recid);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
 
-	return (x > y) - (x < y);
-}
-
-static double median_rate(void (*fn)(long), int repeats, double min_time)
-{
-	double rates[64], t0, dt;
-	long n = 1;
-
-	for (;;) {
-		t0 = now();
-		fn(n);
-		dt = now() - t0;
-		if (dt >= min_time / 4)
-			break;
-		n *= 4;
-	}
-	n = (long)((double)n * min_time / (dt > 1e-9 ? dt : 1e-9));
-	if (n < 1)
-		n = 1;
-	for (int i = 0; i < repeats; i++) {
-		t0 = now();
-		fn(n);
-		rates[i] = (double)n / (now() - t0);
-	}
-	qsort(rates, (size_t)repeats, sizeof(rates[0]), cmp_double);
-	if (repeats % 2)
-		return rates[repeats / 2];
-	return (rates[repeats / 2 - 1] + rates[repeats / 2]) / 2;
-}
 
 static void setup(void)
 {
@@ -181,7 +144,7 @@ int main(int argc, char **argv)
 	setup();
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
 		if (strcmp(argv[1], ops[i].name) == 0) {
-			printf("%.1f\n", median_rate(ops[i].fn, repeats, min_time));
+			printf("%.1f\n", bench_median_rate(ops[i].fn, repeats, min_time));
 			secp256k1_context_destroy(ctx);
 			return 0;
 		}

@@ -21,6 +21,8 @@
 
 #include "workproof/vdf.h"
 
+#include "bench_rate.h"
+
 /*
  * Thread CPU time, not wall time: every figure here is single-threaded
  * compute, and on a shared 2-vCPU box wall time mostly measures the
@@ -34,18 +36,7 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
 
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* squarings per second of fn over about 0.3 s per run */
 static double sq_rate(int (*fn)(const uint8_t *, uint64_t, uint8_t *),
@@ -70,7 +61,7 @@ static double sq_rate(int (*fn)(const uint8_t *, uint64_t, uint8_t *),
 			return 0;
 		rates[i] = (double)n / (now() - t0);
 	}
-	return median(rates, repeats);
+	return bench_median(rates, repeats);
 }
 
 /* OpenSSL's Montgomery squaring chain, for context only */
@@ -135,7 +126,7 @@ static double prove_ratio(enum wp_vdf_prover pv, uint64_t T, int repeats)
 			return -1;
 		r[i] = (pt.prove_end - pt.eval_end) / (pt.eval_end - pt.start);
 	}
-	return median(r, repeats);
+	return bench_median(r, repeats);
 }
 
 int main(int argc, char **argv)
@@ -179,7 +170,7 @@ int main(int argc, char **argv)
 			}
 		v[r] = (now() - t0) / nverify * 1e3;
 	}
-	printf("verify_ms %.4f\n", median(v, repeats));
+	printf("verify_ms %.4f\n", bench_median(v, repeats));
 	fflush(stdout);
 
 	printf("prove_ratio_checkpoint %.4f\n",
