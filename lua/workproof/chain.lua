@@ -283,12 +283,15 @@ end
 --- Take or renew the sender lease. Returns true while this process holds it.
 function _M:lease()
   local t = now()
+  -- renewing is a store write: only once half the lease has run out
+  if self.holding and self.lease_until and t < self.lease_until - LEASE_SECONDS / 2 then return true end
   local n = self.db:exec(
     "UPDATE outbox_sender SET owner = ?, expires = ? WHERE id = 1 AND (owner = ? OR expires < ?)",
     self.owner, t + LEASE_SECONDS, self.owner, t)
   local held = n == 1
   if held and not self.holding then self.next_nonce = nil end   -- another sender may have moved it
   self.holding = held
+  self.lease_until = held and t + LEASE_SECONDS or nil
   return held
 end
 

@@ -83,8 +83,14 @@ local function vm_settings()
   local f = io_open("/proc/sys/kernel/random/boot_id", "r")
   if f then boot_id = f:read("*l"); f:close() end
   if not accel or accel.BOOT_ID ~= boot_id then
-    -- first task since this host booted: probe (KVM often opens yet hangs)
-    os.execute(("sh '%s/worker/vm/kvm-probe.sh' '%s' >/dev/null 2>&1"):format(host.source_dir, dir))
+    -- first task since this host booted: probe (KVM often opens yet hangs);
+    -- it takes seconds, so it runs as a child this coroutine waits for
+    local probe = host.process_spawn { file = "/bin/sh",
+      args = { host.source_dir .. "/worker/vm/kvm-probe.sh", dir }, timeout = 120 }
+    if probe then
+      while probe:read() do end
+      probe:wait()
+    end
     accel = read_kv(dir .. "/accel.env") or {}
   end
   local manifest = read_kv(dir .. "/manifest.txt") or {}
@@ -146,10 +152,14 @@ local function starttime(pid)
   return nil
 end
 
+local made_dir   -- the state dir whose workers/ exists: created once, not per spawn
 local function record(pid)
   local p = record_path(pid)
   if not p then return end
-  os.execute("mkdir -p '" .. config.state_dir .. "/workers'")
+  if made_dir ~= config.state_dir then
+    os.execute("mkdir -p '" .. config.state_dir .. "/workers'")
+    made_dir = config.state_dir
+  end
   local f = io_open(p, "w")
   if f then
     f:write(pid, " ", starttime(pid) or "?", "\n")
