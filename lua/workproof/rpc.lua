@@ -22,6 +22,7 @@
 local host = require "workproof.host"
 local core = require "workproof.core"
 local cjson = require "cjson.safe"
+local schema_is_array = require("workproof.schema").is_array
 
 local type, tostring, tonumber, pairs, ipairs, error, setmetatable =
   type, tostring, tonumber, pairs, ipairs, error, setmetatable
@@ -52,13 +53,7 @@ end
 local encode_value
 
 local function is_array(t)
-  if OBJECT[t] then return false end
-  local n = 0
-  for k in pairs(t) do
-    if type(k) ~= "number" or k < 1 or k ~= floor(k) then return false end
-    n = n + 1
-  end
-  return n == #t
+  return not OBJECT[t] and schema_is_array(t)
 end
 
 encode_value = function(v, out, depth)

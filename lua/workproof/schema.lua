@@ -20,8 +20,8 @@
 -- strings and arrays), one_of, match (a Lua pattern), fields (record),
 -- elements (array), keys/values (map), custom (function(v) -> true | nil, msg),
 -- description. Unknown config keys are errors.
-local type, pairs, ipairs, tostring, math_floor, next, sort, concat =
-  type, pairs, ipairs, tostring, math.floor, next, table.sort, table.concat
+local type, pairs, ipairs, tostring, math_floor, sort, concat =
+  type, pairs, ipairs, tostring, math.floor, table.sort, table.concat
 
 local _M = {}
 
@@ -202,7 +202,5 @@ function _M.format_errors(errs, prefix, lines)
 end
 
 _M.is_array = is_array
-_M.copy = copy
-_M.empty = function(t) return next(t) == nil end
 
 return _M

@@ -119,7 +119,6 @@ local function dec_cmp(a, b)
   if a == b then return 0 end
   return a < b and -1 or 1
 end
-_M.dec_cmp = dec_cmp
 
 --- Check everything that can be checked without the chain. Returns the
 -- payer address or nil, reason, message. `now` is Unix seconds.
@@ -193,9 +192,6 @@ function _M.settle_calldata(pay)
     "transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,bytes)",
     { a.from, a.to, a.value, a.validAfter, a.validBefore, pay.nonce, pay.signature }))
 end
-
---- The requirements object this service accepts (what `accepted` echoes).
-_M.accepts = accepts
 
 --- Ask an external facilitator: path "/verify" or "/settle". Returns its
 -- decoded answer, or nil, "EFACILITATOR: ..." when it cannot be reached.
