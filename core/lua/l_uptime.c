@@ -1,484 +1,95 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wp.uptime: heartbeats, chain verification, epochs, claims, disclosure
- * proofs, VDF blocks, rotation records and attestation digests
- * (docs/lua-api.d/uptime.md documents every function).
+ * workproof.core.uptime: the thin binding of core/src/uptime.c. The public
+ * wp.uptime (JSON-shaped beats, epochs, claims, rotation records; hex and
+ * decimal-nanosecond strings) is lua/workproof/uptime.lua, documented in
+ * docs/lua-api.md and docs/uptime.md; it is the only caller of this table.
  *
- * Records (beats, epochs, decoded claims and proofs, rotation records,
- * attestations) are JSON-shaped tables, so a chain file line decoded by
- * cjson IS a beat: binary fields are lowercase hex strings, Unix-nanosecond
- * timestamps are decimal strings (they do not fit a double), sequences and
- * small counts are numbers. Keys are raw byte strings like everywhere in wp
- * (32-byte public, 64-byte secret) or the same as hex (64 / 128 chars).
- * Encoded claims and proofs are raw byte strings.
+ * Everything crossing here is packed bytes or plain values:
+ *   hashes, lease ids, keys     raw 32 bytes; secrets 64; signatures 64
+ *   sequences, indices, counts  Lua numbers, exact integers below 2^53
+ *   timestamps (Unix ns)        8 bytes big-endian (they do not fit a double)
+ *   beats                       the packed form (wp_hb_pack), concatenated
+ *   epochs                      132-byte records, concatenated
+ *   claims                      194-byte encodings (an unsigned one has a
+ *                               zero signature)
+ *   key ranges                  48-byte records: first BE64 | last BE64 | key
  *
- * Records are untrusted data: a field of the wrong type or shape in a beat
- * is an answer (false, "BAD_FORMAT", i) or nil, "EINVAL: ..." - never a
- * raise. Wrong Lua types of the arguments themselves raise.
+ * The Lua module checks fields and builds these; a wrong type or length
+ * here is a programming error and raises. Data the core rejects (a packed
+ * beat, a claim or a proof that does not decode, rules of the format)
+ * returns nil, "ECODE: text"; a verification that does not hold returns
+ * false and the reason name.
  */
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "lwp.h"
 #include "workproof/common.h"
-#include "workproof/ed25519.h"
-#include "workproof/encoding.h"
 #include "workproof/uptime.h"
 
 #define HLEN WP_UPTIME_HASH_LEN
 #define SLEN WP_UPTIME_SIG_LEN
+#define RANGE_LEN (16 + WP_UPTIME_KEY_LEN)
 /* Sequences, indices and counts cross as Lua numbers: exact below 2^53. */
 #define MAX_EXACT 9007199254740992.0
 
-/* ---- field helpers ------------------------------------------------------- */
+/* ---- argument helpers ---------------------------------------------------- */
 
-static void push_hex(lua_State *L, const uint8_t *b, size_t n)
+static const uint8_t *optbytes(lua_State *L, int idx, size_t len)
 {
-	char buf[2 * WP_HB_EXT_MAX];
-
-	wp_hex_encode(buf, b, n);
-	lua_pushlstring(L, buf, 2 * n);
+	return lua_isnoneornil(L, idx) ? NULL : lwp_checkbytes(L, idx, len);
 }
 
-static void set_hex(lua_State *L, const char *name, const uint8_t *b, size_t n)
+static uint64_t checkcount(lua_State *L, int idx)
 {
-	push_hex(L, b, n);
-	lua_setfield(L, -2, name);
-}
+	lua_Number x = luaL_checknumber(L, idx);
 
-static void push_i64(lua_State *L, int64_t v)
-{
-	char buf[24];
-
-	snprintf(buf, sizeof(buf), "%" PRId64, v);
-	lua_pushstring(L, buf);
-}
-
-static void set_num(lua_State *L, const char *name, double v)
-{
-	lua_pushnumber(L, v);
-	lua_setfield(L, -2, name);
-}
-
-/* Exactly n bytes from 2n hex digits (no 0x prefix: strict length). */
-static int unhex_exact(const char *s, size_t len, uint8_t *out, size_t n)
-{
-	size_t got;
-
-	if (len != 2 * n)
-		return -1;
-	if (wp_hex_decode(out, n, &got, s, len, NULL) || got != n)
-		return -1;
-	return 0;
-}
-
-/* t[name] as exactly n hex-encoded bytes: 0 ok, 1 absent, -1 malformed. */
-static int get_hexfield(lua_State *L, int t, const char *name, uint8_t *out, size_t n)
-{
-	size_t len;
-	const char *s;
-	int rc;
-
-	lua_getfield(L, t, name);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return 1;
-	}
-	s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-	rc = s ? unhex_exact(s, len, out, n) : -1;
-	lua_pop(L, 1);
-	return rc;
-}
-
-/* A count at the top of the stack: non-negative integer below 2^53. */
-static int tocount(lua_State *L, int idx, uint64_t *out)
-{
-	lua_Number x;
-
-	if (lua_type(L, idx) != LUA_TNUMBER)
-		return -1;
-	x = lua_tonumber(L, idx);
 	if (!(x >= 0 && x < MAX_EXACT) || (lua_Number)(uint64_t)x != x)
-		return -1;
-	*out = (uint64_t)x;
-	return 0;
+		luaL_argerror(L, idx, "expected an integer 0 .. 2^53");
+	return (uint64_t)x;
 }
 
-static int get_count(lua_State *L, int t, const char *name, uint64_t *out)
+static uint64_t rd64(const uint8_t *p)
 {
-	int rc;
-
-	lua_getfield(L, t, name);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return 1;
-	}
-	rc = tocount(L, -1, out);
-	lua_pop(L, 1);
-	return rc;
-}
-
-/*
- * A Unix-nanosecond timestamp at idx: a canonical decimal string (digits,
- * no sign, no leading zero, at most INT64_MAX) or an exact integer number.
- * Canonical so that one timestamp has one text, the one in the payload.
- */
-static int tots(lua_State *L, int idx, int64_t *out)
-{
-	size_t len;
-	const char *s;
 	uint64_t v = 0;
 
-	if (lua_type(L, idx) == LUA_TNUMBER)
-		return tocount(L, idx, (uint64_t *)out) ? -1 : 0;
-	if (lua_type(L, idx) != LUA_TSTRING)
-		return -1;
-	s = lua_tolstring(L, idx, &len);
-	if (!len || len > 19 || (s[0] == '0' && len > 1))
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void wr64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* A timestamp argument: 8 bytes big-endian, at most INT64_MAX. */
+static int64_t checkts(lua_State *L, int idx)
+{
+	uint64_t v = rd64(lwp_checkbytes(L, idx, 8));
+
 	if (v > (uint64_t)INT64_MAX)
-		return -1;
-	*out = (int64_t)v;
-	return 0;
+		luaL_argerror(L, idx, "timestamp beyond INT64_MAX");
+	return (int64_t)v;
 }
 
-static int get_ts(lua_State *L, int t, const char *name, int64_t *out)
+static void push_u64(lua_State *L, uint64_t v)
 {
-	int rc;
+	uint8_t b[8];
 
-	lua_getfield(L, t, name);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return 1;
-	}
-	rc = tots(L, -1, out);
-	lua_pop(L, 1);
-	return rc;
+	wr64(b, v);
+	lua_pushlstring(L, (const char *)b, 8);
 }
 
-/* A key argument: n raw bytes or 2n hex digits; raises otherwise. */
-static const uint8_t *checkkey(lua_State *L, int idx, size_t n, uint8_t *buf)
+static void push_bytes(lua_State *L, const uint8_t *b, size_t n)
 {
-	size_t len;
-	const char *s = luaL_checklstring(L, idx, &len);
-
-	if (len == n)
-		return (const uint8_t *)s;
-	if (unhex_exact(s, len, buf, n))
-		luaL_argerror(L, idx, lua_pushfstring(L, "expected a key of %d bytes or %d hex digits",
-						      (int)n, (int)(2 * n)));
-	return buf;
+	lua_pushlstring(L, (const char *)b, n);
 }
 
-/* The same for a value already on the stack at idx (a table field). */
-static int tokey(lua_State *L, int idx, uint8_t *out, size_t n)
+/* true | false, reason name */
+static int push_reason(lua_State *L, int r)
 {
-	size_t len;
-	const char *s;
-
-	if (lua_type(L, idx) != LUA_TSTRING)
-		return -1;
-	s = lua_tolstring(L, idx, &len);
-	if (len == n) {
-		memcpy(out, s, n);
-		return 0;
-	}
-	return unhex_exact(s, len, out, n);
-}
-
-/* ---- beats ---------------------------------------------------------------- */
-
-enum {
-	F_LEASE = 1, F_SEQ = 2, F_TS = 4, F_PREV = 8,
-	F_PSIG = 16, F_CSIG = 32, F_HASH = 64,
-	F_PAYLOAD = F_LEASE | F_SEQ | F_TS | F_PREV,
-	F_ALL = F_PAYLOAD | F_PSIG | F_CSIG | F_HASH,
-};
-
-/*
- * Read the beat table at t into hb (fields in `need` must be present;
- * absent optional ones are zero). The VDF block "vdf" (hex) is decoded into
- * ext (WP_HB_EXT_MAX bytes) when ext is not NULL; with ext NULL a vdf field
- * is malformed. Returns NULL or a static text naming the bad field.
- */
-static const char *tobeat(lua_State *L, int t, struct wp_hb *hb, unsigned need, uint8_t *ext)
-{
-	static const struct {
-		const char *name;
-		unsigned flag;
-		size_t off, len;
-	} hexes[] = {
-		{ "leaseId", F_LEASE, offsetof(struct wp_hb, lease_id), HLEN },
-		{ "prevHash", F_PREV, offsetof(struct wp_hb, prev_hash), HLEN },
-		{ "providerSig", F_PSIG, offsetof(struct wp_hb, provider_sig), SLEN },
-		{ "consumerSig", F_CSIG, offsetof(struct wp_hb, consumer_sig), SLEN },
-		{ "hash", F_HASH, offsetof(struct wp_hb, hash), HLEN },
-	};
-	static const char *const bad_hex[] = {
-		"leaseId: expected 64 hex digits", "prevHash: expected 64 hex digits",
-		"providerSig: expected 128 hex digits", "consumerSig: expected 128 hex digits",
-		"hash: expected 64 hex digits",
-	};
-	uint64_t seq;
-	size_t len;
-	const char *s;
-	int rc;
-
-	if (!lua_istable(L, t))
-		return "not a table";
-	memset(hb, 0, sizeof(*hb));
-	for (size_t i = 0; i < sizeof(hexes) / sizeof(hexes[0]); i++) {
-		rc = get_hexfield(L, t, hexes[i].name, (uint8_t *)hb + hexes[i].off, hexes[i].len);
-		if (rc < 0 || (rc > 0 && (need & hexes[i].flag)))
-			return bad_hex[i];
-	}
-	rc = get_count(L, t, "sequence", &seq);
-	if (rc < 0 || (rc > 0 && (need & F_SEQ)))
-		return "sequence: expected an integer 0 .. 2^53";
-	hb->sequence = seq;
-	rc = get_ts(L, t, "timestamp", &hb->timestamp);
-	if (rc < 0 || (rc > 0 && (need & F_TS)))
-		return "timestamp: expected a decimal string of Unix nanoseconds";
-	lua_getfield(L, t, "vdf");
-	if (!lua_isnil(L, -1)) {
-		s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-		if (!ext || !s || unhex_exact(s, len, ext, WP_HB_VDF_LEN)) {
-			lua_pop(L, 1);
-			return ext ? "vdf: expected 1056 hex digits" :
-				     "vdf: a VDF block where VDF hardening is off";
-		}
-		hb->ext = ext;
-		hb->ext_len = WP_HB_VDF_LEN;
-	}
-	lua_pop(L, 1);
-	return NULL;
-}
-
-/* Write the fields of hb present in `have` into the table at the top. */
-static void setbeat(lua_State *L, const struct wp_hb *hb, unsigned have)
-{
-	if (have & F_LEASE)
-		set_hex(L, "leaseId", hb->lease_id, HLEN);
-	if (have & F_SEQ)
-		set_num(L, "sequence", (double)hb->sequence);
-	if (have & F_TS) {
-		push_i64(L, hb->timestamp);
-		lua_setfield(L, -2, "timestamp");
-	}
-	if (have & F_PREV)
-		set_hex(L, "prevHash", hb->prev_hash, HLEN);
-	if (have & F_PSIG)
-		set_hex(L, "providerSig", hb->provider_sig, SLEN);
-	if (have & F_CSIG)
-		set_hex(L, "consumerSig", hb->consumer_sig, SLEN);
-	if (have & F_HASH)
-		set_hex(L, "hash", hb->hash, HLEN);
-	if (hb->ext_len)
-		set_hex(L, "vdf", hb->ext, hb->ext_len);
-}
-
-/*
- * Load beats from a Lua array of beat tables or a packed string at idx into
- * a GC-owned array (a userdata left on the stack, with a second one for
- * VDF blocks when with_ext). Conversion stops at the first malformed beat:
- * *n is then its index and *why the reason; otherwise *why is NULL.
- * A malformed PACKED string returns NULL after pushing nil, "EINVAL: ..."
- * (packed input comes from wp.uptime.pack, not from a peer).
- */
-static struct wp_hb *load_beats(lua_State *L, int idx, int with_ext, size_t *n, const char **why)
-{
-	struct wp_hb *beats;
-	uint8_t *ext = NULL;
-	size_t count = 0;
-
-	*why = NULL;
-	if (lua_type(L, idx) == LUA_TSTRING) {
-		size_t len, off = 0, used;
-		const uint8_t *s = (const uint8_t *)lua_tolstring(L, idx, &len);
-
-		while (off < len) {
-			struct wp_hb tmp;
-			int rc = wp_hb_unpack(&tmp, s + off, len - off, &used);
-
-			if (rc) {
-				lwp_fail_err(L, rc, "packed beat %d is malformed", (int)count + 1);
-				return NULL;
-			}
-			off += used;
-			count++;
-		}
-		beats = lua_newuserdata(L, count ? count * sizeof(*beats) : 1);
-		off = 0;
-		for (size_t i = 0; i < count; i++) {
-			wp_hb_unpack(&beats[i], s + off, len - off, &used);
-			off += used;
-			if (beats[i].sequence >= (uint64_t)MAX_EXACT ||
-			    (beats[i].ext_len && !with_ext)) {
-				*why = beats[i].ext_len ? "vdf: a VDF block where VDF hardening is off" :
-							  "sequence: beyond 2^53";
-				*n = i;
-				return beats;
-			}
-		}
-		*n = count;
-		return beats;
-	}
-	luaL_checktype(L, idx, LUA_TTABLE);
-	count = lua_objlen(L, idx);
-	if (count > (size_t)0x7fffffff)
-		luaL_argerror(L, idx, "array too long");
-	beats = lua_newuserdata(L, count ? count * sizeof(*beats) : 1);
-	if (with_ext && count)
-		ext = lua_newuserdata(L, count * WP_HB_VDF_LEN);
-	for (size_t i = 0; i < count; i++) {
-		lua_rawgeti(L, idx, (int)i + 1);
-		*why = tobeat(L, lua_gettop(L), &beats[i], F_ALL, ext ? ext + i * WP_HB_VDF_LEN : NULL);
-		lua_pop(L, 1);
-		if (*why) {
-			*n = i;
-			return beats;
-		}
-	}
-	*n = count;
-	return beats;
-}
-
-/* wp.uptime.build(lease_id, sequence, timestamp[, prev_hash]) -> beat */
-static int l_build(lua_State *L)
-{
-	struct wp_hb hb;
-	uint8_t lease[HLEN], prev[HLEN];
-	size_t len;
-	const char *s = luaL_checklstring(L, 1, &len);
-	uint64_t seq;
-	int64_t ts;
-
-	luaL_checknumber(L, 2);
-	if (lua_type(L, 3) != LUA_TSTRING)
-		luaL_checknumber(L, 3);
-	if (unhex_exact(s, len, lease, HLEN))
-		return lwp_fail(L, "EINVAL", "leaseId: expected 64 hex digits");
-	if (tocount(L, 2, &seq))
-		return lwp_fail(L, "EINVAL", "sequence: expected an integer 0 .. 2^53");
-	if (tots(L, 3, &ts))
-		return lwp_fail(L, "EINVAL", "timestamp: expected a decimal string of Unix nanoseconds");
-	if (!lua_isnoneornil(L, 4)) {
-		s = luaL_checklstring(L, 4, &len);
-		if (unhex_exact(s, len, prev, HLEN))
-			return lwp_fail(L, "EINVAL", "prevHash: expected 64 hex digits");
-	}
-	wp_hb_build(&hb, lease, seq, ts, lua_isnoneornil(L, 4) ? NULL : prev);
-	lua_createtable(L, 0, 8);
-	setbeat(L, &hb, F_PAYLOAD);
-	return 1;
-}
-
-/* wp.uptime.payload(beat) -> text */
-static int l_payload(lua_State *L)
-{
-	struct wp_hb hb;
-	char buf[WP_HB_PAYLOAD_MAX];
-	size_t len;
-	const char *why;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	why = tobeat(L, 1, &hb, F_PAYLOAD, NULL);
-	if (why && strncmp(why, "vdf", 3))
-		return lwp_fail(L, "EINVAL", "%s", why);
-	wp_hb_payload(&hb, buf, &len);
-	lua_pushlstring(L, buf, len);
-	return 1;
-}
-
-/* wp.uptime.sign(beat, provider_secret) -> beat (providerSig set) */
-static int l_sign(lua_State *L)
-{
-	struct wp_hb hb;
-	uint8_t ext[WP_HB_EXT_MAX], kb[WP_UPTIME_SECRET_LEN];
-	const uint8_t *sk;
-	const char *why;
-	int rc;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	sk = checkkey(L, 2, WP_UPTIME_SECRET_LEN, kb);
-	why = tobeat(L, 1, &hb, F_PAYLOAD, ext);
-	if (why)
-		return lwp_fail(L, "EINVAL", "%s", why);
-	rc = wp_hb_sign(&hb, sk);
-	if (rc)
-		return lwp_fail_err(L, rc, "signing failed");
-	lua_settop(L, 1);
-	set_hex(L, "providerSig", hb.provider_sig, SLEN);
-	return 1;
-}
-
-/* wp.uptime.countersign(beat, provider_pub, consumer_secret) -> beat */
-static int l_countersign(lua_State *L)
-{
-	struct wp_hb hb;
-	uint8_t ext[WP_HB_EXT_MAX], pb[HLEN], kb[WP_UPTIME_SECRET_LEN];
-	const uint8_t *pk, *sk;
-	const char *why;
-	int rc;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	pk = checkkey(L, 2, WP_UPTIME_KEY_LEN, pb);
-	sk = checkkey(L, 3, WP_UPTIME_SECRET_LEN, kb);
-	why = tobeat(L, 1, &hb, F_PAYLOAD | F_PSIG, ext);
-	if (why)
-		return lwp_fail(L, "EINVAL", "%s", why);
-	rc = wp_hb_countersign(&hb, pk, sk);
-	if (rc == WP_EPROTO)
-		return lwp_fail(L, "EPROTO", "BAD_PROVIDER_SIG: the provider signature does not "
-			       "verify; refusing to countersign");
-	if (rc)
-		return lwp_fail_err(L, rc, "countersigning failed");
-	lua_settop(L, 1);
-	set_hex(L, "consumerSig", hb.consumer_sig, SLEN);
-	set_hex(L, "hash", hb.hash, HLEN);
-	return 1;
-}
-
-/* wp.uptime.hash(beat) -> hex (computed from the fields, not read) */
-static int l_hash(lua_State *L)
-{
-	struct wp_hb hb;
-	uint8_t ext[WP_HB_EXT_MAX], h[HLEN];
-	const char *why;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	why = tobeat(L, 1, &hb, F_PAYLOAD | F_PSIG | F_CSIG, ext);
-	if (why)
-		return lwp_fail(L, "EINVAL", "%s", why);
-	wp_hb_compute_hash(&hb, h);
-	push_hex(L, h, HLEN);
-	return 1;
-}
-
-static uint64_t opt_vdf_t(lua_State *L, int opts);
-
-/* wp.uptime.verify(beat, provider_pub, consumer_pub[, opts]) -> true | false, reason */
-static int l_verify(lua_State *L)
-{
-	struct wp_hb hb;
-	uint8_t ext[WP_HB_EXT_MAX], pb[HLEN], cb[HLEN];
-	const uint8_t *pk, *ck;
-	uint64_t t;
-	int r;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	pk = checkkey(L, 2, WP_UPTIME_KEY_LEN, pb);
-	ck = checkkey(L, 3, WP_UPTIME_KEY_LEN, cb);
-	if (!lua_isnoneornil(L, 4))
-		luaL_checktype(L, 4, LUA_TTABLE);
-	t = opt_vdf_t(L, lua_isnoneornil(L, 4) ? 0 : 4);
-	r = tobeat(L, 1, &hb, F_ALL, ext) ? WP_HB_BAD_FORMAT : wp_hb_verify(&hb, pk, ck, t);
 	if (r == WP_HB_OK) {
 		lua_pushboolean(L, 1);
 		return 1;
@@ -488,648 +99,85 @@ static int l_verify(lua_State *L)
 	return 2;
 }
 
-/* ---- key ranges ------------------------------------------------------------ */
-
 /*
- * keys[party]: one key (raw or hex), or an array of { first =, last =,
- * key = } ranges (last absent: open). A GC-owned array is pushed.
+ * One packed beat at idx (exactly one, strict) into hb; hb->ext points into
+ * the Lua string, which stays on the stack for the call. 0, or nil, err
+ * pushed and -1.
  */
-static struct wp_uptime_keyrange *get_ranges(lua_State *L, int keys, const char *party, size_t *n)
+static int checkbeat(lua_State *L, int idx, struct wp_hb *hb)
 {
-	struct wp_uptime_keyrange *r;
-	int t;
+	size_t len, used = 0;
+	const uint8_t *s = (const uint8_t *)luaL_checklstring(L, idx, &len);
+	int rc = wp_hb_unpack(hb, s, len, &used);
 
-	lua_getfield(L, keys, party);
-	t = lua_gettop(L);
-	if (lua_type(L, t) == LUA_TSTRING) {
-		r = lua_newuserdata(L, sizeof(*r));
-		if (tokey(L, t, r->key, HLEN))
-			luaL_error(L, "keys.%s: expected a key of 32 bytes or 64 hex digits", party);
-		r->first = 0;
-		r->last = UINT64_MAX;
-		*n = 1;
-		lua_remove(L, t);
-		return r;
-	}
-	if (!lua_istable(L, t))
-		luaL_error(L, "keys.%s: expected a key or an array of key ranges", party);
-	*n = lua_objlen(L, t);
-	r = lua_newuserdata(L, *n ? *n * sizeof(*r) : 1);
-	for (size_t i = 0; i < *n; i++) {
-		int e;
-
-		lua_rawgeti(L, t, (int)i + 1);
-		e = lua_gettop(L);
-		if (!lua_istable(L, e))
-			luaL_error(L, "keys.%s[%d]: expected a table", party, (int)i + 1);
-		lua_getfield(L, e, "key");
-		if (tokey(L, -1, r[i].key, HLEN))
-			luaL_error(L, "keys.%s[%d].key: expected a key of 32 bytes or 64 hex digits",
-				   party, (int)i + 1);
-		lua_pop(L, 1);
-		if (get_count(L, e, "first", &r[i].first))
-			luaL_error(L, "keys.%s[%d].first: expected an integer >= 0", party, (int)i + 1);
-		lua_getfield(L, e, "last");
-		if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TNUMBER &&
-					 lua_tonumber(L, -1) >= MAX_EXACT))
-			r[i].last = UINT64_MAX;
-		else if (tocount(L, -1, &r[i].last))
-			luaL_error(L, "keys.%s[%d].last: expected an integer >= first", party, (int)i + 1);
-		lua_pop(L, 2);
-	}
-	lua_remove(L, t);
-	return r;
-}
-
-static uint64_t opt_vdf_t(lua_State *L, int opts)
-{
-	uint64_t t = 0;
-
-	if (opts && get_count(L, opts, "vdf_t", &t) < 0)
-		luaL_error(L, "opts.vdf_t: expected an integer >= 0");
-	return t;
-}
-
-/* A hex option (lease_id, prev_hash ...): raw bytes into out; 1 if set. */
-static int opt_hex(lua_State *L, int opts, const char *name, uint8_t *out)
-{
-	int rc;
-
-	if (!opts)
-		return 0;
-	rc = get_hexfield(L, opts, name, out, HLEN);
-	if (rc < 0)
-		luaL_error(L, "opts.%s: expected 64 hex digits", name);
-	return rc == 0;
-}
-
-/* wp.uptime.verify_chain(beats | packed, keys[, opts]) -> true | false, reason, i */
-static int l_verify_chain(lua_State *L)
-{
-	struct wp_hb_chain_opts o;
-	struct wp_hb_chain_result res;
-	struct wp_hb *beats;
-	uint8_t lease[HLEN], prev[HLEN];
-	const char *why;
-	size_t n;
-	int opts = lua_isnoneornil(L, 3) ? 0 : 3, rc;
-
-	luaL_checktype(L, 2, LUA_TTABLE);
-	if (opts)
-		luaL_checktype(L, 3, LUA_TTABLE);
-	memset(&o, 0, sizeof(o));
-	o.vdf_t = opt_vdf_t(L, opts);
-	if (opt_hex(L, opts, "lease_id", lease))
-		o.lease_id = lease;
-	if (opt_hex(L, opts, "prev_hash", prev))
-		o.prev_hash = prev;
-	if (opts && get_count(L, opts, "first_sequence", &o.first_sequence) < 0)
-		luaL_error(L, "opts.first_sequence: expected an integer >= 0");
-	o.provider = get_ranges(L, 2, "provider", &o.nprovider);
-	o.consumer = get_ranges(L, 2, "consumer", &o.nconsumer);
-	beats = load_beats(L, 1, o.vdf_t != 0, &n, &why);
-	if (!beats)
-		return 2;
-	rc = wp_hb_verify_chain(beats, n, &o, &res);
-	if (rc)
-		return lwp_fail_err(L, rc, "key ranges must be sorted by first and not overlap");
-	if (res.reason == WP_HB_OK && !why) {
-		lua_pushboolean(L, 1);
-		return 1;
-	}
-	lua_pushboolean(L, 0);
-	if (res.reason == WP_HB_OK) {
-		/* every beat before the malformed one verified */
-		lua_pushstring(L, wp_hb_reason_name(WP_HB_BAD_FORMAT));
-		lua_pushnumber(L, (double)n + 1);
-		lua_pushstring(L, why);
-		return 4;
-	}
-	lua_pushstring(L, wp_hb_reason_name(res.reason));
-	lua_pushnumber(L, (double)res.index + 1);
-	return 3;
-}
-
-/* wp.uptime.pack(beats) -> packed | nil, "EINVAL: beat i: ..." */
-static int l_pack(lua_State *L)
-{
-	struct wp_hb *beats;
-	const char *why;
-	size_t n;
-	luaL_Buffer b;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	beats = load_beats(L, 1, 1, &n, &why);
-	if (why)
-		return lwp_fail(L, "EINVAL", "beat %d: %s", (int)n + 1, why);
-	luaL_buffinit(L, &b);
-	for (size_t i = 0; i < n; i++) {
-		uint8_t rec[WP_HB_PACKED_FIXED + WP_HB_EXT_MAX];
-
-		luaL_addlstring(&b, (const char *)rec, wp_hb_pack(&beats[i], rec));
-	}
-	luaL_pushresult(&b);
-	return 1;
-}
-
-/* wp.uptime.unpack(packed) -> beats | nil, err */
-static int l_unpack(lua_State *L)
-{
-	struct wp_hb *beats;
-	const char *why;
-	size_t n;
-
-	luaL_checktype(L, 1, LUA_TSTRING);
-	beats = load_beats(L, 1, 1, &n, &why);
-	if (!beats)
-		return 2;
-	if (why)
-		return lwp_fail(L, "EINVAL", "packed beat %d: %s", (int)n + 1, why);
-	lua_createtable(L, (int)n, 0);
-	for (size_t i = 0; i < n; i++) {
-		lua_createtable(L, 0, 8);
-		setbeat(L, &beats[i], F_ALL);
-		lua_rawseti(L, -2, (int)i + 1);
-	}
-	return 1;
-}
-
-/* ---- epochs and claims ------------------------------------------------------ */
-
-static void push_epoch(lua_State *L, const struct wp_uptime_epoch *e)
-{
-	lua_createtable(L, 0, 7);
-	set_hex(L, "leaseId", e->lease_id, HLEN);
-	set_num(L, "index", (double)e->index);
-	set_num(L, "firstSequence", (double)e->first_sequence);
-	set_num(L, "count", e->count);
-	set_hex(L, "root", e->root, HLEN);
-	set_hex(L, "prevEpochHash", e->prev_hash, HLEN);
-	set_hex(L, "hash", e->hash, HLEN);
-}
-
-/* An epoch table at t (hash is recomputed, not read). NULL or the reason. */
-static const char *toepoch(lua_State *L, int t, struct wp_uptime_epoch *e)
-{
-	uint64_t v;
-	int rc;
-
-	if (!lua_istable(L, t))
-		return "not a table";
-	memset(e, 0, sizeof(*e));
-	if (get_hexfield(L, t, "leaseId", e->lease_id, HLEN))
-		return "leaseId: expected 64 hex digits";
-	if (get_hexfield(L, t, "root", e->root, HLEN))
-		return "root: expected 64 hex digits";
-	if (get_hexfield(L, t, "prevEpochHash", e->prev_hash, HLEN))
-		return "prevEpochHash: expected 64 hex digits";
-	if (get_count(L, t, "index", &e->index) || e->index > UINT64_MAX / WP_UPTIME_EPOCH_BEATS)
-		return "index: expected an integer >= 0";
-	e->first_sequence = e->index * WP_UPTIME_EPOCH_BEATS;
-	rc = get_count(L, t, "firstSequence", &v);
-	if (rc < 0 || (rc == 0 && v != e->first_sequence))
-		return "firstSequence: must be index * 60";
-	if (get_count(L, t, "count", &v) || !v || v > WP_UPTIME_EPOCH_BEATS)
-		return "count: expected 1 .. 60";
-	e->count = (uint32_t)v;
-	wp_uptime_epoch_seal(e);
-	return NULL;
-}
-
-static void push_claim(lua_State *L, const struct wp_uptime_claim *c, int with_sig)
-{
-	uint8_t h[HLEN];
-
-	lua_createtable(L, 0, 13);
-	set_num(L, "version", c->version);
-	set_num(L, "flags", c->flags);
-	set_hex(L, "leaseId", c->lease_id, HLEN);
-	set_num(L, "index", c->index);
-	set_num(L, "firstSequence", (double)c->first_sequence);
-	set_num(L, "beatCount", c->beat_count);
-	set_num(L, "epochs", (double)wp_uptime_claim_epochs(c));
-	push_i64(L, c->period_start);
-	lua_setfield(L, -2, "periodStart");
-	push_i64(L, c->period_end);
-	lua_setfield(L, -2, "periodEnd");
-	set_hex(L, "root", c->root, HLEN);
-	set_hex(L, "prevClaimHash", c->prev_hash, HLEN);
-	wp_uptime_claim_hash(c, h);
-	set_hex(L, "hash", h, HLEN);
-	if (with_sig)
-		set_hex(L, "signature", c->sig, SLEN);
-}
-
-/* A claim table at t (signature optional: *has_sig). NULL or the reason. */
-static const char *toclaim(lua_State *L, int t, struct wp_uptime_claim *c, int *has_sig)
-{
-	uint64_t v;
-	int rc;
-
-	if (!lua_istable(L, t))
-		return "not a table";
-	memset(c, 0, sizeof(*c));
-	if (get_count(L, t, "version", &v) || v != WP_UPTIME_CLAIM_VERSION)
-		return "version: expected 1";
-	c->version = (uint8_t)v;
-	rc = get_count(L, t, "flags", &v);
-	if (rc < 0 || (!rc && (v & ~(uint64_t)WP_UPTIME_CLAIM_FLAG_VDF)))
-		return "flags: unknown flag bits";
-	c->flags = rc ? 0 : (uint8_t)v;
-	if (get_hexfield(L, t, "leaseId", c->lease_id, HLEN))
-		return "leaseId: expected 64 hex digits";
-	if (get_count(L, t, "index", &v) || v > UINT32_MAX)
-		return "index: expected an integer 0 .. 2^32-1";
-	c->index = (uint32_t)v;
-	c->first_sequence = v * WP_UPTIME_CLAIM_BEATS;
-	if (get_count(L, t, "beatCount", &v) || !v || v > WP_UPTIME_CLAIM_BEATS)
-		return "beatCount: expected 1 .. 1440";
-	c->beat_count = (uint32_t)v;
-	if (get_ts(L, t, "periodStart", &c->period_start))
-		return "periodStart: expected a decimal string of Unix nanoseconds";
-	if (get_ts(L, t, "periodEnd", &c->period_end) || c->period_end < c->period_start)
-		return "periodEnd: expected a decimal string >= periodStart";
-	if (get_hexfield(L, t, "root", c->root, HLEN))
-		return "root: expected 64 hex digits";
-	if (get_hexfield(L, t, "prevClaimHash", c->prev_hash, HLEN))
-		return "prevClaimHash: expected 64 hex digits";
-	rc = get_hexfield(L, t, "signature", c->sig, SLEN);
-	if (rc < 0)
-		return "signature: expected 128 hex digits";
-	*has_sig = rc == 0;
-	return NULL;
-}
-
-/* wp.uptime.rollup(beats | packed[, opts]) -> epochs, claims | nil, err */
-static int l_rollup(lua_State *L)
-{
-	struct wp_uptime_rollup_opts o;
-	struct wp_uptime_epoch *epochs;
-	struct wp_uptime_claim *claims;
-	struct wp_hb *beats;
-	uint8_t pe[HLEN], pc[HLEN];
-	const char *why;
-	size_t n, ne, nc;
-	uint64_t flags = 0;
-	int opts = lua_isnoneornil(L, 2) ? 0 : 2, rc;
-
-	if (opts)
-		luaL_checktype(L, 2, LUA_TTABLE);
-	memset(&o, 0, sizeof(o));
-	if (opt_hex(L, opts, "prev_epoch_hash", pe))
-		o.prev_epoch_hash = pe;
-	if (opt_hex(L, opts, "prev_claim_hash", pc))
-		o.prev_claim_hash = pc;
-	if (opts && (get_count(L, opts, "flags", &flags) < 0 ||
-		     (flags & ~(uint64_t)WP_UPTIME_CLAIM_FLAG_VDF)))
-		luaL_error(L, "opts.flags: expected 0 or 1 (VDF)");
-	o.claim_flags = (uint8_t)flags;
-	beats = load_beats(L, 1, 1, &n, &why);
-	if (!beats)
-		return 2;
-	if (why)
-		return lwp_fail(L, "EINVAL", "beat %d: %s", (int)n + 1, why);
-	if (!n)
-		return lwp_fail(L, "EINVAL", "no beats to roll up");
-	epochs = lua_newuserdata(L, ((n + WP_UPTIME_EPOCH_BEATS - 1) / WP_UPTIME_EPOCH_BEATS) *
-				    sizeof(*epochs));
-	claims = lua_newuserdata(L, ((n + WP_UPTIME_CLAIM_BEATS - 1) / WP_UPTIME_CLAIM_BEATS) *
-				    sizeof(*claims));
-	rc = wp_uptime_rollup(beats, n, &o, epochs, &ne, claims, &nc);
-	if (rc)
-		return lwp_fail_err(L, rc, "beats must be consecutive from a multiple of 1440, "
-				    "one lease");
-	lua_createtable(L, (int)ne, 0);
-	for (size_t i = 0; i < ne; i++) {
-		push_epoch(L, &epochs[i]);
-		lua_rawseti(L, -2, (int)i + 1);
-	}
-	lua_createtable(L, (int)nc, 0);
-	for (size_t i = 0; i < nc; i++) {
-		push_claim(L, &claims[i], 0);
-		lua_rawseti(L, -2, (int)i + 1);
-	}
-	return 2;
-}
-
-/* wp.uptime.epoch_make(lease_id, index, hashes[, prev_epoch_hash]) -> epoch */
-static int l_epoch_make(lua_State *L)
-{
-	struct wp_uptime_epoch e;
-	uint8_t lease[HLEN], prev[HLEN], hashes[WP_UPTIME_EPOCH_BEATS * HLEN];
-	size_t len, n;
-	const char *s = luaL_checklstring(L, 1, &len);
-	uint64_t index;
-
-	luaL_checknumber(L, 2);
-	luaL_checktype(L, 3, LUA_TTABLE);
-	if (unhex_exact(s, len, lease, HLEN))
-		return lwp_fail(L, "EINVAL", "leaseId: expected 64 hex digits");
-	if (tocount(L, 2, &index) || index > UINT64_MAX / WP_UPTIME_EPOCH_BEATS)
-		return lwp_fail(L, "ERANGE", "epoch index out of range");
-	n = lua_objlen(L, 3);
-	if (!n || n > WP_UPTIME_EPOCH_BEATS)
-		return lwp_fail(L, "ERANGE", "an epoch holds 1 .. 60 beats, got %d", (int)n);
-	for (size_t i = 0; i < n; i++) {
-		lua_rawgeti(L, 3, (int)i + 1);
-		s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-		if (!s || unhex_exact(s, len, hashes + i * HLEN, HLEN))
-			return lwp_fail(L, "EINVAL", "hashes[%d]: expected 64 hex digits", (int)i + 1);
-		lua_pop(L, 1);
-	}
-	if (!lua_isnoneornil(L, 4)) {
-		s = luaL_checklstring(L, 4, &len);
-		if (unhex_exact(s, len, prev, HLEN))
-			return lwp_fail(L, "EINVAL", "prevEpochHash: expected 64 hex digits");
-	}
-	wp_uptime_epoch_make(&e, lease, index, hashes, (uint32_t)n,
-			     lua_isnoneornil(L, 4) ? NULL : prev);
-	push_epoch(L, &e);
-	return 1;
-}
-
-/* wp.uptime.epoch_record(epoch) -> 132 bytes | nil, err */
-static int l_epoch_record(lua_State *L)
-{
-	struct wp_uptime_epoch e;
-	uint8_t rec[WP_UPTIME_EPOCH_RECORD_LEN];
-	const char *why;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	why = toepoch(L, 1, &e);
-	if (why)
-		return lwp_fail(L, "EINVAL", "epoch %s", why);
-	wp_uptime_epoch_record(&e, rec);
-	lua_pushlstring(L, (const char *)rec, sizeof(rec));
-	return 1;
-}
-
-/* wp.uptime.epoch_hash(epoch) -> hex | nil, err */
-static int l_epoch_hash(lua_State *L)
-{
-	struct wp_uptime_epoch e;
-	const char *why;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	why = toepoch(L, 1, &e);
-	if (why)
-		return lwp_fail(L, "EINVAL", "epoch %s", why);
-	push_hex(L, e.hash, HLEN);
-	return 1;
-}
-
-/* Epoch tables of the array at idx into a GC-owned array (pushed). */
-static struct wp_uptime_epoch *load_epochs(lua_State *L, int idx, size_t *n, const char **why)
-{
-	struct wp_uptime_epoch *es;
-
-	luaL_checktype(L, idx, LUA_TTABLE);
-	*n = lua_objlen(L, idx);
-	es = lua_newuserdata(L, *n ? *n * sizeof(*es) : 1);
-	*why = NULL;
-	for (size_t i = 0; i < *n; i++) {
-		lua_rawgeti(L, idx, (int)i + 1);
-		*why = toepoch(L, lua_gettop(L), &es[i]);
-		lua_pop(L, 1);
-		if (*why) {
-			*n = i;
-			break;
-		}
-	}
-	return es;
-}
-
-/* wp.uptime.claim_make(epochs, opts) -> claim (unsigned) | nil, err */
-static int l_claim_make(lua_State *L)
-{
-	struct wp_uptime_claim c;
-	struct wp_uptime_epoch *es;
-	uint8_t prev[HLEN];
-	const char *why;
-	size_t n;
-	uint64_t index = 0, flags = 0;
-	int64_t start, end;
-	int rc;
-
-	luaL_checktype(L, 2, LUA_TTABLE);
-	es = load_epochs(L, 1, &n, &why);
-	if (why)
-		return lwp_fail(L, "EINVAL", "epoch %d: %s", (int)n + 1, why);
-	if (get_count(L, 2, "index", &index) < 0 || index > UINT32_MAX)
-		luaL_error(L, "opts.index: expected an integer 0 .. 2^32-1");
-	if (get_count(L, 2, "flags", &flags) < 0 || (flags & ~(uint64_t)WP_UPTIME_CLAIM_FLAG_VDF))
-		luaL_error(L, "opts.flags: expected 0 or 1 (VDF)");
-	if (get_ts(L, 2, "period_start", &start))
-		luaL_error(L, "opts.period_start: expected a decimal string of Unix nanoseconds");
-	if (get_ts(L, 2, "period_end", &end))
-		luaL_error(L, "opts.period_end: expected a decimal string of Unix nanoseconds");
-	rc = wp_uptime_claim_make(&c, es, n, (uint32_t)index, start, end, (uint8_t)flags,
-				  opt_hex(L, 2, "prev_claim_hash", prev) ? prev : NULL);
-	if (rc)
-		return lwp_fail_err(L, rc, "epochs must be 1 .. 24 consecutive linked epochs "
-				    "from index * 24, all full but the last, period_start <= period_end");
-	push_claim(L, &c, 0);
-	return 1;
-}
-
-/* A claim argument: encoded bytes (strict) or a table. 0 ok, else pushed nil, err. */
-static int getclaim(lua_State *L, int idx, struct wp_uptime_claim *c, int *has_sig)
-{
-	if (lua_type(L, idx) == LUA_TSTRING) {
-		size_t len;
-		const char *s = lua_tolstring(L, idx, &len);
-		int rc = wp_uptime_claim_decode(c, (const uint8_t *)s, len);
-
-		*has_sig = 1;
-		if (rc) {
-			lwp_fail_err(L, rc, rc == WP_ETRUNC ? "claim shorter than 194 bytes (%d)" :
-					    rc == WP_EINVAL ? "claim longer than 194 bytes (%d)" :
-							      "claim fields break the rules (%d bytes)",
-				     (int)len);
-			return -1;
-		}
-		return 0;
-	}
-	if (lua_type(L, idx) != LUA_TTABLE)
-		luaL_argerror(L, idx, "expected an encoded claim (string) or a claim table");
-	{
-		const char *why = toclaim(L, idx, c, has_sig);
-
-		if (why) {
-			lwp_fail(L, "EINVAL", "claim %s", why);
-			return -1;
-		}
+	if (rc || used != len) {
+		lwp_fail_err(L, rc ? rc : WP_EINVAL, "not one packed beat");
+		return -1;
 	}
 	return 0;
 }
 
-/* wp.uptime.claim_encode(claim[, provider_secret]) -> 194 bytes | nil, err */
-static int l_claim_encode(lua_State *L)
+/*
+ * All packed beats of the string at idx into a GC-owned array (a userdata
+ * left on the stack). NULL after pushing nil, err when one is malformed.
+ */
+static struct wp_hb *checkbeats(lua_State *L, int idx, size_t *n)
 {
-	struct wp_uptime_claim c;
-	uint8_t out[WP_UPTIME_CLAIM_LEN], kb[WP_UPTIME_SECRET_LEN];
-	const uint8_t *sk = NULL;
-	int has_sig, rc;
+	size_t len, off = 0, used, count = 0;
+	const uint8_t *s = (const uint8_t *)luaL_checklstring(L, idx, &len);
+	struct wp_hb tmp, *beats;
 
-	luaL_checktype(L, 1, LUA_TTABLE);
-	if (!lua_isnoneornil(L, 2))
-		sk = checkkey(L, 2, WP_UPTIME_SECRET_LEN, kb);
-	if (getclaim(L, 1, &c, &has_sig))
-		return 2;
-	if (sk) {
-		rc = wp_uptime_claim_sign(&c, sk);
-		if (rc)
-			return lwp_fail_err(L, rc, "signing failed");
-	} else if (!has_sig) {
-		return lwp_fail(L, "EINVAL", "claim has no signature: pass the provider secret");
-	}
-	wp_uptime_claim_encode(&c, out);
-	lua_pushlstring(L, (const char *)out, sizeof(out));
-	return 1;
-}
+	while (off < len) {
+		int rc = wp_hb_unpack(&tmp, s + off, len - off, &used);
 
-/* wp.uptime.claim_decode(bytes) -> claim table | nil, err */
-static int l_claim_decode(lua_State *L)
-{
-	struct wp_uptime_claim c;
-	int has_sig;
-
-	luaL_checktype(L, 1, LUA_TSTRING);
-	if (getclaim(L, 1, &c, &has_sig))
-		return 2;
-	push_claim(L, &c, 1);
-	return 1;
-}
-
-/* wp.uptime.claim_hash(claim) -> hex | nil, err */
-static int l_claim_hash(lua_State *L)
-{
-	struct wp_uptime_claim c;
-	uint8_t h[HLEN];
-	int has_sig;
-
-	if (getclaim(L, 1, &c, &has_sig))
-		return 2;
-	wp_uptime_claim_hash(&c, h);
-	push_hex(L, h, HLEN);
-	return 1;
-}
-
-/* wp.uptime.claim_verify(claim, provider_pub) -> boolean | nil, err */
-static int l_claim_verify(lua_State *L)
-{
-	struct wp_uptime_claim c;
-	uint8_t pb[HLEN];
-	const uint8_t *pk = checkkey(L, 2, WP_UPTIME_KEY_LEN, pb);
-	int has_sig;
-
-	if (getclaim(L, 1, &c, &has_sig))
-		return 2;
-	lua_pushboolean(L, has_sig && wp_uptime_claim_verify(&c, pk));
-	return 1;
-}
-
-/* wp.uptime.claim_countersign(claim, consumer_secret) -> sig (64 bytes) | nil, err */
-static int l_claim_countersign(lua_State *L)
-{
-	struct wp_uptime_claim c;
-	uint8_t kb[WP_UPTIME_SECRET_LEN], sig[SLEN];
-	const uint8_t *sk = checkkey(L, 2, WP_UPTIME_SECRET_LEN, kb);
-	int has_sig, rc;
-
-	if (getclaim(L, 1, &c, &has_sig))
-		return 2;
-	if (!has_sig)
-		return lwp_fail(L, "EINVAL", "countersign a signed claim");
-	rc = wp_uptime_claim_countersign(&c, sk, sig);
-	if (rc)
-		return lwp_fail_err(L, rc, "signing failed");
-	lua_pushlstring(L, (const char *)sig, SLEN);
-	return 1;
-}
-
-/* wp.uptime.claim_verify_countersign(claim, consumer_pub, sig) -> boolean | nil, err */
-static int l_claim_verify_countersign(lua_State *L)
-{
-	struct wp_uptime_claim c;
-	uint8_t pb[HLEN], sb[SLEN];
-	const uint8_t *pk = checkkey(L, 2, WP_UPTIME_KEY_LEN, pb);
-	size_t len;
-	const char *s = luaL_checklstring(L, 3, &len);
-	int has_sig;
-
-	if (len == SLEN)
-		memcpy(sb, s, SLEN);
-	else if (unhex_exact(s, len, sb, SLEN))
-		return lwp_fail(L, "EINVAL", "countersignature: expected 64 bytes or 128 hex digits");
-	if (getclaim(L, 1, &c, &has_sig))
-		return 2;
-	lua_pushboolean(L, has_sig && wp_uptime_claim_verify_countersign(&c, pk, sb));
-	return 1;
-}
-
-/* ---- disclosure proofs ------------------------------------------------------ */
-
-/* wp.uptime.proof_make(beats, i, epochs, claim) -> proof bytes | nil, err */
-static int l_proof_make(lua_State *L)
-{
-	struct wp_uptime_proof *p;
-	struct wp_uptime_claim c;
-	struct wp_uptime_epoch *es;
-	struct wp_hb *beats;
-	uint8_t out[WP_UPTIME_PROOF_MAX];
-	const char *why;
-	uint64_t i;
-	size_t n, ne, first, start, pos, elo = 0, cnt = 0, len;
-	int has_sig, rc;
-
-	luaL_checknumber(L, 2);
-	luaL_checktype(L, 3, LUA_TTABLE);
-	if (lua_type(L, 4) != LUA_TSTRING)
-		luaL_argerror(L, 4, "expected an encoded claim (string)");
-	if (getclaim(L, 4, &c, &has_sig))
-		return 2;
-	beats = load_beats(L, 1, 1, &n, &why);
-	if (!beats)
-		return 2;
-	if (why)
-		return lwp_fail(L, "EINVAL", "beat %d: %s", (int)n + 1, why);
-	if (tocount(L, 2, &i) || i < 1 || i > n)
-		return lwp_fail(L, "ERANGE", "beat index out of range 1 .. %d", (int)n);
-	es = load_epochs(L, 3, &ne, &why);
-	if (why)
-		return lwp_fail(L, "EINVAL", "epoch %d: %s", (int)ne + 1, why);
-	/* the beats of the beat's epoch, located by sequence within the array */
-	i--;
-	pos = beats[i].sequence % WP_UPTIME_EPOCH_BEATS;
-	if (pos > i)
-		return lwp_fail(L, "ERANGE", "the beats do not reach back to the epoch's first beat");
-	start = i - pos;
-	first = (size_t)c.index * WP_UPTIME_CLAIM_EPOCHS;
-	for (size_t k = 0; k < ne; k++)
-		if (es[k].index == first) {
-			elo = k;
-			break;
+		if (rc) {
+			lwp_fail_err(L, rc, "packed beat %d is malformed", (int)count + 1);
+			return NULL;
 		}
-	if (ne - elo < wp_uptime_claim_epochs(&c))
-		return lwp_fail(L, "ERANGE", "the epochs do not cover the claim");
-	for (size_t k = elo; k < elo + wp_uptime_claim_epochs(&c); k++)
-		if (es[k].index == beats[i].sequence / WP_UPTIME_EPOCH_BEATS)
-			cnt = es[k].count;
-	if (!cnt || start + cnt > n)
-		return lwp_fail(L, "ERANGE", "the beat's epoch is not in the claim, or its beats "
-				"are not all given");
-	p = lua_newuserdata(L, sizeof(*p));
-	rc = wp_uptime_proof_make(p, beats + start, cnt, pos, es + elo,
-				  wp_uptime_claim_epochs(&c), &c);
-	if (rc)
-		return lwp_fail_err(L, rc, "beats, epochs and claim do not belong together");
-	wp_uptime_proof_encode(p, out, &len);
-	lua_pushlstring(L, (const char *)out, len);
-	return 1;
+		off += used;
+		count++;
+	}
+	beats = lua_newuserdata(L, count ? count * sizeof(*beats) : 1);
+	for (size_t i = 0, o = 0; i < count; i++, o += used)
+		wp_hb_unpack(&beats[i], s + o, len - o, &used);
+	*n = count;
+	return beats;
 }
 
-static int decode_proof(lua_State *L, int idx, struct wp_uptime_proof *p)
+/* Concatenated epoch records at idx into a GC-owned array (pushed). */
+static struct wp_uptime_epoch *checkepochs(lua_State *L, int idx, size_t *n)
+{
+	size_t len;
+	const uint8_t *s = (const uint8_t *)luaL_checklstring(L, idx, &len);
+	struct wp_uptime_epoch *es;
+
+	if (len % WP_UPTIME_EPOCH_RECORD_LEN)
+		luaL_argerror(L, idx, "expected whole 132-byte epoch records");
+	*n = len / WP_UPTIME_EPOCH_RECORD_LEN;
+	es = lua_newuserdata(L, *n ? *n * sizeof(*es) : 1);
+	for (size_t i = 0; i < *n; i++)
+		if (wp_uptime_epoch_parse(&es[i], s + i * WP_UPTIME_EPOCH_RECORD_LEN,
+					  WP_UPTIME_EPOCH_RECORD_LEN))
+			luaL_argerror(L, idx, "not an epoch record");
+	return es;
+}
+
+/* A claim encoding at idx: 0, or nil, err pushed and -1. */
+static int checkclaim(lua_State *L, int idx, struct wp_uptime_claim *c)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, idx, &len);
+	int rc = wp_uptime_claim_decode(c, (const uint8_t *)s, len);
+
+	if (!rc)
+		return 0;
+	lwp_fail_err(L, rc, rc == WP_ETRUNC ? "claim shorter than 194 bytes (%d)" :
+			    rc == WP_EINVAL ? "claim longer than 194 bytes (%d)" :
+					      "claim fields break the rules (%d bytes)", (int)len);
+	return -1;
+}
+
+static int checkproof(lua_State *L, int idx, struct wp_uptime_proof *p)
 {
 	size_t len;
 	const char *s = luaL_checklstring(L, idx, &len);
@@ -1140,352 +188,683 @@ static int decode_proof(lua_State *L, int idx, struct wp_uptime_proof *p)
 	return rc;
 }
 
-static void push_path(lua_State *L, const char *name, const uint8_t *path, size_t n)
+/* ---- beats --------------------------------------------------------------- */
+
+/* beat_pack(lease, seq, ts8, prev, psig|nil, csig|nil, hash|nil, ext|nil) -> packed */
+static int l_beat_pack(lua_State *L)
 {
-	lua_createtable(L, (int)n, 0);
-	for (size_t i = 0; i < n; i++) {
-		push_hex(L, path + i * HLEN, HLEN);
-		lua_rawseti(L, -2, (int)i + 1);
+	uint8_t out[WP_HB_PACKED_FIXED + WP_HB_EXT_MAX];
+	const uint8_t *p;
+	struct wp_hb hb;
+	size_t len = 0;
+
+	memset(&hb, 0, sizeof(hb));
+	memcpy(hb.lease_id, lwp_checkbytes(L, 1, HLEN), HLEN);
+	hb.sequence = checkcount(L, 2);
+	hb.timestamp = checkts(L, 3);
+	memcpy(hb.prev_hash, lwp_checkbytes(L, 4, HLEN), HLEN);
+	if ((p = optbytes(L, 5, SLEN)))
+		memcpy(hb.provider_sig, p, SLEN);
+	if ((p = optbytes(L, 6, SLEN)))
+		memcpy(hb.consumer_sig, p, SLEN);
+	if ((p = optbytes(L, 7, HLEN)))
+		memcpy(hb.hash, p, HLEN);
+	if (!lua_isnoneornil(L, 8)) {
+		hb.ext = (const uint8_t *)luaL_checklstring(L, 8, &len);
+		if (len > WP_HB_EXT_MAX)
+			luaL_argerror(L, 8, "extension longer than 1024 bytes");
+		hb.ext_len = len;
 	}
-	lua_setfield(L, -2, name);
-}
-
-/* wp.uptime.proof_decode(bytes) -> table | nil, err */
-static int l_proof_decode(lua_State *L)
-{
-	struct wp_uptime_proof *p = lua_newuserdata(L, sizeof(*p));
-	struct wp_hb b;
-
-	if (decode_proof(L, 1, p))
-		return 2;
-	b = p->beat;
-	wp_hb_compute_hash(&b, b.hash);
-	lua_createtable(L, 0, 6);
-	set_num(L, "version", WP_UPTIME_PROOF_VERSION);
-	lua_createtable(L, 0, 8);
-	setbeat(L, &b, F_ALL);
-	lua_setfield(L, -2, "beat");
-	wp_uptime_epoch_seal(&p->epoch);
-	push_epoch(L, &p->epoch);
-	lua_setfield(L, -2, "epoch");
-	push_path(L, "epochPath", p->epoch_path, p->epoch_path_len);
-	push_path(L, "claimPath", p->claim_path, p->claim_path_len);
-	push_claim(L, &p->claim, 1);
-	lua_setfield(L, -2, "claim");
+	push_bytes(L, out, wp_hb_pack(&hb, out));
 	return 1;
 }
 
-/* wp.uptime.proof_verify(bytes, keys[, opts]) -> true | false, reason | nil, err */
+/* beat_unpack(packed[, off]) -> lease, seq, ts8, prev, psig, csig, hash, ext|nil, next_off */
+static int l_beat_unpack(lua_State *L)
+{
+	size_t len, used;
+	const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &len);
+	lua_Integer off = luaL_optinteger(L, 2, 0);
+	struct wp_hb hb;
+	int rc;
+
+	if (off < 0 || (size_t)off > len)
+		luaL_argerror(L, 2, "offset outside the string");
+	rc = wp_hb_unpack(&hb, s + off, len - (size_t)off, &used);
+	if (rc)
+		return lwp_fail_err(L, rc, "packed beat at offset %d is malformed", (int)off);
+	if (hb.sequence >= (uint64_t)MAX_EXACT)
+		return lwp_fail(L, "ERANGE", "packed beat at offset %d: sequence beyond 2^53", (int)off);
+	push_bytes(L, hb.lease_id, HLEN);
+	lua_pushnumber(L, (lua_Number)hb.sequence);
+	push_u64(L, (uint64_t)hb.timestamp);
+	push_bytes(L, hb.prev_hash, HLEN);
+	push_bytes(L, hb.provider_sig, SLEN);
+	push_bytes(L, hb.consumer_sig, SLEN);
+	push_bytes(L, hb.hash, HLEN);
+	if (hb.ext_len)
+		push_bytes(L, hb.ext, hb.ext_len);
+	else
+		lua_pushnil(L);
+	lua_pushinteger(L, off + (lua_Integer)used);
+	return 9;
+}
+
+/* payload(packed) -> text */
+static int l_payload(lua_State *L)
+{
+	char buf[WP_HB_PAYLOAD_MAX];
+	struct wp_hb hb;
+	size_t len;
+
+	if (checkbeat(L, 1, &hb))
+		return 2;
+	wp_hb_payload(&hb, buf, &len);
+	lua_pushlstring(L, buf, len);
+	return 1;
+}
+
+/* sign(packed, secret) -> providerSig */
+static int l_sign(lua_State *L)
+{
+	const uint8_t *sk = lwp_checkbytes(L, 2, WP_UPTIME_SECRET_LEN);
+	struct wp_hb hb;
+	int rc;
+
+	if (checkbeat(L, 1, &hb))
+		return 2;
+	rc = wp_hb_sign(&hb, sk);
+	if (rc)
+		return lwp_fail_err(L, rc, "signing failed");
+	push_bytes(L, hb.provider_sig, SLEN);
+	return 1;
+}
+
+/* countersign(packed, provider_pub, consumer_secret) -> consumerSig, hash */
+static int l_countersign(lua_State *L)
+{
+	const uint8_t *pk = lwp_checkbytes(L, 2, WP_UPTIME_KEY_LEN);
+	const uint8_t *sk = lwp_checkbytes(L, 3, WP_UPTIME_SECRET_LEN);
+	struct wp_hb hb;
+	int rc;
+
+	if (checkbeat(L, 1, &hb))
+		return 2;
+	rc = wp_hb_countersign(&hb, pk, sk);
+	if (rc == WP_EPROTO)
+		return lwp_fail(L, "EPROTO", "BAD_PROVIDER_SIG: the provider signature does not "
+			       "verify; refusing to countersign");
+	if (rc)
+		return lwp_fail_err(L, rc, "countersigning failed");
+	push_bytes(L, hb.consumer_sig, SLEN);
+	push_bytes(L, hb.hash, HLEN);
+	return 2;
+}
+
+/* hash(packed) -> hash computed from the fields (the stored one is not read) */
+static int l_hash(lua_State *L)
+{
+	uint8_t h[HLEN];
+	struct wp_hb hb;
+
+	if (checkbeat(L, 1, &hb))
+		return 2;
+	wp_hb_compute_hash(&hb, h);
+	push_bytes(L, h, HLEN);
+	return 1;
+}
+
+/* verify(packed, provider_pub, consumer_pub, vdf_t) -> true | false, reason */
+static int l_verify(lua_State *L)
+{
+	const uint8_t *pk = lwp_checkbytes(L, 2, WP_UPTIME_KEY_LEN);
+	const uint8_t *ck = lwp_checkbytes(L, 3, WP_UPTIME_KEY_LEN);
+	uint64_t t = checkcount(L, 4);
+	struct wp_hb hb;
+
+	if (checkbeat(L, 1, &hb))
+		return 2;
+	return push_reason(L, wp_hb_verify(&hb, pk, ck, t));
+}
+
+/* 48-byte range records at idx into a GC-owned array (pushed). */
+static struct wp_uptime_keyrange *checkranges(lua_State *L, int idx, size_t *n)
+{
+	size_t len;
+	const uint8_t *s = (const uint8_t *)luaL_checklstring(L, idx, &len);
+	struct wp_uptime_keyrange *r;
+
+	if (len % RANGE_LEN)
+		luaL_argerror(L, idx, "expected whole 48-byte key range records");
+	*n = len / RANGE_LEN;
+	r = lua_newuserdata(L, *n ? *n * sizeof(*r) : 1);
+	for (size_t i = 0; i < *n; i++, s += RANGE_LEN) {
+		r[i].first = rd64(s);
+		r[i].last = rd64(s + 8);
+		memcpy(r[i].key, s + 16, WP_UPTIME_KEY_LEN);
+	}
+	return r;
+}
+
+/*
+ * verify_chain(packed, provider_ranges, consumer_ranges, vdf_t, first_sequence
+ *              [, lease_id[, prev_hash]]) -> true | false, reason, index | nil, err
+ */
+static int l_verify_chain(lua_State *L)
+{
+	struct wp_hb_chain_opts o;
+	struct wp_hb_chain_result res;
+	struct wp_hb *beats;
+	size_t n;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.provider = checkranges(L, 2, &o.nprovider);
+	o.consumer = checkranges(L, 3, &o.nconsumer);
+	o.vdf_t = checkcount(L, 4);
+	o.first_sequence = checkcount(L, 5);
+	o.lease_id = optbytes(L, 6, HLEN);
+	o.prev_hash = optbytes(L, 7, HLEN);
+	beats = checkbeats(L, 1, &n);
+	if (!beats)
+		return 2;
+	rc = wp_hb_verify_chain(beats, n, &o, &res);
+	if (rc)
+		return lwp_fail_err(L, rc, "key ranges must be sorted by first and not overlap");
+	if (push_reason(L, res.reason) == 1)
+		return 1;
+	lua_pushnumber(L, (lua_Number)res.index + 1);
+	return 3;
+}
+
+/* count(packed) -> number of beats | nil, err */
+static int l_count(lua_State *L)
+{
+	size_t n;
+
+	if (!checkbeats(L, 1, &n))
+		return 2;
+	lua_pushnumber(L, (lua_Number)n);
+	return 1;
+}
+
+/* ---- epochs and claims ---------------------------------------------------- */
+
+static void push_record(lua_State *L, const struct wp_uptime_epoch *e)
+{
+	uint8_t rec[WP_UPTIME_EPOCH_RECORD_LEN];
+
+	wp_uptime_epoch_record(e, rec);
+	push_bytes(L, rec, sizeof(rec));
+}
+
+static void push_claim(lua_State *L, const struct wp_uptime_claim *c)
+{
+	uint8_t out[WP_UPTIME_CLAIM_LEN];
+
+	wp_uptime_claim_encode(c, out);
+	push_bytes(L, out, sizeof(out));
+}
+
+/* rollup(packed, prev_epoch|nil, prev_claim|nil, flags) -> epoch records, claims */
+static int l_rollup(lua_State *L)
+{
+	struct wp_uptime_rollup_opts o;
+	struct wp_uptime_epoch *epochs;
+	struct wp_uptime_claim *claims;
+	struct wp_hb *beats;
+	size_t n, ne, nc;
+	luaL_Buffer b;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.prev_epoch_hash = optbytes(L, 2, HLEN);
+	o.prev_claim_hash = optbytes(L, 3, HLEN);
+	o.claim_flags = (uint8_t)checkcount(L, 4);
+	beats = checkbeats(L, 1, &n);
+	if (!beats)
+		return 2;
+	if (!n)
+		return lwp_fail(L, "EINVAL", "no beats to roll up");
+	epochs = lua_newuserdata(L, ((n + WP_UPTIME_EPOCH_BEATS - 1) / WP_UPTIME_EPOCH_BEATS) *
+				    sizeof(*epochs));
+	claims = lua_newuserdata(L, ((n + WP_UPTIME_CLAIM_BEATS - 1) / WP_UPTIME_CLAIM_BEATS) *
+				    sizeof(*claims));
+	rc = wp_uptime_rollup(beats, n, &o, epochs, &ne, claims, &nc);
+	if (rc)
+		return lwp_fail_err(L, rc, "beats must be consecutive from a multiple of 1440, "
+				    "one lease");
+	luaL_buffinit(L, &b);
+	for (size_t i = 0; i < ne; i++) {
+		push_record(L, &epochs[i]);
+		luaL_addvalue(&b);
+	}
+	luaL_pushresult(&b);
+	luaL_buffinit(L, &b);
+	for (size_t i = 0; i < nc; i++) {
+		push_claim(L, &claims[i]);
+		luaL_addvalue(&b);
+	}
+	luaL_pushresult(&b);
+	return 2;
+}
+
+/* epoch_make(lease, index, hashes (n * 32 bytes), prev|nil) -> record | nil, err */
+static int l_epoch_make(lua_State *L)
+{
+	const uint8_t *lease = lwp_checkbytes(L, 1, HLEN);
+	uint64_t index = checkcount(L, 2);
+	size_t len;
+	const char *hs = luaL_checklstring(L, 3, &len);
+	const uint8_t *prev = optbytes(L, 4, HLEN);
+	struct wp_uptime_epoch e;
+
+	if (len % HLEN)
+		luaL_argerror(L, 3, "expected whole 32-byte hashes");
+	if (wp_uptime_epoch_make(&e, lease, index, (const uint8_t *)hs, (uint32_t)(len / HLEN), prev))
+		return lwp_fail(L, "ERANGE", "an epoch holds 1 .. 60 beats, got %d", (int)(len / HLEN));
+	push_record(L, &e);
+	return 1;
+}
+
+/* epoch_pack(lease, index, count, root, prev) -> record | nil, err */
+static int l_epoch_pack(lua_State *L)
+{
+	struct wp_uptime_epoch e;
+	uint64_t count;
+
+	memcpy(e.lease_id, lwp_checkbytes(L, 1, HLEN), HLEN);
+	e.index = checkcount(L, 2);
+	count = checkcount(L, 3);
+	memcpy(e.root, lwp_checkbytes(L, 4, HLEN), HLEN);
+	memcpy(e.prev_hash, lwp_checkbytes(L, 5, HLEN), HLEN);
+	if (!count || count > WP_UPTIME_EPOCH_BEATS)
+		return lwp_fail(L, "ERANGE", "count: expected 1 .. 60");
+	e.count = (uint32_t)count;
+	e.first_sequence = e.index * WP_UPTIME_EPOCH_BEATS;
+	push_record(L, &e);
+	return 1;
+}
+
+/* epoch_unpack(record) -> lease, index, first_sequence, count, root, prev, hash | nil, err */
+static int l_epoch_unpack(lua_State *L)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	struct wp_uptime_epoch e;
+	int rc = wp_uptime_epoch_parse(&e, (const uint8_t *)s, len);
+
+	if (rc)
+		return lwp_fail_err(L, rc, "not an epoch record");
+	push_bytes(L, e.lease_id, HLEN);
+	lua_pushnumber(L, (lua_Number)e.index);
+	lua_pushnumber(L, (lua_Number)e.first_sequence);
+	lua_pushnumber(L, e.count);
+	push_bytes(L, e.root, HLEN);
+	push_bytes(L, e.prev_hash, HLEN);
+	push_bytes(L, e.hash, HLEN);
+	return 7;
+}
+
+/* claim_make(epoch records, index, start8, end8, flags, prev|nil) -> claim (unsigned) | nil, err */
+static int l_claim_make(lua_State *L)
+{
+	struct wp_uptime_claim c;
+	struct wp_uptime_epoch *es;
+	uint64_t index = checkcount(L, 2), flags;
+	int64_t start = checkts(L, 3), end = checkts(L, 4);
+	const uint8_t *prev;
+	size_t n;
+	int rc;
+
+	flags = checkcount(L, 5);
+	prev = optbytes(L, 6, HLEN);
+	if (index > UINT32_MAX || flags > 0xff)
+		luaL_argerror(L, index > UINT32_MAX ? 2 : 5, "out of range");
+	es = checkepochs(L, 1, &n);
+	rc = wp_uptime_claim_make(&c, es, n, (uint32_t)index, start, end, (uint8_t)flags, prev);
+	if (rc)
+		return lwp_fail_err(L, rc, "epochs must be 1 .. 24 consecutive linked epochs "
+				    "from index * 24, all full but the last, period_start <= period_end");
+	push_claim(L, &c);
+	return 1;
+}
+
+/*
+ * claim_pack(flags, lease, index, beat_count, start8, end8, root, prev[, sig])
+ * -> claim | nil, err (the strict decoder's rules apply; no sig: zero)
+ */
+static int l_claim_pack(lua_State *L)
+{
+	struct wp_uptime_claim c;
+	uint8_t out[WP_UPTIME_CLAIM_LEN];
+	uint64_t flags = checkcount(L, 1), index, count;
+	const uint8_t *sig;
+
+	memset(&c, 0, sizeof(c));
+	memcpy(c.lease_id, lwp_checkbytes(L, 2, HLEN), HLEN);
+	index = checkcount(L, 3);
+	count = checkcount(L, 4);
+	c.period_start = checkts(L, 5);
+	c.period_end = checkts(L, 6);
+	memcpy(c.root, lwp_checkbytes(L, 7, HLEN), HLEN);
+	memcpy(c.prev_hash, lwp_checkbytes(L, 8, HLEN), HLEN);
+	if ((sig = optbytes(L, 9, SLEN)))
+		memcpy(c.sig, sig, SLEN);
+	if (flags > 0xff || index > UINT32_MAX || count > UINT32_MAX)
+		return lwp_fail(L, "ERANGE", "flags, index or beatCount out of range");
+	c.version = WP_UPTIME_CLAIM_VERSION;
+	c.flags = (uint8_t)flags;
+	c.index = (uint32_t)index;
+	c.first_sequence = index * WP_UPTIME_CLAIM_BEATS;
+	c.beat_count = (uint32_t)count;
+	wp_uptime_claim_encode(&c, out);
+	if (wp_uptime_claim_decode(&c, out, sizeof(out)))
+		return lwp_fail(L, "EPROTO", "claim fields break the rules");
+	push_bytes(L, out, sizeof(out));
+	return 1;
+}
+
+/*
+ * claim_unpack(claim) -> version, flags, lease, index, first_sequence,
+ * beat_count, start8, end8, root, prev, sig, hash, epochs | nil, err
+ */
+static int l_claim_unpack(lua_State *L)
+{
+	struct wp_uptime_claim c;
+	uint8_t h[HLEN];
+
+	if (checkclaim(L, 1, &c))
+		return 2;
+	lua_pushnumber(L, c.version);
+	lua_pushnumber(L, c.flags);
+	push_bytes(L, c.lease_id, HLEN);
+	lua_pushnumber(L, c.index);
+	lua_pushnumber(L, (lua_Number)c.first_sequence);
+	lua_pushnumber(L, c.beat_count);
+	push_u64(L, (uint64_t)c.period_start);
+	push_u64(L, (uint64_t)c.period_end);
+	push_bytes(L, c.root, HLEN);
+	push_bytes(L, c.prev_hash, HLEN);
+	push_bytes(L, c.sig, SLEN);
+	wp_uptime_claim_hash(&c, h);
+	push_bytes(L, h, HLEN);
+	lua_pushnumber(L, (lua_Number)wp_uptime_claim_epochs(&c));
+	return 13;
+}
+
+/* claim_hash(claim) -> hash | nil, err */
+static int l_claim_hash(lua_State *L)
+{
+	struct wp_uptime_claim c;
+	uint8_t h[HLEN];
+
+	if (checkclaim(L, 1, &c))
+		return 2;
+	wp_uptime_claim_hash(&c, h);
+	push_bytes(L, h, HLEN);
+	return 1;
+}
+
+/* claim_sign(claim, provider_secret) -> signed claim | nil, err */
+static int l_claim_sign(lua_State *L)
+{
+	const uint8_t *sk = lwp_checkbytes(L, 2, WP_UPTIME_SECRET_LEN);
+	struct wp_uptime_claim c;
+	int rc;
+
+	if (checkclaim(L, 1, &c))
+		return 2;
+	rc = wp_uptime_claim_sign(&c, sk);
+	if (rc)
+		return lwp_fail_err(L, rc, "signing failed");
+	push_claim(L, &c);
+	return 1;
+}
+
+/* claim_verify(claim, provider_pub) -> boolean | nil, err */
+static int l_claim_verify(lua_State *L)
+{
+	const uint8_t *pk = lwp_checkbytes(L, 2, WP_UPTIME_KEY_LEN);
+	struct wp_uptime_claim c;
+
+	if (checkclaim(L, 1, &c))
+		return 2;
+	lua_pushboolean(L, wp_uptime_claim_verify(&c, pk));
+	return 1;
+}
+
+/* claim_countersign(claim, consumer_secret) -> sig | nil, err */
+static int l_claim_countersign(lua_State *L)
+{
+	const uint8_t *sk = lwp_checkbytes(L, 2, WP_UPTIME_SECRET_LEN);
+	struct wp_uptime_claim c;
+	uint8_t sig[SLEN];
+	int rc;
+
+	if (checkclaim(L, 1, &c))
+		return 2;
+	rc = wp_uptime_claim_countersign(&c, sk, sig);
+	if (rc)
+		return lwp_fail_err(L, rc, "signing failed");
+	push_bytes(L, sig, SLEN);
+	return 1;
+}
+
+/* claim_verify_countersign(claim, consumer_pub, sig) -> boolean | nil, err */
+static int l_claim_verify_countersign(lua_State *L)
+{
+	const uint8_t *pk = lwp_checkbytes(L, 2, WP_UPTIME_KEY_LEN);
+	const uint8_t *sig = lwp_checkbytes(L, 3, SLEN);
+	struct wp_uptime_claim c;
+
+	if (checkclaim(L, 1, &c))
+		return 2;
+	lua_pushboolean(L, wp_uptime_claim_verify_countersign(&c, pk, sig));
+	return 1;
+}
+
+/* ---- disclosure proofs ------------------------------------------------------ */
+
+/* proof_make(packed beats, i, epoch records, claim) -> proof | nil, err */
+static int l_proof_make(lua_State *L)
+{
+	uint8_t out[WP_UPTIME_PROOF_MAX];
+	struct wp_uptime_proof *p;
+	struct wp_uptime_claim c;
+	struct wp_uptime_epoch *es;
+	struct wp_hb *beats;
+	uint64_t i = checkcount(L, 2);
+	size_t n, ne, start, pos, elo = 0, cnt = 0, len, nce;
+	int rc;
+
+	es = checkepochs(L, 3, &ne);
+	if (checkclaim(L, 4, &c))
+		return 2;
+	beats = checkbeats(L, 1, &n);
+	if (!beats)
+		return 2;
+	if (i < 1 || i > n)
+		return lwp_fail(L, "ERANGE", "beat index out of range 1 .. %d", (int)n);
+	/* the beats of the beat's epoch, located by sequence within the array */
+	i--;
+	pos = beats[i].sequence % WP_UPTIME_EPOCH_BEATS;
+	if (pos > i)
+		return lwp_fail(L, "ERANGE", "the beats do not reach back to the epoch's first beat");
+	start = i - pos;
+	nce = wp_uptime_claim_epochs(&c);
+	for (size_t k = 0; k < ne; k++)
+		if (es[k].index == (uint64_t)c.index * WP_UPTIME_CLAIM_EPOCHS) {
+			elo = k;
+			break;
+		}
+	if (ne - elo < nce)
+		return lwp_fail(L, "ERANGE", "the epochs do not cover the claim");
+	for (size_t k = elo; k < elo + nce; k++)
+		if (es[k].index == beats[i].sequence / WP_UPTIME_EPOCH_BEATS)
+			cnt = es[k].count;
+	if (!cnt || start + cnt > n)
+		return lwp_fail(L, "ERANGE", "the beat's epoch is not in the claim, or its beats "
+				"are not all given");
+	p = lua_newuserdata(L, sizeof(*p));
+	rc = wp_uptime_proof_make(p, beats + start, cnt, pos, es + elo, nce, &c);
+	if (rc)
+		return lwp_fail_err(L, rc, "beats, epochs and claim do not belong together");
+	wp_uptime_proof_encode(p, out, &len);
+	push_bytes(L, out, len);
+	return 1;
+}
+
+/* proof_unpack(proof) -> packed beat (hash computed), epoch record, epoch path, claim path, claim */
+static int l_proof_unpack(lua_State *L)
+{
+	struct wp_uptime_proof *p = lua_newuserdata(L, sizeof(*p));
+	uint8_t out[WP_HB_PACKED_FIXED + WP_HB_EXT_MAX];
+
+	if (checkproof(L, 1, p))
+		return 2;
+	wp_hb_compute_hash(&p->beat, p->beat.hash);
+	push_bytes(L, out, wp_hb_pack(&p->beat, out));
+	push_record(L, &p->epoch);
+	push_bytes(L, p->epoch_path, p->epoch_path_len * HLEN);
+	push_bytes(L, p->claim_path, p->claim_path_len * HLEN);
+	push_claim(L, &p->claim);
+	return 5;
+}
+
+/* proof_verify(proof, provider_pub, consumer_pub, claim_pub, vdf_t) -> true | false, reason | nil, err */
 static int l_proof_verify(lua_State *L)
 {
-	struct wp_uptime_proof *p;
-	uint8_t pk[HLEN], ck[HLEN], sk[HLEN];
-	uint64_t t;
-	int r;
+	const uint8_t *pk = lwp_checkbytes(L, 2, WP_UPTIME_KEY_LEN);
+	const uint8_t *ck = lwp_checkbytes(L, 3, WP_UPTIME_KEY_LEN);
+	const uint8_t *sk = lwp_checkbytes(L, 4, WP_UPTIME_KEY_LEN);
+	uint64_t t = checkcount(L, 5);
+	struct wp_uptime_proof *p = lua_newuserdata(L, sizeof(*p));
 
-	luaL_checktype(L, 1, LUA_TSTRING);
-	luaL_checktype(L, 2, LUA_TTABLE);
-	if (!lua_isnoneornil(L, 3))
-		luaL_checktype(L, 3, LUA_TTABLE);
-	t = opt_vdf_t(L, lua_isnoneornil(L, 3) ? 0 : 3);
-	lua_getfield(L, 2, "provider");
-	if (tokey(L, -1, pk, HLEN))
-		luaL_error(L, "keys.provider: expected a key of 32 bytes or 64 hex digits");
-	lua_getfield(L, 2, "consumer");
-	if (tokey(L, -1, ck, HLEN))
-		luaL_error(L, "keys.consumer: expected a key of 32 bytes or 64 hex digits");
-	lua_getfield(L, 2, "claim");
-	if (lua_isnil(L, -1))
-		memcpy(sk, pk, HLEN);
-	else if (tokey(L, -1, sk, HLEN))
-		luaL_error(L, "keys.claim: expected a key of 32 bytes or 64 hex digits");
-	lua_pop(L, 3);
-	p = lua_newuserdata(L, sizeof(*p));
-	if (decode_proof(L, 1, p))
+	if (checkproof(L, 1, p))
 		return 2;
-	r = wp_uptime_proof_verify(p, pk, ck, sk, t);
-	if (r == WP_HB_OK) {
-		lua_pushboolean(L, 1);
-		return 1;
-	}
-	lua_pushboolean(L, 0);
-	lua_pushstring(L, wp_hb_reason_name(r));
-	return 2;
+	return push_reason(L, wp_uptime_proof_verify(p, pk, ck, sk, t));
 }
 
 /* ---- VDF blocks ------------------------------------------------------------ */
 
-/* wp.uptime.vdf_make(prev_hash, T) -> hex V (blocks for the delay) */
+/* vdf_make(prev_hash, T) -> V | nil, err (blocks for the delay) */
 static int l_vdf_make(lua_State *L)
 {
-	uint8_t prev[HLEN], v[WP_HB_VDF_LEN];
-	size_t len;
-	const char *s = luaL_checklstring(L, 1, &len);
-	uint64_t t;
+	const uint8_t *prev = lwp_checkbytes(L, 1, HLEN);
+	uint64_t t = checkcount(L, 2);
+	uint8_t v[WP_HB_VDF_LEN];
 	int rc;
 
-	luaL_checknumber(L, 2);
-	if (unhex_exact(s, len, prev, HLEN))
-		return lwp_fail(L, "EINVAL", "prevHash: expected 64 hex digits");
-	if (tocount(L, 2, &t) || !t)
+	if (!t)
 		return lwp_fail(L, "ERANGE", "T must be an integer >= 1");
 	rc = wp_hb_vdf_make(v, prev, t);
 	if (rc)
 		return lwp_fail_err(L, rc, "VDF evaluation failed");
-	push_hex(L, v, sizeof(v));
+	push_bytes(L, v, sizeof(v));
 	return 1;
 }
 
-/* wp.uptime.vdf_decode(hex V) -> { t =, y = hex, proof = hex } | nil, err */
-static int l_vdf_decode(lua_State *L)
+/* vdf_unpack(V) -> t, y, proof | nil, err */
+static int l_vdf_unpack(lua_State *L)
 {
-	uint8_t v[WP_HB_VDF_LEN];
-	const uint8_t *y, *pi;
 	size_t len;
 	const char *s = luaL_checklstring(L, 1, &len);
+	const uint8_t *y, *pi;
 	uint64_t t;
 
-	if (unhex_exact(s, len, v, sizeof(v)) || wp_hb_vdf_decode(v, sizeof(v), &t, &y, &pi))
-		return lwp_fail(L, "EINVAL", "not a VDF block (1056 hex digits, tag WP-VDF01)");
-	lua_createtable(L, 0, 3);
-	set_num(L, "t", (double)t);
-	set_hex(L, "y", y, 256);
-	set_hex(L, "proof", pi, 256);
-	return 1;
+	if (wp_hb_vdf_decode((const uint8_t *)s, len, &t, &y, &pi))
+		return lwp_fail(L, "EINVAL", "not a VDF block (528 bytes, tag WP-VDF01)");
+	lua_pushnumber(L, (lua_Number)t);
+	push_bytes(L, y, 256);
+	push_bytes(L, pi, 256);
+	return 3;
 }
 
 /* ---- rotation records and attestations ----------------------------------- */
 
-static const char *torotation(lua_State *L, int t, struct wp_uptime_rotation *r)
-{
-	static const char *const parties[] = { "provider", "consumer", NULL };
-	static const char *const reasons[] = { "scheduled", "manual", "forced", NULL };
-	uint64_t v;
-	int64_t ts;
-	int rs, rt;
-	const char *s;
-
-	if (!lua_istable(L, t))
-		return "not a table";
-	memset(r, 0, sizeof(*r));
-	if (get_hexfield(L, t, "leaseId", r->lease_id, HLEN))
-		return "leaseId: expected 64 hex digits";
-	if (get_hexfield(L, t, "newKey", r->new_key, HLEN))
-		return "newKey: expected 64 hex digits";
-	if (get_hexfield(L, t, "prevHash", r->prev_hash, HLEN) < 0)
-		return "prevHash: expected 64 hex digits";
-	if (get_count(L, t, "index", &v) || v > UINT32_MAX)
-		return "index: expected an integer 0 .. 2^32-1";
-	r->index = (uint32_t)v;
-	lua_getfield(L, t, "party");
-	s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-	for (int i = 0; parties[i]; i++)
-		if (!strcmp(s, parties[i]))
-			r->party = (uint8_t)(i + 1);
-	lua_getfield(L, t, "reason");
-	s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-	for (int i = 0; reasons[i]; i++)
-		if (!strcmp(s, reasons[i]))
-			r->reason = (uint8_t)(i + 1);
-	lua_pop(L, 2);
-	if (!r->party)
-		return "party: expected \"provider\" or \"consumer\"";
-	if (!r->reason)
-		return "reason: expected \"scheduled\", \"manual\" or \"forced\"";
-	rs = get_count(L, t, "effectiveSequence", &v);
-	rt = get_ts(L, t, "effectiveTimestamp", &ts);
-	if (rs < 0 || rt < 0 || rs + rt != 1)
-		return "exactly one of effectiveSequence (number) and effectiveTimestamp (ns string)";
-	r->effective_kind = rs == 0 ? WP_UPTIME_EFFECTIVE_SEQUENCE : WP_UPTIME_EFFECTIVE_TIMESTAMP;
-	r->effective = rs == 0 ? v : (uint64_t)ts;
-	return NULL;
-}
-
-/* wp.uptime.rotation_bytes(record) -> 127 bytes | nil, err */
-static int l_rotation_bytes(lua_State *L)
+/*
+ * rotation_pack(lease, party, index, new_key, effective_kind, effective8,
+ *               prev, reason) -> canonical bytes, record hash
+ * (party, kind and reason are the WP_UPTIME_* codes, checked by the caller)
+ */
+static int l_rotation_pack(lua_State *L)
 {
 	struct wp_uptime_rotation r;
-	uint8_t b[WP_UPTIME_ROTATION_LEN];
-	const char *why;
+	uint8_t b[WP_UPTIME_ROTATION_LEN], h[HLEN];
+	uint64_t party, index, kind, reason;
 
-	luaL_checktype(L, 1, LUA_TTABLE);
-	why = torotation(L, 1, &r);
-	if (why)
-		return lwp_fail(L, "EINVAL", "rotation record %s", why);
+	memcpy(r.lease_id, lwp_checkbytes(L, 1, HLEN), HLEN);
+	party = checkcount(L, 2);
+	index = checkcount(L, 3);
+	memcpy(r.new_key, lwp_checkbytes(L, 4, WP_UPTIME_KEY_LEN), WP_UPTIME_KEY_LEN);
+	kind = checkcount(L, 5);
+	r.effective = rd64(lwp_checkbytes(L, 6, 8));
+	memcpy(r.prev_hash, lwp_checkbytes(L, 7, HLEN), HLEN);
+	reason = checkcount(L, 8);
+	if (party > 0xff || index > UINT32_MAX || kind > 0xff || reason > 0xff)
+		luaL_error(L, "rotation_pack: party, index, kind or reason out of range");
+	r.party = (uint8_t)party;
+	r.index = (uint32_t)index;
+	r.effective_kind = (uint8_t)kind;
+	r.reason = (uint8_t)reason;
 	wp_uptime_rotation_bytes(&r, b);
-	lua_pushlstring(L, (const char *)b, sizeof(b));
-	return 1;
-}
-
-/* wp.uptime.rotation_hash(record) -> hex | nil, err */
-static int l_rotation_hash(lua_State *L)
-{
-	struct wp_uptime_rotation r;
-	uint8_t h[HLEN];
-	const char *why;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	why = torotation(L, 1, &r);
-	if (why)
-		return lwp_fail(L, "EINVAL", "rotation record %s", why);
 	wp_uptime_rotation_hash(&r, h);
-	push_hex(L, h, HLEN);
-	return 1;
+	push_bytes(L, b, sizeof(b));
+	push_bytes(L, h, HLEN);
+	return 2;
 }
 
-/* wp.uptime.rotation_sign(record, secret) -> record (signature set) | nil, err */
-static int l_rotation_sign(lua_State *L)
-{
-	struct wp_uptime_rotation r;
-	uint8_t kb[WP_UPTIME_SECRET_LEN], h[HLEN], sig[SLEN];
-	const uint8_t *sk;
-	const char *why;
-	int rc;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	sk = checkkey(L, 2, WP_UPTIME_SECRET_LEN, kb);
-	why = torotation(L, 1, &r);
-	if (why)
-		return lwp_fail(L, "EINVAL", "rotation record %s", why);
-	wp_uptime_rotation_hash(&r, h);
-	rc = wp_ed25519_sign(sig, h, HLEN, sk);
-	if (rc)
-		return lwp_fail_err(L, rc, "signing failed");
-	lua_settop(L, 1);
-	set_hex(L, "signature", sig, SLEN);
-	return 1;
-}
-
-/* wp.uptime.rotation_verify(record, signer_pub) -> boolean | nil, err */
-static int l_rotation_verify(lua_State *L)
-{
-	struct wp_uptime_rotation r;
-	uint8_t pb[HLEN], h[HLEN], sig[SLEN];
-	const uint8_t *pk;
-	const char *why;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	pk = checkkey(L, 2, WP_UPTIME_KEY_LEN, pb);
-	why = torotation(L, 1, &r);
-	if (why)
-		return lwp_fail(L, "EINVAL", "rotation record %s", why);
-	if (get_hexfield(L, 1, "signature", sig, SLEN))
-		return lwp_fail(L, "EINVAL", "rotation record signature: expected 128 hex digits");
-	wp_uptime_rotation_hash(&r, h);
-	lua_pushboolean(L, wp_ed25519_verify(sig, h, HLEN, pk));
-	return 1;
-}
-
-/* wp.uptime.attestation_digest(lease_id, timestamp) -> 32 bytes | nil, err */
+/* attestation_digest(lease, ts8) -> 32 bytes */
 static int l_attestation_digest(lua_State *L)
 {
-	uint8_t lease[HLEN], d[HLEN];
-	size_t len;
-	const char *s = luaL_checklstring(L, 1, &len);
-	int64_t ts;
+	const uint8_t *lease = lwp_checkbytes(L, 1, HLEN);
+	uint8_t d[HLEN];
 
-	if (lua_type(L, 2) != LUA_TSTRING)
-		luaL_checknumber(L, 2);
-	if (unhex_exact(s, len, lease, HLEN))
-		return lwp_fail(L, "EINVAL", "leaseId: expected 64 hex digits");
-	if (tots(L, 2, &ts))
-		return lwp_fail(L, "EINVAL", "timestamp: expected a decimal string of Unix nanoseconds");
-	wp_uptime_attestation_digest(lease, (uint64_t)ts, d);
-	lua_pushlstring(L, (const char *)d, HLEN);
+	wp_uptime_attestation_digest(lease, (uint64_t)checkts(L, 2), d);
+	push_bytes(L, d, HLEN);
 	return 1;
 }
 
-/* wp.uptime.attest(lease_id, timestamp, secret) -> { timestamp_ns, signer, sig } */
-static int l_attest(lua_State *L)
+static void set_num(lua_State *L, const char *name, double v)
 {
-	uint8_t lease[HLEN], d[HLEN], sig[SLEN], kb[WP_UPTIME_SECRET_LEN];
-	size_t len;
-	const char *s = luaL_checklstring(L, 1, &len);
-	const uint8_t *sk;
-	int64_t ts;
-	int rc;
-
-	if (lua_type(L, 2) != LUA_TSTRING)
-		luaL_checknumber(L, 2);
-	sk = checkkey(L, 3, WP_UPTIME_SECRET_LEN, kb);
-	if (unhex_exact(s, len, lease, HLEN))
-		return lwp_fail(L, "EINVAL", "leaseId: expected 64 hex digits");
-	if (tots(L, 2, &ts))
-		return lwp_fail(L, "EINVAL", "timestamp: expected a decimal string of Unix nanoseconds");
-	wp_uptime_attestation_digest(lease, (uint64_t)ts, d);
-	rc = wp_ed25519_sign(sig, d, HLEN, sk);
-	if (rc)
-		return lwp_fail_err(L, rc, "signing failed");
-	lua_createtable(L, 0, 3);
-	push_i64(L, ts);
-	lua_setfield(L, -2, "timestamp_ns");
-	set_hex(L, "signer", sk + 32, HLEN);
-	set_hex(L, "sig", sig, SLEN);
-	return 1;
-}
-
-/* wp.uptime.attestation_verify(att, lease_id) -> boolean | nil, err */
-static int l_attestation_verify(lua_State *L)
-{
-	uint8_t lease[HLEN], d[HLEN], sig[SLEN], pub[HLEN];
-	size_t len;
-	const char *s;
-	int64_t ts;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	s = luaL_checklstring(L, 2, &len);
-	if (unhex_exact(s, len, lease, HLEN))
-		return lwp_fail(L, "EINVAL", "leaseId: expected 64 hex digits");
-	if (get_ts(L, 1, "timestamp_ns", &ts))
-		return lwp_fail(L, "EINVAL", "attestation timestamp_ns: expected a decimal string");
-	if (get_hexfield(L, 1, "signer", pub, HLEN))
-		return lwp_fail(L, "EINVAL", "attestation signer: expected 64 hex digits");
-	if (get_hexfield(L, 1, "sig", sig, SLEN))
-		return lwp_fail(L, "EINVAL", "attestation sig: expected 128 hex digits");
-	wp_uptime_attestation_digest(lease, (uint64_t)ts, d);
-	lua_pushboolean(L, wp_ed25519_verify(sig, d, HLEN, pub));
-	return 1;
+	lua_pushnumber(L, v);
+	lua_setfield(L, -2, name);
 }
 
 void lwp_open_uptime(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{ "build", l_build },
+		{ "beat_pack", l_beat_pack },
+		{ "beat_unpack", l_beat_unpack },
 		{ "payload", l_payload },
 		{ "sign", l_sign },
 		{ "countersign", l_countersign },
 		{ "hash", l_hash },
 		{ "verify", l_verify },
 		{ "verify_chain", l_verify_chain },
-		{ "pack", l_pack },
-		{ "unpack", l_unpack },
+		{ "count", l_count },
 		{ "rollup", l_rollup },
 		{ "epoch_make", l_epoch_make },
-		{ "epoch_record", l_epoch_record },
-		{ "epoch_hash", l_epoch_hash },
+		{ "epoch_pack", l_epoch_pack },
+		{ "epoch_unpack", l_epoch_unpack },
 		{ "claim_make", l_claim_make },
-		{ "claim_encode", l_claim_encode },
-		{ "claim_decode", l_claim_decode },
+		{ "claim_pack", l_claim_pack },
+		{ "claim_unpack", l_claim_unpack },
 		{ "claim_hash", l_claim_hash },
+		{ "claim_sign", l_claim_sign },
 		{ "claim_verify", l_claim_verify },
 		{ "claim_countersign", l_claim_countersign },
 		{ "claim_verify_countersign", l_claim_verify_countersign },
 		{ "proof_make", l_proof_make },
-		{ "proof_decode", l_proof_decode },
+		{ "proof_unpack", l_proof_unpack },
 		{ "proof_verify", l_proof_verify },
 		{ "vdf_make", l_vdf_make },
-		{ "vdf_decode", l_vdf_decode },
-		{ "rotation_bytes", l_rotation_bytes },
-		{ "rotation_hash", l_rotation_hash },
-		{ "rotation_sign", l_rotation_sign },
-		{ "rotation_verify", l_rotation_verify },
+		{ "vdf_unpack", l_vdf_unpack },
+		{ "rotation_pack", l_rotation_pack },
 		{ "attestation_digest", l_attestation_digest },
-		{ "attest", l_attest },
-		{ "attestation_verify", l_attestation_verify },
 		{ NULL, NULL },
 	};
-	static const char zero[2 * HLEN + 1] =
-		"0000000000000000000000000000000000000000000000000000000000000000";
 
 	lwp_subtable(L, "uptime", fns);
 	lua_getfield(L, -1, "uptime");
@@ -1493,12 +872,19 @@ void lwp_open_uptime(lua_State *L)
 	set_num(L, "CLAIM_EPOCHS", WP_UPTIME_CLAIM_EPOCHS);
 	set_num(L, "CLAIM_BEATS", WP_UPTIME_CLAIM_BEATS);
 	set_num(L, "CLAIM_LEN", WP_UPTIME_CLAIM_LEN);
+	set_num(L, "CLAIM_VERSION", WP_UPTIME_CLAIM_VERSION);
+	set_num(L, "CLAIM_FLAG_VDF", WP_UPTIME_CLAIM_FLAG_VDF);
 	set_num(L, "EPOCH_RECORD_LEN", WP_UPTIME_EPOCH_RECORD_LEN);
 	set_num(L, "ROTATION_LEN", WP_UPTIME_ROTATION_LEN);
 	set_num(L, "PACKED_LEN", WP_HB_PACKED_FIXED);
 	set_num(L, "VDF_BLOCK_LEN", WP_HB_VDF_LEN);
-	lua_pushlstring(L, zero, 2 * HLEN);
-	lua_setfield(L, -2, "ZERO_HASH");
+	set_num(L, "PROVIDER", WP_UPTIME_PARTY_PROVIDER);
+	set_num(L, "CONSUMER", WP_UPTIME_PARTY_CONSUMER);
+	set_num(L, "EFFECTIVE_SEQUENCE", WP_UPTIME_EFFECTIVE_SEQUENCE);
+	set_num(L, "EFFECTIVE_TIMESTAMP", WP_UPTIME_EFFECTIVE_TIMESTAMP);
+	set_num(L, "ROTATE_SCHEDULED", WP_UPTIME_ROTATE_SCHEDULED);
+	set_num(L, "ROTATE_MANUAL", WP_UPTIME_ROTATE_MANUAL);
+	set_num(L, "ROTATE_FORCED", WP_UPTIME_ROTATE_FORCED);
 	lua_createtable(L, WP_HB_REASON_COUNT - 1, 0);
 	for (int i = 1; i < WP_HB_REASON_COUNT; i++) {
 		lua_pushstring(L, wp_hb_reason_name(i));

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wp.vdf: the Wesolowski VDF (docs/vdf.md, docs/lua-api.d/vdf.md).
+ * wp.vdf: the Wesolowski VDF (docs/vdf.md, docs/lua-api.md "wp.vdf").
  *
  * eval is synchronous and blocks the calling thread for the whole chain;
  * the host runs long evaluations on its thread pool through the C API.

@@ -84,5 +84,9 @@ int luaopen_workproof_core(lua_State *L)
 	lwp_open_vdf(L);
 	lwp_open_uptime(L);
 	lwp_open_evm(L);
+	lwp_open_abi(L);
+	lwp_open_tx(L);
+	lwp_open_eip712(L);
+	lwp_open_eip191(L);
 	return 1;
 }

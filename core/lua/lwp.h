@@ -46,7 +46,11 @@ void lwp_open_merkle(lua_State *L);
 void lwp_open_logscan(lua_State *L);
 void lwp_open_vdf(lua_State *L);
 void lwp_open_uptime(lua_State *L);
-void lwp_open_evm(lua_State *L);
+void lwp_open_evm(lua_State *L);    /* what the EVM areas share (l_evm.h) */
+void lwp_open_abi(lua_State *L);
+void lwp_open_tx(lua_State *L);
+void lwp_open_eip712(lua_State *L);
+void lwp_open_eip191(lua_State *L);
 
 int luaopen_workproof_core(lua_State *L);
 

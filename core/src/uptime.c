@@ -490,6 +490,26 @@ void wp_uptime_epoch_seal(struct wp_uptime_epoch *e)
 	wp_sha256(rec, sizeof(rec), e->hash);
 }
 
+int wp_uptime_epoch_parse(struct wp_uptime_epoch *e, const uint8_t *rec, size_t len)
+{
+	if (len < WP_UPTIME_EPOCH_RECORD_LEN)
+		return WP_ETRUNC;
+	if (len > WP_UPTIME_EPOCH_RECORD_LEN || memcmp(rec, epoch_tag, 16))
+		return WP_EINVAL;
+	memcpy(e->lease_id, rec + 16, HLEN);
+	e->index = rd64(rec + 48);
+	e->first_sequence = rd64(rec + 56);
+	e->count = rd32(rec + 64);
+	memcpy(e->root, rec + 68, HLEN);
+	memcpy(e->prev_hash, rec + 100, HLEN);
+	if (e->index > UINT64_MAX / WP_UPTIME_EPOCH_BEATS ||
+	    e->first_sequence != e->index * WP_UPTIME_EPOCH_BEATS ||
+	    !e->count || e->count > WP_UPTIME_EPOCH_BEATS)
+		return WP_EPROTO;
+	wp_uptime_epoch_seal(e);
+	return WP_OK;
+}
+
 int wp_uptime_epoch_make(struct wp_uptime_epoch *e, const uint8_t lease_id[HLEN], uint64_t index,
 			 const uint8_t *beat_hashes, uint32_t count, const uint8_t *prev)
 {

@@ -22,6 +22,11 @@ for k, v in pairs(core) do
   end
 end
 
+-- areas whose record formats (JSON shapes, hex, decimal strings) live in
+-- Lua over a bytes-only binding: the Lua module replaces the raw table
+_M.uptime = require "workproof.uptime"
+_M.logscan = require "workproof.logscan"
+
 local has_host, host = pcall(require, "workproof.host")
 
 local function needs_host(name)

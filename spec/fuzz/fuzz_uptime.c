@@ -11,7 +11,9 @@
  *  - proof_decode(x) succeeds  =>  encode(decode(x)) == x, and verifying it
  *    returns a reason code in range;
  *  - unpack(x) succeeds  =>  pack(unpack(x)) reproduces the bytes consumed,
- *    and a chain verification over what unpacked returns a reason in range.
+ *    and a chain verification over what unpacked returns a reason in range;
+ *  - epoch_parse(x) succeeds  =>  record(parse(x)) == x (every input, after
+ *    the selector byte, is also tried as an epoch record).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -59,6 +61,18 @@ static void fuzz_proof(const uint8_t *d, size_t n)
 	CHECK(r >= 0 && r < WP_HB_REASON_COUNT);
 }
 
+static void fuzz_epoch(const uint8_t *d, size_t n)
+{
+	struct wp_uptime_epoch e;
+	uint8_t out[WP_UPTIME_EPOCH_RECORD_LEN];
+
+	if (wp_uptime_epoch_parse(&e, d, n))
+		return;
+	wp_uptime_epoch_record(&e, out);
+	CHECK(n == sizeof(out) && !memcmp(out, d, n));
+	CHECK(e.count >= 1 && e.count <= WP_UPTIME_EPOCH_BEATS);
+}
+
 static void fuzz_packed(const uint8_t *d, size_t n)
 {
 	static struct wp_hb beats[8];
@@ -87,6 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!size)
 		return 0;
+	fuzz_epoch(data + 1, size - 1);
 	switch (data[0] % 3) {
 	case 0:
 		fuzz_claim(data + 1, size - 1);

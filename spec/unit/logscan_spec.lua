@@ -514,6 +514,39 @@ describe("wp.logscan", function()
     end)
   end)
 
+  describe("verdict (the one rule wp.worker.run acts on)", function()
+    it("is nil, nil before a candidate, the result after a clean one", function()
+      local sc = wp.logscan.new()
+      sc:feed("boot\n" .. M .. '{"jobId"')
+      assert.same({}, { sc:verdict() })
+      sc:feed(':"j"}\n')
+      local r, bad = sc:verdict()
+      assert.equal("j", r.jobId)
+      assert.is_nil(bad)
+    end)
+
+    it("names the first diagnostic: duplicate, malformed, not_object, oversized", function()
+      local function verdict(opts, s)
+        local sc = wp.logscan.new(opts)
+        sc:feed(s)
+        sc:finish()
+        return { sc:verdict() }
+      end
+      assert.same({ nil, "duplicate at line 2" }, verdict(nil, M .. '{"n":1}\n' .. M .. '{"n":2}\n'))
+      assert.same({ nil, "malformed at line 1" }, verdict(nil, M .. '{"n":\n' .. M .. '{"n":2}\n'))
+      assert.same({ nil, "not_object at line 3" }, verdict(nil, "a\nb\n" .. M .. "[1]\n"))
+      assert.same({ nil, "oversized at line 1" }, verdict({ max_line = 40 }, M .. ("x"):rep(40) .. "\n"))
+      assert.same({}, verdict(nil, "no verdict here\n"))
+    end)
+
+    it("the core binding only reports candidates and their raw payload bytes", function()
+      local raw = require("workproof.core").logscan.new(nil, nil, 0, 40)
+      local ev = raw:feed(M .. '{"a":1}\nx\n' .. M .. "not json\n" .. M .. ("z"):rep(40) .. "\n")
+      assert.same({ 1, 1, #M + 7, '{"a":1}', 2, 3, #M + 8, "not json", 3, 4, #M + 40, false }, ev)
+      assert.same({}, raw:finish())
+    end)
+  end)
+
   it("counts lines, bytes and candidates", function()
     local s = "a\r\n\n" .. M .. '{"x":1}\n' .. M .. "[]\n" .. "tail"
     local st = one({ max_line = 100 }, s).stats

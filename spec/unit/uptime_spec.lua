@@ -671,3 +671,60 @@ describe("uptime rotation records and attestations", function()
       "BAD_CLAIM_PATH", "BAD_EPOCH", "BAD_CLAIM_SIG" }, u.reasons)
   end)
 end)
+
+describe("uptime binding (workproof.core.uptime: bytes and plain values only)", function()
+  local C = require("workproof.core").uptime
+  local L32, Z32 = ("\17"):rep(32), ("\0"):rep(32)
+
+  it("is not the public wp.uptime, which keeps the JSON shapes in Lua", function()
+    assert.is_not.equal(C, u)
+    assert.is_nil(u.beat_pack)
+    assert.is_function(C.beat_pack)
+  end)
+
+  it("round-trips timestamps through 8 bytes around 2^53 and at INT64_MAX", function()
+    local function packed(ts)
+      local b = assert(u.build(LEASE, 0, ts))
+      u.sign(b, PSEC)
+      return assert(u.pack({ assert(u.countersign(b, PPUB, CSEC)) }))
+    end
+    for _, ts in ipairs({ "0", "1", "9007199254740991", "9007199254740992", "9007199254740993",
+      "1700000000123456789", "4294967296", "4294967295", "18446744073", "9223372036854775807" }) do
+      assert.equal(ts, assert(u.unpack(packed(ts)))[1].timestamp)
+    end
+    assert.equal("\127\255\255\255\255\255\255\255", select(3, C.beat_unpack(packed("9223372036854775807"))))
+    assert.equal("\0\0\0\1\0\0\0\0", select(3, C.beat_unpack(packed(4294967296))))
+  end)
+
+  it("raises for wrong lengths and types, answers nil, err for malformed bytes", function()
+    assert.has_error(function() C.beat_pack(L32:sub(2), 0, Z32:sub(1, 8), Z32) end)
+    assert.has_error(function() C.beat_pack(L32, 1.5, Z32:sub(1, 8), Z32) end)
+    assert.has_error(function() C.beat_pack(L32, 0, "\128" .. Z32:sub(1, 7), Z32) end)
+    assert.has_error(function() C.verify_chain("", "short", "", 0, 0) end)
+    local packed = C.beat_pack(L32, 0, Z32:sub(1, 8), Z32)
+    assert.equal(C.PACKED_LEN, #packed)
+    assert.matches("^ETRUNC", select(2, C.beat_unpack(packed:sub(1, -2))))
+    assert.matches("^EINVAL", select(2, C.payload(packed .. "\0")))
+    assert.matches("^ETRUNC", select(2, C.count(packed .. packed:sub(1, 10))))
+    assert.equal(2, C.count(packed .. packed))
+  end)
+
+  it("parses epoch records strictly", function()
+    local rec = assert(C.epoch_pack(L32, 1, 60, Z32, Z32))
+    assert.same({ L32, 1, 60, 60, Z32, Z32, sha256(rec) }, { C.epoch_unpack(rec) })
+    local function set(i, b) return rec:sub(1, i - 1) .. b .. rec:sub(i + #b) end
+    for _, c in ipairs({
+      { rec:sub(1, -2), "^ETRUNC" }, { rec .. "\0", "^EINVAL" }, { "", "^ETRUNC" },
+      { set(1, "X"), "^EINVAL" },                         -- tag
+      { set(65, "\0\0\0\0"), "^EPROTO" },                 -- count 0
+      { set(65, "\0\0\0\61"), "^EPROTO" },                -- count 61
+      { set(57, "\0\0\0\0\0\0\0\59"), "^EPROTO" },        -- firstSequence != index * 60
+      { set(49, "\255\255\255\255\255\255\255\255"), "^EPROTO" }, -- index * 60 overflows
+    }) do
+      assert.is_nil((C.epoch_unpack(c[1])))
+      assert.matches(c[2], select(2, C.epoch_unpack(c[1])))
+    end
+    assert.matches("^ERANGE", select(2, C.epoch_pack(L32, 0, 0, Z32, Z32)))
+    assert.has_error(function() C.claim_make(rec:sub(2), 0, Z32:sub(1, 8), Z32:sub(1, 8), 0) end)
+  end)
+end)

@@ -284,6 +284,15 @@ void wp_uptime_epoch_record(const struct wp_uptime_epoch *e,
 /** \brief e->hash = SHA-256(record of e). */
 void wp_uptime_epoch_seal(struct wp_uptime_epoch *e);
 
+/**
+ * \brief Strict parse of a 132-byte epoch record into e, sealed (e->hash
+ *        computed). Nothing is retained from rec.
+ * \return WP_OK, WP_ETRUNC (shorter), WP_EINVAL (longer, wrong tag),
+ *         WP_EPROTO (index * 60 overflows, firstSequence != index * 60,
+ *         count not 1..60).
+ */
+int wp_uptime_epoch_parse(struct wp_uptime_epoch *e, const uint8_t *rec, size_t len);
+
 /* ---- claims ------------------------------------------------------------ */
 
 /**
