@@ -98,6 +98,9 @@ void lwp_host_open_http(lua_State *L);
 /** Adds process_spawn and the process metatable to the table on top. */
 void lwp_host_open_process(lua_State *L);
 
+/** Adds mkdir, rmdir, scandir, rename, unlink and stat to the table on top. */
+void lwp_host_open_fs(lua_State *L);
+
 /** Opener of the "workproof.host" module (sleep, spawn, now, time). */
 int luaopen_workproof_host(lua_State *L);
 

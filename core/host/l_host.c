@@ -109,6 +109,7 @@ int luaopen_workproof_host(lua_State *L)
 	lwp_host_open_signal(L);
 	lwp_host_open_rpc(L);
 	lwp_host_open_work(L);
+	lwp_host_open_fs(L);
 	/* where this build's companion binaries (workproof-worker, vm/) live */
 	lua_pushstring(L, getenv("WORKPROOF_BUILD") ? getenv("WORKPROOF_BUILD") : WP_BUILD_DIR);
 	lua_setfield(L, -2, "build_dir");

@@ -598,7 +598,8 @@ local function cmd_claim(args)
     if opts.out then report.proof.bytes = proof end
   end
   if opts.out then
-    os.execute("mkdir -p '" .. opts.out:gsub("'", "'\\''") .. "'")
+    local made, merr = require("workproof.fs").mkdir_p(opts.out)
+    if not made then error(fmt("cannot create %s: %s", opts.out, merr), 0) end
     local function put(name, s)
       local ok, werr = write_file(opts.out .. "/" .. name, s)
       if not ok then error(fmt("cannot write %s/%s: %s", opts.out, name, tostring(werr)), 0) end
