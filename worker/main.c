@@ -6,7 +6,8 @@
  * exactly one line on stdout:
  *
  *   NOTARY_RESULT: {"jobId":…,"actualHash":…,"exitCode":…,
- *                   "executionTimeMs":…,"outputBytes":…,"error":…}
+ *                   "executionTimeMs":…,"outputBytes":…,"error":…,
+ *                   "errorClass":…}
  *
  * Exit status: 0 when that line was printed (whatever the verdict), 2 for
  * unusable arguments, 3 when the sandbox cannot be set up on this host.
@@ -135,6 +136,8 @@ static void bad_task(struct wk_result *r, const char *fmt, ...)
 	va_list ap;
 	int n = snprintf(r->error, sizeof(r->error), "BAD_TASK: ");
 
+	r->cls = WK_CLASS_BAD_TASK;
+
 	va_start(ap, fmt);
 	vsnprintf(r->error + n, sizeof(r->error) - (size_t)n, fmt, ap);
 	va_end(ap);
@@ -259,6 +262,7 @@ static int decode_task(struct wk_task *t, struct wk_result *r)
 
 	t->trusted = L;
 	if (!L) {
+		r->cls = WK_CLASS_SANDBOX;
 		snprintf(r->error, sizeof(r->error), "SANDBOX: cannot create a Lua state");
 		return -1;
 	}
@@ -274,6 +278,7 @@ static int decode_task(struct wk_task *t, struct wk_result *r)
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "cjson");
 	if (lua_pcall(L, 1, 1, 0)) {
+		r->cls = WK_CLASS_SANDBOX;
 		snprintf(r->error, sizeof(r->error), "SANDBOX: lua-cjson unavailable: %.150s",
 			 lua_tostring(L, -1));
 		return -1;
@@ -332,6 +337,24 @@ static int decode_task(struct wk_task *t, struct wk_result *r)
 		     (uint64_t)1 << 53, &t->insn_limit, r))
 		return -1;
 
+	/* inputJson: the input as JSON text (the client's own, exact: strtod
+	 * reads every number as JavaScript does; the JS runtime parses the same
+	 * text); it replaces `input` */
+	lua_getfield(L, task, "inputJson");
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		lua_getfield(L, cj, "decode");
+		lua_pushvalue(L, -2);
+		if (lua_pcall(L, 1, 1, 0)) {
+			bad_task(r, "inputJson is not valid JSON: %.150s", lua_tostring(L, -1));
+			return -1;
+		}
+		t->input_idx = lua_gettop(L);
+		return 0;
+	}
+	if (!lua_isnil(L, -1)) {
+		bad_task(r, "inputJson must be a string of JSON text");
+		return -1;
+	}
 	lua_getfield(L, task, "input");
 	t->input_idx = lua_isnil(L, -1) ? 0 : lua_gettop(L);
 	return 0;
@@ -362,8 +385,21 @@ static size_t json_string(char *out, size_t cap, const char *s, size_t n)
 	return j;
 }
 
+const char *wk_class_name(enum wk_class c)
+{
+	static const char *const names[] = {
+		NULL,
+#define WK_CLASS_NAME(name) #name,
+		WK_CLASSES(WK_CLASS_NAME)
+#undef WK_CLASS_NAME
+	};
+
+	return (unsigned)c < sizeof(names) / sizeof(names[0]) ? names[c] : NULL;
+}
+
 static void print_result(const struct wk_task *t, const struct wk_result *r)
 {
+	const char *cls;
 	char line[4096];
 	size_t n = 0;
 	ssize_t w;
@@ -386,7 +422,15 @@ static void print_result(const struct wk_task *t, const struct wk_result *r)
 		n += json_string(line + n, sizeof(line) - n, r->error, strlen(r->error));
 	else
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "null");
-	n += (size_t)snprintf(line + n, sizeof(line) - n, "}\n");
+	/* an error always has a class; one the worker forgot to set is its
+	 * own failure, never the task's */
+	cls = r->error[0] ? wk_class_name(r->cls) : NULL;
+	if (r->error[0] && !cls)
+		cls = wk_class_name(WK_CLASS_SANDBOX);
+	if (cls)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"errorClass\":\"%s\"}\n", cls);
+	else
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"errorClass\":null}\n");
 	while (off < n) {
 		w = write(STDOUT_FILENO, line + off, n - off);
 		if (w < 0) {
@@ -448,11 +492,13 @@ int main(int argc, char **argv)
 
 	raw = read_task(&len, &too_big);
 	if (!raw) {
-		if (too_big)
+		if (too_big) {
 			bad_task(&r, "task larger than %u bytes", WK_MAX_TASK_BYTES);
-		else
+		} else {
+			r.cls = WK_CLASS_SANDBOX;
 			snprintf(r.error, sizeof(r.error), "SANDBOX: cannot read the task: %s",
 				 strerror(errno));
+		}
 		print_result(&t, &r);
 		return WK_EXIT_RESULT;
 	}

@@ -119,11 +119,13 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void seterr(struct wk_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void seterr(struct wk_result *r, const char *fmt, ...)
+static void seterr(struct wk_result *r, enum wk_class cls, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void seterr(struct wk_result *r, enum wk_class cls, const char *fmt, ...)
 {
 	va_list ap;
 
+	r->cls = cls;
 	va_start(ap, fmt);
 	vsnprintf(r->error, sizeof(r->error), fmt, ap);
 	va_end(ap);
@@ -152,17 +154,25 @@ static void reset_signals(void)
 	signal(SIGPIPE, SIG_DFL);
 }
 
+/* The V8 old-space limit node is started with (--max-old-space-size), MiB. */
+static uint64_t node_heap_mb(const struct wk_task *t)
+{
+	uint64_t mb = t->memory >> 20;
+
+	return mb < 16 ? 16 : mb;
+}
+
 __attribute__((noreturn)) static void exec_node(const struct wk_task *t, const char *node,
 						const char *runner, int sandbox)
 {
-	char heap[48], permit[PATH_MAX + 32];
-	uint64_t mb = t->memory >> 20;
+	char heap[48], permit[PATH_MAX + 32], limit[32];
 	char *argv[14], *envp[] = { (char *)"TZ=UTC", NULL };
 	int n = 0;
 
-	if (mb < 16)
-		mb = 16;
-	snprintf(heap, sizeof(heap), "--max-old-space-size=%llu", (unsigned long long)mb);
+	snprintf(heap, sizeof(heap), "--max-old-space-size=%llu", (unsigned long long)node_heap_mb(t));
+	/* the runner's argument: the task's memory limit, against which it
+	 * measures the memory in use when the task throws */
+	snprintf(limit, sizeof(limit), "%llu", (unsigned long long)t->memory);
 	snprintf(permit, sizeof(permit), "--allow-fs-read=%s", runner);
 	argv[n++] = (char *)"node";
 	argv[n++] = heap;
@@ -176,6 +186,7 @@ __attribute__((noreturn)) static void exec_node(const struct wk_task *t, const c
 	argv[n++] = (char *)"--experimental-permission";
 	argv[n++] = permit;
 	argv[n++] = (char *)runner;
+	argv[n++] = limit;
 	argv[n] = NULL;
 
 	/* The filter first: building it allocates, which the data limit
@@ -193,26 +204,29 @@ __attribute__((noreturn)) static void exec_node(const struct wk_task *t, const c
 }
 
 /* pid 1 of the sandbox: waits for the runtime (pid 2) and reports its
- * wait status on the setup pipe ("W <status>"), then exits, which ends the
+ * wait status and peak resident set on the setup pipe ("W <status>
+ * <maxrss KiB>"), then exits, which ends the
  * namespace. The runtime must not be pid 1: the kernel drops signals with
  * the default action sent to a namespace's init, so abort() and SIGXCPU
  * would not end it. Init holds nothing the task could use. */
 __attribute__((noreturn)) static void sandbox_init(pid_t rt)
 {
-	char line[32];
+	char line[64];
 	int st = 0, fd, n;
+	struct rusage ru;
 	pid_t p;
 
 	for (fd = 0; fd < 4; fd++)
 		close(fd);
 	for (;;) {
-		p = waitpid(-1, &st, 0);
+		memset(&ru, 0, sizeof(ru));
+		p = wait4(-1, &st, 0, &ru);
 		if (p == rt)
 			break;
 		if (p < 0 && errno != EINTR)
 			_exit(1);
 	}
-	n = snprintf(line, sizeof(line), "W %d\n", st);
+	n = snprintf(line, sizeof(line), "W %d %ld\n", st, ru.ru_maxrss);
 	if (write(wk_setup_fd, line, (size_t)n) != n)
 		_exit(1);
 	_exit(0);
@@ -353,6 +367,7 @@ struct loop {
 	int reported; /* sandbox: init sent the runtime's status */
 	enum killed killed;
 	uint64_t end;
+	long maxrss_kb; /* plain: the runtime's peak resident set */
 };
 
 static void close_fd(int *fd)
@@ -459,7 +474,11 @@ static void capture_loop(struct loop *l, struct capture *c)
 			if (!pf[i].revents)
 				continue;
 			if (map[i] < 0) {
-				if (waitpid(l->pid, &l->wstatus, WNOHANG) == l->pid) {
+				struct rusage ru;
+
+				memset(&ru, 0, sizeof(ru));
+				if (wait4(l->pid, &l->wstatus, WNOHANG, &ru) == l->pid) {
+					l->maxrss_kb = ru.ru_maxrss;
 					l->reaped = 1;
 					l->end = now_ns();
 					drain_until = l->end + DRAIN_NS;
@@ -550,9 +569,13 @@ static int status_is(const char *line, size_t n, const char *word)
 	return n == w && memcmp(line, word, w) == 0;
 }
 
-/* ws: the runtime's wait status (from init in the sandbox). */
-static void verdict(const struct loop *l, int ws, const struct capture *c, const struct wk_task *t,
-		    struct wk_result *r)
+/* ws: the runtime's wait status (from init in the sandbox); maxrss_kb: the
+ * runtime's peak resident set (its rusage), 0 when unknown. The class comes
+ * from what the worker observed: its own kills, the wait status and peak
+ * memory, the status line of the trusted runtime code. The task's words
+ * (its thrown messages, its stderr) only ever fill RUNTIME_ERROR's text. */
+static void verdict(const struct loop *l, int ws, long maxrss_kb, const struct capture *c,
+		    const struct wk_task *t, struct wk_result *r)
 {
 	const char *st = c->status;
 	size_t stn = strcspn(st, "\n");
@@ -570,36 +593,41 @@ static void verdict(const struct loop *l, int ws, const struct capture *c, const
 	if (l->killed != NOT_KILLED)
 		r->exit_code = 128 + SIGKILL;
 	if (l->killed == KILLED_TIMEOUT) {
-		seterr(r, "TIMEOUT");
+		seterr(r, WK_CLASS_TIMEOUT, "TIMEOUT");
 	} else if (l->killed == KILLED_OUTPUT) {
-		seterr(r, "OUTPUT_LIMIT");
+		seterr(r, WK_CLASS_OUTPUT_LIMIT, "OUTPUT_LIMIT");
 	} else if (WIFSIGNALED(ws)) {
 		int sig = WTERMSIG(ws);
 
 		if (sig == SIGXCPU)
-			seterr(r, "TIMEOUT"); /* the CPU-time backstop */
-		else if (t->lang == WK_LANG_JS && (strstr(c->errhead, "out of memory") ||
-						   strstr(c->errhead, "Allocation failed")))
-			seterr(r, "MEMORY_LIMIT");
+			seterr(r, WK_CLASS_TIMEOUT, "TIMEOUT"); /* the CPU-time backstop */
+		else if (t->lang == WK_LANG_JS && sig == SIGABRT &&
+			 (uint64_t)maxrss_kb >= node_heap_mb(t) << 10)
+			/* V8's heap-limit handler aborts node; JS code cannot
+			 * raise a signal, and the peak memory says the heap
+			 * really reached its limit */
+			seterr(r, WK_CLASS_MEMORY_LIMIT, "MEMORY_LIMIT");
 		else
-			seterr(r, "KILLED: %s", signame(sig, tmp, sizeof(tmp)));
+			seterr(r, WK_CLASS_KILLED, "KILLED: %s", signame(sig, tmp, sizeof(tmp)));
 	} else if (status_is(st, stn, "OK") && r->exit_code == 0) {
+		r->cls = WK_CLASS_NONE;
 		r->error[0] = '\0';
-	} else if (status_is(st, stn, "MEMORY_LIMIT") || status_is(st, stn, "INSTRUCTION_LIMIT") ||
-		   status_is(st, stn, "TIMEOUT")) {
+	} else if (status_is(st, stn, "MEMORY_LIMIT")) {
+		seterr(r, WK_CLASS_MEMORY_LIMIT, "MEMORY_LIMIT");
+	} else if (status_is(st, stn, "INSTRUCTION_LIMIT")) {
+		seterr(r, WK_CLASS_INSTRUCTION_LIMIT, "INSTRUCTION_LIMIT");
+	} else if (!strncmp(st, "RUNTIME_ERROR: ", 15)) {
+		r->cls = WK_CLASS_RUNTIME_ERROR;
 		clean_copy(r->error, sizeof(r->error), st, stn);
-	} else if (!strncmp(st, "RUNTIME_ERROR: ", 15) || !strncmp(st, "BAD_TASK: ", 10)) {
+	} else if (!strncmp(st, "BAD_TASK: ", 10)) {
+		r->cls = WK_CLASS_BAD_TASK;
 		clean_copy(r->error, sizeof(r->error), st, stn);
-		if (st[0] == 'B')
-			r->exit_code = -1;
-	} else if (t->lang == WK_LANG_JS && (strstr(c->errhead, "out of memory") ||
-					     strstr(c->errhead, "Allocation failed"))) {
-		seterr(r, "MEMORY_LIMIT");
+		r->exit_code = -1;
 	} else {
 		/* exited without saying why: the head of its stderr helps */
 		clean_copy(msg, 120, c->errhead, c->errlen);
-		seterr(r, "RUNTIME_ERROR: runtime exited with status %d%s%s", r->exit_code,
-		       msg[0] ? ": " : "", msg);
+		seterr(r, WK_CLASS_RUNTIME_ERROR, "RUNTIME_ERROR: runtime exited with status %d%s%s",
+		       r->exit_code, msg[0] ? ": " : "", msg);
 	}
 }
 
@@ -640,6 +668,7 @@ int wk_run(const struct wk_opts *o, const struct wk_task *t, struct wk_result *r
 {
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, st[2] = { -1, -1 }, su[2] = { -1, -1 };
 	int sync[2] = { -1, -1 }, task_fd = -1, pidfd = -1, fds[5], i, ws, rc = WK_EXIT_RESULT;
+	long maxrss_kb;
 	const char *line;
 	int sandbox = o->iso == WK_ISO_SANDBOX;
 	const char *node = NULL;
@@ -653,18 +682,18 @@ int wk_run(const struct wk_opts *o, const struct wk_task *t, struct wk_result *r
 	memset(&l, 0, sizeof(l));
 	res->exit_code = -1;
 	if (t->lang == WK_LANG_JS && !(node = find_node())) {
-		seterr(res, "SANDBOX: javascript runtime not available (node not found)");
+		seterr(res, WK_CLASS_SANDBOX, "SANDBOX: javascript runtime not available (node not found)");
 		return WK_EXIT_RESULT;
 	}
 	sha256_init(&cap.all);
 	cap.committed = cap.all;
 	if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(st, O_CLOEXEC) ||
 	    pipe2(su, O_CLOEXEC) || (sandbox && pipe2(sync, O_CLOEXEC))) {
-		seterr(res, "SANDBOX: pipe: %s", strerror(errno));
+		seterr(res, WK_CLASS_SANDBOX, "SANDBOX: pipe: %s", strerror(errno));
 		goto out;
 	}
 	if (t->lang == WK_LANG_JS && !o->probe && (task_fd = task_memfd(t)) < 0) {
-		seterr(res, "SANDBOX: task memfd: %s", strerror(errno));
+		seterr(res, WK_CLASS_SANDBOX, "SANDBOX: task memfd: %s", strerror(errno));
 		goto out;
 	}
 	fds[0] = task_fd;
@@ -694,7 +723,7 @@ int wk_run(const struct wk_opts *o, const struct wk_task *t, struct wk_result *r
 
 				kill(pid, SIGKILL);
 				waitpid(pid, NULL, 0);
-				seterr(res, "SANDBOX: pidfd_open: %s", strerror(e));
+				seterr(res, WK_CLASS_SANDBOX, "SANDBOX: pidfd_open: %s", strerror(e));
 				goto out;
 			}
 		}
@@ -706,7 +735,7 @@ int wk_run(const struct wk_opts *o, const struct wk_task *t, struct wk_result *r
 			rc = nosandbox("cannot create namespaces (clone)", e);
 			goto out;
 		}
-		seterr(res, "SANDBOX: cannot start the runtime: %s", strerror(e));
+		seterr(res, WK_CLASS_SANDBOX, "SANDBOX: cannot start the runtime: %s", strerror(e));
 		goto out;
 	}
 	t0 = now_ns();
@@ -725,13 +754,13 @@ int wk_run(const struct wk_opts *o, const struct wk_task *t, struct wk_result *r
 				rc = WK_EXIT_NOSANDBOX;
 				goto out;
 			}
-			seterr(res, "SANDBOX: %s", wk_setup_err.msg);
+			seterr(res, WK_CLASS_SANDBOX, "SANDBOX: %s", wk_setup_err.msg);
 			goto out;
 		}
 		/* sync[1] stays open until the run is over: the child sees
 		 * the worker's death as a hang-up */
 		if (write(sync[1], "g", 1) != 1) {
-			seterr(res, "SANDBOX: release child: %s", strerror(errno));
+			seterr(res, WK_CLASS_SANDBOX, "SANDBOX: release child: %s", strerror(errno));
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			goto out;
@@ -758,12 +787,16 @@ int wk_run(const struct wk_opts *o, const struct wk_task *t, struct wk_result *r
 	/* setup pipe: "S <permanent> <message>" if the child never reached
 	 * the task, "W <status>" from the sandbox's init */
 	ws = l.wstatus;
+	maxrss_kb = l.sandbox ? 0 : l.maxrss_kb;
 	for (line = cap.setup; *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] != 0)) {
 		size_t len = strcspn(line, "\n");
 		char msg[200];
 
 		if (line[0] == 'W' && len > 2) {
-			ws = atoi(line + 2);
+			char *end;
+
+			ws = (int)strtol(line + 2, &end, 10);
+			maxrss_kb = *end == ' ' ? strtol(end + 1, NULL, 10) : 0;
 		} else if (line[0] == 'S' && len > 4) {
 			clean_copy(msg, sizeof(msg), line + 4, len - 4);
 			if (sandbox && line[2] == '1') {
@@ -771,12 +804,12 @@ int wk_run(const struct wk_opts *o, const struct wk_task *t, struct wk_result *r
 				rc = WK_EXIT_NOSANDBOX;
 				goto out;
 			}
-			seterr(res, "SANDBOX: %s", msg);
+			seterr(res, WK_CLASS_SANDBOX, "SANDBOX: %s", msg);
 			res->exit_code = -1;
 			goto out;
 		}
 	}
-	verdict(&l, ws, &cap, t, res);
+	verdict(&l, ws, maxrss_kb, &cap, t, res);
 	res->exec_ms = (l.end - t0) / 1000000ull;
 	sha256_digest(&cap.committed, sizeof(md), md);
 	for (i = 0; i < 32; i++)

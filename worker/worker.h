@@ -110,13 +110,51 @@ struct wk_task {
 	size_t raw_len;
 };
 
+/* --- error classes ---------------------------------------------------- */
+
+/* The class of a result's error: the enumerated "errorClass" field of the
+ * result line, the one the spawner reads ("error" is prose for people).
+ * The worker decides it from what it observed itself, never from text the
+ * task can produce (a thrown message, its stderr):
+ *   TIMEOUT            the worker's deadline kill, or the CPU rlimit (SIGXCPU)
+ *   MEMORY_LIMIT       Lua: the capped heap refused an allocation (the
+ *                      allocator's own flag); JS: node aborted (SIGABRT, V8's
+ *                      heap-limit handler) with a peak RSS at its heap limit,
+ *                      or the runner measured the task's memory over the limit
+ *   OUTPUT_LIMIT       the worker's output-limit kill
+ *   INSTRUCTION_LIMIT  Lua: the count hook's budget
+ *   RUNTIME_ERROR      the task raised/threw (whatever it threw), or the
+ *                      runtime exited without a status
+ *   KILLED             the runtime died of another signal (seccomp: SIGSYS)
+ *   BAD_TASK           the task JSON is malformed or out of range
+ *   SANDBOX            setup failed on this host (not the task's fault)
+ * The runtime's status line (WK_FD_STATUS) may only say OK, MEMORY_LIMIT,
+ * INSTRUCTION_LIMIT, "RUNTIME_ERROR: msg" or "BAD_TASK: msg": it is written
+ * by the trusted runtime code (lua_rt.c, js_runner.js) from its own
+ * observations, and a task cannot reach that descriptor. */
+#define WK_CLASSES(X) \
+	X(TIMEOUT) X(MEMORY_LIMIT) X(OUTPUT_LIMIT) X(INSTRUCTION_LIMIT) \
+	X(RUNTIME_ERROR) X(KILLED) X(BAD_TASK) X(SANDBOX)
+
+enum wk_class {
+	WK_CLASS_NONE = 0, /* no error */
+#define WK_CLASS_ENUM(name) WK_CLASS_##name,
+	WK_CLASSES(WK_CLASS_ENUM)
+#undef WK_CLASS_ENUM
+};
+
+/** The class's name as printed ("TIMEOUT", ...); NULL for WK_CLASS_NONE
+ *  and out-of-range values. Static storage. */
+const char *wk_class_name(enum wk_class c);
+
 /** What the run produced (the fields of the result line). */
 struct wk_result {
 	char hash[65];         /* lowercase hex, "" when no output was hashed */
 	int exit_code;         /* -1: not applicable */
 	uint64_t exec_ms;
 	uint64_t out_bytes;
-	char error[256];       /* "" on success */
+	enum wk_class cls;     /* WK_CLASS_NONE on success */
+	char error[256];       /* "" on success; its text, for people */
 };
 
 /* --- run.c ------------------------------------------------------------- */

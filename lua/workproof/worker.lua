@@ -10,12 +10,17 @@
 --   none     workproof-worker --isolation none      (development only)
 --   qemu     qemu-system-x86_64 microvm, serial console on stdout (worker/vm)
 --
--- Live workers are recorded durably (one file per worker under
--- <state_dir>/workers/) so that a host that crashed can kill its orphans at
--- the next start (_M.reap_orphans).
-local core = require "workproof.core"
+-- Live workers are recorded durably so that a host that crashed has its
+-- orphans killed at the next start (_M.reap_orphans). Several host
+-- processes may share a state dir: each records its workers under
+-- <state_dir>/workers/<instance id>/ (one file per worker, "pid start")
+-- beside an `owner` file naming the instance's process (workproof.owner),
+-- and only a DEAD owner's workers are reaped.
 local host = require "workproof.host"
+local logscan = require "workproof.logscan"
+local owner = require "workproof.owner"
 local cjson = require "cjson.safe"
+local json = require "workproof.json"
 
 local type, pairs, tostring, tonumber, error, math_floor = type, pairs, tostring, tonumber, error, math.floor
 local io_open, os_remove = io.open, os.remove
@@ -131,35 +136,44 @@ end
 
 _M.backends = backends
 
+local starttime = owner.starttime
+
+local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- this instance's record dir: <state_dir>/workers/<instance id>
+local function own_dir()
+  return config.state_dir and (config.state_dir .. "/workers/" .. owner.self().id) or nil
+end
+
 local function record_path(pid)
-  return config.state_dir and (config.state_dir .. "/workers/" .. pid) or nil
+  local d = own_dir()
+  return d and (d .. "/" .. pid) or nil
 end
 
--- Field 22 of /proc/<pid>/stat: start time in clock ticks since boot. A pid
--- plus its start time names one process for good (pids are reused).
-local function starttime(pid)
-  local f = io_open("/proc/" .. pid .. "/stat", "r")
-  if not f then return nil end
-  local s = f:read("*a")
+local made_dir   -- the record dir made (with its owner file): once, not per spawn
+local function make_dir()
+  local d = own_dir()
+  if made_dir == d then return true end
+  -- the owner file is in place before the dir has its name: a dir under
+  -- workers/ without one is never a live instance's
+  local tmp = d .. ".new"
+  os.execute("mkdir -p " .. sh_quote(tmp))
+  local f = io_open(tmp .. "/owner", "w")
+  if not f then return false end
+  f:write(owner.format(owner.self()))
   f:close()
-  local rest = s:match("^%d+ %b() (.*)$")   -- comm may contain spaces
-  if not rest then return nil end
-  local i = 2
-  for field in rest:gmatch("%S+") do
-    i = i + 1
-    if i == 22 then return field end
+  if not os.rename(tmp, d) then
+    os_remove(tmp .. "/owner")
+    os_remove(tmp)
+    if not io_open(d .. "/owner", "r") then return false end
   end
-  return nil
+  made_dir = d
+  return true
 end
 
-local made_dir   -- the state dir whose workers/ exists: created once, not per spawn
 local function record(pid)
   local p = record_path(pid)
-  if not p then return end
-  if made_dir ~= config.state_dir then
-    os.execute("mkdir -p '" .. config.state_dir .. "/workers'")
-    made_dir = config.state_dir
-  end
+  if not p or not make_dir() then return end
   local f = io_open(p, "w")
   if f then
     f:write(pid, " ", starttime(pid) or "?", "\n")
@@ -172,30 +186,77 @@ local function unrecord(pid)
   if p then os_remove(p) end
 end
 
---- Kill workers a crashed host left behind (recorded under state_dir) and
--- forget their records. Returns the number killed.
+local function list_dir(dir)
+  local names = {}
+  local p = io.popen("ls -1p " .. sh_quote(dir) .. " 2>/dev/null")
+  for name in p:lines() do names[#names + 1] = name end
+  p:close()
+  return names
+end
+
+-- Kill the worker a record file names if that process still runs (same
+-- start time), and remove the record. 1 if killed.
+local function reap_record(path, pid)
+  local f = io_open(path, "r")
+  local killed = 0
+  if f then
+    local line = f:read("*l") or ""
+    f:close()
+    local st = line:match("^%d+ (%S+)")
+    if st and st == starttime(pid) then
+      host.kill(pid, 9, true)
+      killed = 1
+    end
+  end
+  os_remove(path)
+  return killed
+end
+
+--- Kill workers that hosts which died left behind and forget their
+-- records. Records of live instances sharing the state dir (their owner
+-- process still runs) are left alone. Returns the number killed.
 function _M.reap_orphans()
   if not config.state_dir then return 0 end
   local dir = config.state_dir .. "/workers"
-  local p = io.popen("ls -1 '" .. dir .. "' 2>/dev/null")
+  local me = owner.self().id
   local n = 0
-  for name in p:lines() do
-    local pid = tonumber(name)
-    local f = pid and io_open(dir .. "/" .. name, "r")
-    if f then
-      local line = f:read("*l") or ""
-      f:close()
-      local st = line:match("^%d+ (%S+)")
-      if st and st == starttime(pid) then
-        host.kill(pid, 9, true)
-        n = n + 1
+  for _, name in ipairs(list_dir(dir)) do
+    -- <id>/: an instance's records; <id>.new/: one being made (only an owner file)
+    local id, new = name:match("^(%x+)(%.?n?e?w?)/$")
+    if new ~= "" and new ~= ".new" then id = nil end
+    if tonumber(name) then
+      -- a record of the layout before owners: its host is gone
+      n = n + reap_record(dir .. "/" .. name, tonumber(name))
+    elseif id and id ~= me then
+      local sub = dir .. "/" .. id .. new
+      local f = io_open(sub .. "/owner", "r")
+      local o = f and owner.parse(f:read("*a"))
+      if f then f:close() end
+      if not (o and o.id == id and owner.alive(o.pid, o.start, o.boot)) then
+        for _, rec in ipairs(list_dir(sub)) do
+          local pid = tonumber(rec)
+          if pid then n = n + reap_record(sub .. "/" .. rec, pid) end
+        end
+        os_remove(sub .. "/owner")
+        os_remove(sub)
       end
     end
-    os_remove(dir .. "/" .. name)
   end
-  p:close()
   stats.reaped = stats.reaped + n
   return n
+end
+
+--- Forget this instance's record dir (at a clean stop, once its workers
+-- are gone).
+function _M.release_records()
+  local d = own_dir()
+  if not d or made_dir ~= d then return end
+  for _, rec in ipairs(list_dir(d)) do
+    if tonumber(rec) then os_remove(d .. "/" .. rec) end
+  end
+  os_remove(d .. "/owner")
+  os_remove(d)
+  made_dir = nil
 end
 
 --- One sweep: kill any live worker past its deadline plus grace (the process
@@ -253,14 +314,41 @@ local function check_task(task)
   if lang ~= "lua" and lang ~= "javascript" then error("worker.run: unknown language " .. tostring(lang), 3) end
   local t = task.timeoutMs or 30000
   if type(t) ~= "number" or t <= 0 or t ~= math_floor(t) then error("worker.run: bad timeoutMs", 3) end
+  if task.inputJson ~= nil and type(task.inputJson) ~= "string" then
+    error("worker.run: task.inputJson must be JSON text", 3)
+  end
+end
+
+-- The task as the worker reads it (worker/README.md). The input travels as
+-- JSON text in `inputJson`: the caller's own text when it gives one (the
+-- request's inputData: numbers, key order and -0 as the client wrote them),
+-- else `input` printed by json.stringify, which every finite double survives
+-- (lua-cjson's 14 digits would turn 1.0000000000000002 into 1).
+local function encode_task(task)
+  local input_json = task.inputJson
+  if input_json == nil and task.input ~= nil then
+    local ok, why = json.representable(task.input, "input")
+    if not ok then return nil, "EINVAL: " .. why end
+    local done, s = pcall(json.stringify, task.input)
+    if not done then return nil, "EINVAL: task input is not JSON-encodable: " .. tostring(s) end
+    input_json = s
+  end
+  local t = {}
+  for k, v in pairs(task) do t[k] = v end
+  t.input, t.inputJson = nil, input_json
+  local payload = cjson.encode(t)
+  if not payload then return nil, "EINVAL: task is not JSON-encodable" end
+  return payload
 end
 
 --- Run a task in a fresh worker. Must be called from a host coroutine.
--- task: { jobId, language, code, input, timeoutMs, memoryBytes, outputLimitBytes }
+-- task: { jobId, language, code, input, inputJson, timeoutMs, memoryBytes, outputLimitBytes }
+-- where the task's input is inputJson (JSON text, passed on exactly) or
+-- else input (a Lua value: lua-cjson's decoded form or an ordered tree).
 -- opts: { backend = "sandbox" | "none" | "qemu" }
 -- Returns result, info on success, where result is the worker's
--- NOTARY_RESULT table (its `error` field may say TIMEOUT etc.: the worker
--- itself reports task-level outcomes) and info = { backend, pid, wall_ms,
+-- NOTARY_RESULT table (its `errorClass` field may say TIMEOUT etc.: the
+-- worker itself reports task-level outcomes; `error` is the text) and info = { backend, pid, wall_ms,
 -- exit_status, term_signal, stderr }.
 -- Returns nil, "ECODE: text", info when there is no usable result:
 --   ETIMEDOUT   the host killed the worker at its deadline (worker hung)
@@ -273,8 +361,8 @@ function _M.run(task, opts)
   local backend = opts.backend or config.backend
   local build = backends[backend]
   if not build then error("worker.run: unknown backend " .. tostring(backend), 2) end
-  local payload = cjson.encode(task)
-  if not payload then return nil, "EINVAL: task is not JSON-encodable" end
+  local payload, perr = encode_task(task)
+  if not payload then return nil, perr end
 
   local file, args, tmpfile = build(payload, task.jobId)
   if not file then
@@ -299,22 +387,14 @@ function _M.run(task, opts)
   nlive = nlive + 1
   record(pid)
 
-  local scanner = core.logscan.new { max_line = config.max_result_line }
+  -- which line is the verdict and what makes it an ERROR: wp.logscan
+  local scanner = logscan.new { max_line = config.max_result_line }
   local result, bad
-  local function take(results, diags)
-    for _, d in ipairs(diags or {}) do
-      if not bad then bad = ("%s at line %s"):format(tostring(d.kind), tostring(d.line)) end
-    end
-    if results and results[1] and not result then result = results[1] end
-  end
-  while not result and not bad do
+  repeat
     local chunk = proc:read()
-    if not chunk then
-      take(scanner:finish())
-      break
-    end
-    take(scanner:feed(chunk))
-  end
+    if chunk then scanner:feed(chunk) else scanner:finish() end
+    result, bad = scanner:verdict()
+  until result or bad or not chunk
   -- result in hand (or none coming): tear the worker down now
   proc:kill()
   local st = proc:wait()
@@ -340,7 +420,7 @@ function _M.run(task, opts)
   end
   if result then
     stats.finished = stats.finished + 1
-    if result.error == "TIMEOUT" then stats.timed_out = stats.timed_out + 1 end
+    if result.errorClass == "TIMEOUT" then stats.timed_out = stats.timed_out + 1 end
     return result, info
   end
   if st.timed_out then

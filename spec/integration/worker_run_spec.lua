@@ -4,6 +4,9 @@
 -- with small real programs standing in for a misbehaving worker binary.
 local wp = require "workproof"
 local worker = wp.worker
+local host = require "workproof.host"
+local owner = require "workproof.owner"
+local h = require "helpers"
 
 local SHA_4 = "4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a"
 
@@ -144,20 +147,84 @@ describe("reaper", function()
     return state ~= "Z" and state ~= "X"
   end
 
-  it("records live workers durably and forgets them when they end", function()
+  local function ls(path)
+    local p = io.popen("ls " .. path .. " 2>/dev/null")
+    local out = p:read("*a")
+    p:close()
+    return out
+  end
+
+  it("records live workers durably, under this instance, and forgets them when they end", function()
     sh_backend("slow", [[cat >/dev/null; sleep 0.3]])
+    local me = owner.self()
+    local own = dir .. "/workers/" .. me.id
     local seen
     wp.spawn(function()
       wp.sleep(0.1)
-      local p = io.popen("ls " .. dir .. "/workers")
-      seen = p:read("*a")
-      p:close()
+      seen = ls(own)
     end)
     worker.run(task("x"), { backend = "slow" })
-    assert.matches("^%d+\n$", seen)
-    local p = io.popen("ls " .. dir .. "/workers")
-    assert.equal("", p:read("*a"))
+    assert.matches("^%d+\nowner\n$", seen)
+    assert.equal(me.id .. "\n", ls(dir .. "/workers"))
+    assert.equal("owner\n", ls(own))
+    local o = owner.parse(h.read(own .. "/owner"))
+    assert.same({ id = me.id, pid = host.pid, start = me.start, boot = me.boot }, o)
+    worker.release_records()
+    assert.equal("", ls(dir .. "/workers"))
+  end)
+
+  -- a process in its own session and its start time (field 22)
+  local function orphan()
+    local p = io.popen("setsid sh -c 'echo $$; exec sleep 100' & ")
+    local pid = tonumber(p:read("*l"))
     p:close()
+    assert.is_number(pid)
+    wp.sleep(0.05)
+    return pid, assert(owner.starttime(pid))
+  end
+
+  it("leaves the workers of a live instance sharing the state dir alone; reaps a dead one's", function()
+    local owner_pid, owner_start = orphan()   -- stands for another host process
+    local worker_pid, worker_start = orphan()
+    local other = dir .. "/workers/00aa"
+    os.execute("mkdir -p " .. other)
+    h.write(other .. "/owner", owner.format({ id = "00aa", pid = owner_pid, start = owner_start,
+      boot = owner.boot_id() }))
+    h.write(other .. "/" .. worker_pid, worker_pid .. " " .. worker_start .. "\n")
+    assert.equal(0, worker.reap_orphans())
+    assert.is_true(alive(worker_pid))
+    assert.equal("00aa\n", ls(dir .. "/workers"))
+    -- the owner dies (kill -9): its worker is an orphan now
+    host.kill(owner_pid, 9)
+    wp.sleep(0.1)
+    assert.equal(1, worker.reap_orphans())
+    wp.sleep(0.05)
+    assert.is_false(alive(worker_pid))
+    assert.equal("", ls(dir .. "/workers"))
+  end)
+
+  it("an owner record whose pid now names another process (start time differs) is dead", function()
+    local worker_pid, worker_start = orphan()
+    local other = dir .. "/workers/00bb"
+    os.execute("mkdir -p " .. other)
+    h.write(other .. "/owner", owner.format({ id = "00bb", pid = 1, start = "12345", boot = owner.boot_id() }))
+    h.write(other .. "/" .. worker_pid, worker_pid .. " " .. worker_start .. "\n")
+    -- and one from another boot: dead too, whatever its pid
+    local third = dir .. "/workers/00cc"
+    os.execute("mkdir -p " .. third)
+    h.write(third .. "/owner", owner.format({ id = "00cc", pid = host.pid, start = owner.self().start,
+      boot = "another-boot" }))
+    assert.is_false(owner.alive(1, "12345", owner.boot_id()))
+    assert.is_true(owner.alive(host.pid, owner.self().start, owner.boot_id()))
+    assert.is_false(owner.alive(host.pid, owner.self().start, "another-boot"))
+    assert.equal(1, worker.reap_orphans())
+    wp.sleep(0.05)
+    assert.is_false(alive(worker_pid))
+    assert.equal("", ls(dir .. "/workers"))
+    -- malformed owner files never name a live owner
+    assert.is_nil(owner.parse("12 x"))
+    assert.is_nil(owner.parse("abc 1 - 00"))
+    assert.is_nil(owner.parse(""))
   end)
 
   it("on start, kills orphans a crashed host left behind (matching pid and start time)", function()

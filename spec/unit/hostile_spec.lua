@@ -24,7 +24,7 @@ local function exists(path)
   return f ~= nil
 end
 
-describe("hostile corpus", function()
+describe("hostile corpus #sandbox", function()
   setup(function()
     for _, p in ipairs(HOST_PATHS) do os.remove(p) end
   end)
@@ -55,7 +55,7 @@ describe("hostile corpus", function()
   end)
 end)
 
-describe("sandbox probes (--selftest-probe, test only)", function()
+describe("sandbox probes (--selftest-probe, test only) #sandbox", function()
   -- expected outcome under the node profile; under the Lua profile every
   -- probe is killed by the filter (the runtime only writes and exits)
   local SIGSYS = "KILLED: SIGSYS"

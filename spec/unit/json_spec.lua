@@ -68,3 +68,130 @@ describe("json.utf8_valid", function()
     end
   end)
 end)
+
+describe("JavaScript's key order and number forms", function()
+  it("prints array-index keys first, ascending, then the rest in insertion order", function()
+    assert.equal('{"0":1,"2":1,"10":1,"4294967294":1,"b":1,"4294967295":1,"01":1,"-1":1,"a":1}',
+      json.canonical('{"b":1,"4294967295":1,"10":1,"01":1,"2":1,"-1":1,"4294967294":1,"0":1,"a":1}'))
+    local tree = assert(json.decode_ordered('{"b":1,"1":2,"a":3,"0":4}'))
+    assert.same({ "0", "1", "b", "a" }, tree[json.ORDER])
+    assert.equal('{"0":4,"1":2,"b":1,"a":3}', json.stringify(tree))
+  end)
+
+  it("keeps a repeated key at its first position with its last value", function()
+    assert.equal('{"a":3,"b":2,"c":{"x":[1]}}', json.canonical('{"a":1,"b":2,"a":3,"c":{"x":0},"c":{"x":[1]}}'))
+  end)
+
+  it("prints numbers as Number.prototype.toString (ties to even, powers of two, subnormals)", function()
+    local cases = {
+      { 2 ^ -25, "2.9802322387695312e-8" },   -- a tie at 17 digits: the even one
+      { 2 ^ -1074, "5e-324" }, { 2 ^ 1023, "8.98846567431158e+307" }, { 2 ^ 70, "1.1805916207174113e+21" },
+      { 12345678901234567, "12345678901234568" }, { 1.0000000000000002, "1.0000000000000002" },
+      { -0.0, "0" }, { 1e21, "1e+21" }, { 1e-7, "1e-7" }, { 0.000001, "0.000001" }, { 123e-20, "1.23e-18" },
+      { 0 / 0, "null" }, { math.huge, "null" }, { -math.huge, "null" }, { 2 ^ 53, "9007199254740992" },
+    }
+    for _, c in ipairs(cases) do assert.equal(c[2], json.js_number(c[1]), c[2]) end
+  end)
+
+  it("keeps number spellings JavaScript prints as written, and rewrites the others", function()
+    assert.equal("[1.5,-0.25,0.000001,1e-7,100,0,1,10,1.23,12345678901234568,123456789012345]",
+      json.canonical("[1.5,-0.25,0.000001,0.0000001,1E2,-0,1.0,10.00,1.230,12345678901234567,123456789012345]"))
+  end)
+
+  it("rewrites only the escapes JSON.stringify does not print", function()
+    assert.equal('"/é😀\\n\\u0001\\"\\\\\\ud800"', json.canonical('"\\/\\u00E9\\ud83d\\ude00\\n\\u0001\\"\\\\\\uD800"'))
+    assert.equal('"\\b\\t\\u001f"', json.canonical('"\\u0008\\u0009\\u001F"'))
+  end)
+
+  it("stringify of plain Lua values: arrays, sorted objects, cjson.null, exact numbers", function()
+    local cjson = require "cjson.safe"
+    assert.equal('[1.0000000000000002,{"2":true,"a":null,"b":"x"},[]]',
+      json.stringify({ 1.0000000000000002, { b = "x", a = cjson.null, ["2"] = true }, json.decode_ordered("[]") }))
+    assert.has_error(function() json.stringify({ 1, 2, x = 3 }) end)
+    assert.has_error(function() json.stringify(print) end)
+  end)
+end)
+
+describe("json.members / json.task_json", function()
+  it("finds the last occurrence of each top-level member, keys unescaped", function()
+    local s = '{"a":[1,{"a":"}"}],"b":"x\\"y","\\u0061":  {"z":1} ,"c":-1.5e3}'
+    local m = assert(json.members(s))
+    assert.equal('{"z":1}', s:sub(m.a[1], m.a[2]))
+    assert.equal('"x\\"y"', s:sub(m.b[1], m.b[2]))
+    assert.equal("-1.5e3", s:sub(m.c[1], m.c[2]))
+    assert.equal("-1.5e3", s:sub(json.member(s, "c")))
+    assert.is_nil(json.member(s, "nope"))
+  end)
+
+  it("prints what node prints for the hashed object (undefined left out, null kept, language fifth)", function()
+    local body = '{"language":"lua","inputData":{"b":1,"0":2},"code":"x","taskType":"t","expectedHash":null}'
+    assert.equal('{"taskType":"t","code":"x","expectedHash":null,"inputData":{"0":2,"b":1},"language":"lua"}',
+      json.task_json(body, "lua"))
+    assert.equal('{"taskType":"t","code":"x"}', json.task_json('{"code":"x","taskType":"t"}', "javascript"))
+  end)
+end)
+
+describe("json.check_js and json.representable", function()
+  it("accepts what JSON.parse reads as lua-cjson does", function()
+    assert.is_true(json.check_js('{"a":[0,-0,1.5e-3,1e308,1e-400,"1e400","\\u0001"],"b":-12}'))
+  end)
+
+  it("refuses what JSON.parse refuses or reads as Infinity", function()
+    local bad = {
+      { '{"a":1e400}', "number out of range at byte 6" }, { '[-1E+999]', "out of range" },
+      { "[" .. ("9"):rep(400) .. "]", "out of range" }, { '{"a":01}', "leading zero" }, { "[-00]", "leading zero" },
+      { "[1.]", "bad number" }, { "[1.e5]", "bad number" }, { "[1e+]", "bad number" }, { "[-]", "bad number" },
+      { '["a\tb"]', "control character" }, { '"abc', "unterminated" },
+    }
+    for _, c in ipairs(bad) do
+      local ok, why = json.check_js(c[1])
+      assert.is_nil(ok, c[1])
+      assert.matches(c[2], why, 1, true)
+    end
+  end)
+
+  it("finds numbers out of range in decoded values, with their path", function()
+    local cjson = require "cjson.safe"
+    assert.is_true(json.representable(cjson.decode('{"a":[1,{"b":1e308}]}'), "inputData"))
+    local ok, why = json.representable(cjson.decode('{"a":[1,{"b":1e400}]}'), "inputData")
+    assert.is_nil(ok)
+    assert.equal("inputData.a[1].b: number out of range (JavaScript reads it as Infinity and prints null)", why)
+    assert.is_nil((json.representable(json.decode_ordered("[-1e999]"))))
+  end)
+end)
+
+describe("malformed input to the text paths", function()
+  local bad = {
+    "", "{", "[1,]", "{\"a\":}", "{'a':1}", "[01]", "[1.]", "[.5]", "[1e]", "[+1]", "nul", "[1] x", "[1-2]",
+    '"unterminated', '"bad \\x escape"', '"\\u12"', '"\\u12G4"', '"raw\ncontrol"', "{\"a\" 1}", "[1 2]", "{1:2}",
+    '{"a":1,}', "[1,,2]", '"\\',
+  }
+  for _, s in ipairs(bad) do
+    it(("canonical %q"):format(s), function()
+      local v, err = json.canonical(s)
+      assert.is_nil(v)
+      assert.matches("at byte %d+", err)
+    end)
+  end
+
+  it("canonical limits nesting depth", function()
+    local deep = ("["):rep(100) .. ("]"):rep(100)
+    assert.matches("nesting too deep", select(2, json.canonical(deep, 64)))
+    assert.equal(deep, json.canonical(deep, 200))
+  end)
+
+  it("members refuses non-objects and broken member lists", function()
+    for _, s in ipairs({ "[1]", "", '{"a" 1}', '{"a":1 "b":2}', '{"a":[1}', '{"a":"x', '{1:2}', '{"a":}' }) do
+      local v, err = json.members(s)
+      assert.is_nil(v, s)
+      assert.matches("at byte %d+", err)
+    end
+    assert.is_nil((json.task_json('{"taskType":"t","code":"x","inputData":[1,]}', "javascript")))
+  end)
+
+  it("raises on a non-string (a caller bug)", function()
+    for _, f in ipairs({ json.canonical, json.members, json.check_js }) do
+      assert.has_error(function() f(42) end)
+    end
+  end)
+end)

@@ -12,12 +12,15 @@ local it_sandbox_root = (not H.root) and pending or it
 local function lua(code, extra) return H.task("lua", code, extra) end
 local function js(code, extra) return H.task("javascript", code, extra) end
 
+-- SHA-256 of no output at all
+local EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
 local function result(task, opts)
   local r = H.run(task, opts)
   return H.one_result(r), r
 end
 
-describe("workproof-worker", function()
+describe("workproof-worker #sandbox", function()
   describe("result line", function()
     it("print(2 + 2) in Lua hashes as \"4\"", function()
       local t = lua("print(2 + 2)")
@@ -40,7 +43,7 @@ describe("workproof-worker", function()
     it("has its keys in the documented order and nothing else on stdout", function()
       local _, r = result(lua("print(1)"))
       assert.matches('^NOTARY_RESULT: {"jobId":"job%-lua","actualHash":"%x+","exitCode":0,' ..
-        '"executionTimeMs":%d+,"outputBytes":2,"error":null}\n$', r.stdout)
+        '"executionTimeMs":%d+,"outputBytes":2,"error":null,"errorClass":null}\n$', r.stdout)
     end)
 
     it("echoes a jobId with quotes, backslashes and UTF-8 as valid JSON", function()
@@ -309,11 +312,17 @@ describe("workproof-worker", function()
   end)
 
   describe("determinism", function()
+    -- both runs must succeed (a hash of real output, no error) and agree:
+    -- two failed runs with the same nil hash prove nothing
     local function twice(task)
-      local a = result(task).actualHash
-      local b = result(task).actualHash
-      assert.equal(a, b)
-      return a
+      local ra, rb = result(task), result(task)
+      for _, r in ipairs({ ra, rb }) do
+        assert.is_true(r.errorClass == nil or r.errorClass == cjson.null, tostring(r.error))
+        assert.matches("^%x+$", r.actualHash)
+        assert.is_not.equal(EMPTY, r.actualHash)
+      end
+      assert.equal(ra.actualHash, rb.actualHash)
+      return ra.actualHash
     end
 
     it("Lua: pairs order, table addresses and string hashing are the same every run", function()

@@ -12,11 +12,22 @@
 //   1  stdout: console.log/info/debug, hashed by the worker
 //   2  stderr: console.error/warn, counted and capped by the worker
 //   3  status: one line, "OK" or the error verdict
+// Argument: the task's memory limit in bytes (the worker passes it).
+//
+// The verdict's class never comes from what the task threw (worker.h,
+// "error classes"): a thrown value is RUNTIME_ERROR whatever its name,
+// message or code. TIMEOUT is only ever the worker's deadline kill (when
+// the vm timeout fires first, this runner waits for that kill);
+// MEMORY_LIMIT is V8's heap-limit abort (seen by the worker) or the
+// runner's own measurement of the memory in use when the task threw.
 'use strict';
 
 const fs = require('fs');
 const vm = require('vm');
+const v8 = require('v8');
 const util = require('util');
+
+const memoryLimit = Number(process.argv[2]) > 0 ? Number(process.argv[2]) : Infinity;
 
 const STATUS_FD = 3;
 // Options of util.inspect that never call into task code with a host
@@ -80,16 +91,39 @@ function fail(kind, msg) {
   process.exit(kind === 'BAD_TASK' ? 2 : 1);
 }
 
+// node's own vm timeout: an error of THIS realm (the task's values are of
+// the context's realm, and no constructor of this realm reaches it) with
+// node's code. Checked without running task code (no proxy traps).
+function isHostTimeout(e) {
+  if (!isObject(e) || util.types.isProxy(e) || !util.types.isNativeError(e)) return false;
+  if (!(e instanceof Error)) return false;
+  const code = Object.getOwnPropertyDescriptor(e, 'code');
+  return code !== undefined && code.value === 'ERR_SCRIPT_EXECUTION_TIMEOUT';
+}
+
+// The memory the task holds now, as V8 counts it: the heap plus external
+// memory (ArrayBuffer backing stores, refused under RLIMIT_DATA).
+function memoryInUse() {
+  try {
+    const h = v8.getHeapStatistics();
+    return h.total_heap_size + (h.external_memory || 0);
+  } catch (err) {
+    return 0;
+  }
+}
+
 // The verdict for a value thrown out of the task (or the vm timeout).
 function failWith(e) {
-  if (isObject(e) && !util.types.isProxy(e)) {
-    const code = Object.getOwnPropertyDescriptor(e, 'code');
-    if (code && code.value === 'ERR_SCRIPT_EXECUTION_TIMEOUT') fail('TIMEOUT');
+  if (isHostTimeout(e)) {
+    // the vm timer starts after node's start-up, so the worker's deadline
+    // (from the sandbox's creation) has passed already: it is killing this
+    // process, and its kill is the TIMEOUT verdict. Report nothing; wait.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
   }
-  const what = isObject(e) ? describe(e) : 'Uncaught ' + describe(e);
-  // external memory (ArrayBuffer) refused under RLIMIT_DATA
-  if (what === 'RangeError: Array buffer allocation failed') fail('MEMORY_LIMIT');
-  fail('RUNTIME_ERROR', what);
+  // over the memory limit when it threw (e.g. an ArrayBuffer refused under
+  // RLIMIT_DATA): measured here, not read from what was thrown
+  if (memoryInUse() >= memoryLimit) fail('MEMORY_LIMIT');
+  fail('RUNTIME_ERROR', isObject(e) ? describe(e) : 'Uncaught ' + describe(e));
 }
 
 // --- the task --------------------------------------------------------------
@@ -103,7 +137,10 @@ try {
 if (typeof task !== 'object' || task === null || typeof task.code !== 'string') {
   fail('BAD_TASK', 'task without code');
 }
-const inputJson = task.input === undefined ? undefined : JSON.stringify(task.input);
+// inputJson is the input as the client wrote it (parsed in the context, so
+// -0, key order and every digit survive); `input` is the older form.
+const inputJson = typeof task.inputJson === 'string' ? task.inputJson
+  : task.input === undefined ? undefined : JSON.stringify(task.input);
 const timeout = Number.isInteger(task.timeoutMs) && task.timeoutMs > 0 ? task.timeoutMs : 30000;
 
 // --- the context -------------------------------------------------------------

@@ -1,0 +1,194 @@
+-- SPDX-License-Identifier: MIT
+-- Host processes sharing one state dir own their records: a second
+-- controller started on the dir leaves the first one's running jobs and
+-- workers alone; only a DEAD host's jobs are marked ERROR (refundable) and
+-- its workers reaped. Real controllers, real workers, one SQLite store.
+local wp = require "workproof"
+local h = require "helpers"
+local host = require "workproof.host"
+local owner = require "workproof.owner"
+local store = require "workproof.store"
+local cjson = require "cjson.safe"
+
+local function sha(s) return wp.hex(wp.sha256(s)) end
+
+local CONFIG = [[
+return {
+  state_dir = "@DIR@/var",
+  policies_dir = "@DIR@/policies",
+  policies = {
+    task_types = {}, code_patterns = {}, worker_threshold = {},
+    rate_limit = { config = { limit = 1000 } },
+    circuit_breaker = { config = { failure_threshold = 1000 } },
+  },
+}
+]]
+
+-- a Lua task that keeps its worker busy for a few seconds, then answers
+local SLOW = "local x = 0 for i = 1, 3e8 do x = x + i % 7 end print('done')"
+
+local function new_dir()
+  local d = h.tmpdir()
+  os.execute("mkdir -p " .. h.q(d .. "/policies") .. " && cp policies/*.lua " .. h.q(d .. "/policies/"))
+  return d
+end
+
+local function post_async(srv, body)
+  local st, _, b = h.http("POST", srv.url .. "/verify", cjson.encode(body), { Prefer = "respond-async" })
+  assert.equal(202, st, b)
+  return cjson.decode(b)
+end
+
+local function job(srv, id)
+  local _, _, b = h.http("GET", srv.url .. "/verify/" .. id)
+  return cjson.decode(b or "")
+end
+
+local function wait_job(srv, id, seconds)
+  local deadline = wp.now() + seconds
+  while wp.now() < deadline do
+    local j = job(srv, id)
+    if j and j.status == "completed" then return j end
+    wp.sleep(0.1)
+  end
+  error("job " .. id .. " still running after " .. seconds .. " s")
+end
+
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local state = f:read("*a"):match("^%d+ %b() (%a)")
+  f:close()
+  return state ~= "Z" and state ~= "X"
+end
+
+local function ls(path)
+  local out = {}
+  local p = io.popen("ls -1 " .. h.q(path) .. " 2>/dev/null")
+  for name in p:lines() do out[#out + 1] = name end
+  p:close()
+  return out
+end
+
+-- the live workers a controller (by its pid) has recorded under the state dir
+local function workers_of(dir, pid)
+  local base = dir .. "/var/workers"
+  for _, id in ipairs(ls(base)) do
+    local o = owner.parse(h.slurp(base .. "/" .. id .. "/owner"))
+    if o and o.pid == pid then
+      local pids = {}
+      for _, name in ipairs(ls(base .. "/" .. id)) do
+        if tonumber(name) then pids[#pids + 1] = tonumber(name) end
+      end
+      return pids, id
+    end
+  end
+  return {}
+end
+
+local function wait_workers(dir, pid)
+  for _ = 1, 50 do
+    local pids = workers_of(dir, pid)
+    if #pids > 0 then return pids end
+    wp.sleep(0.05)
+  end
+  error("no worker recorded for controller " .. pid)
+end
+
+describe("controllers sharing a state dir #integration", function()
+  it("a second controller leaves the first one's running job and worker alone", function()
+    local dir = new_dir()
+    local a = h.start_controller(CONFIG, { dir = dir })
+    local t0 = wp.now()
+    local r = post_async(a, { taskType = "code-execution", language = "lua", code = SLOW,
+      expectedHash = sha("done"), timeoutSeconds = 60 })
+    local wpids = wait_workers(dir, a.proc.pid)
+    assert.equal(1, #wpids)
+    -- the second process starts while the job runs (its start-up recovers
+    -- jobs and reaps orphans)
+    local b = h.start_controller(CONFIG, { dir = dir })
+    assert.is_true(alive(wpids[1]), "the first controller's worker was killed")
+    assert.equal("running", job(b, r.jobId).status)
+    local j = wait_job(a, r.jobId, 60)
+    local took = wp.now() - t0
+    assert.equal("VALID", j.result, cjson.encode(j))
+    assert.is_false(j.refundEligible)
+    assert.is_true(took > 1, "the slow task took only " .. took .. " s")
+    -- the same verdict through the second controller (one store)
+    assert.equal("VALID", job(b, r.jobId).result)
+    local sb = h.stop(b)
+    local sa = h.stop(a)
+    assert.not_matches("orphaned worker", sb.stderr)
+    assert.not_matches("marked ERROR", sb.stderr)
+    assert.equal(0, sa.exit_status)
+    -- clean stops forget their instances
+    assert.same({}, ls(dir .. "/var/workers"))
+    local db = assert(store.open(dir .. "/var/workproof.db"))
+    assert.same({}, db:exec("SELECT id FROM hosts"))
+    db:close()
+  end)
+
+  it("after the first dies (kill -9), the next start marks its job ERROR and reaps its worker; "
+    .. "a live one keeps its own", function()
+    local dir = new_dir()
+    local a = h.start_controller(CONFIG, { dir = dir })
+    local b = h.start_controller(CONFIG, { dir = dir })
+    local ra = post_async(a, { taskType = "code-execution", language = "lua", code = "while true do end",
+      expectedHash = sha("4"), timeoutSeconds = 60 })
+    local rb = post_async(b, { taskType = "code-execution", language = "lua", code = SLOW,
+      expectedHash = sha("done"), timeoutSeconds = 60 })
+    local apids = wait_workers(dir, a.proc.pid)
+    local bpids = wait_workers(dir, b.proc.pid)
+    h.stop(a, 9)   -- SIGKILL: no clean-up of any kind
+    assert.is_true(alive(apids[1]), "the dead controller's worker should outlive it")
+    local c = h.start_controller(CONFIG, { dir = dir })
+    wp.sleep(0.1)
+    local ja = job(c, ra.jobId)
+    assert.equal("completed", ja.status)
+    assert.equal("ERROR", ja.result)
+    assert.is_true(ja.refundEligible)
+    assert.is_false(alive(apids[1]), "the dead controller's worker was not reaped")
+    -- b is alive: its job and worker run on, to their verdict
+    assert.is_true(alive(bpids[1]), "the live controller's worker was killed")
+    local jb = wait_job(b, rb.jobId, 60)
+    assert.equal("VALID", jb.result, cjson.encode(jb))
+    local sc = h.stop(c)
+    h.stop(b)
+    assert.matches("1 orphaned worker", sc.stderr)
+    assert.matches("1 job%(s%) interrupted", sc.stderr)
+  end)
+
+  it("a store from before job owners is migrated; its running jobs are a dead host's", function()
+    local dir = new_dir()
+    os.execute("mkdir -p " .. h.q(dir .. "/var"))
+    local db = assert(store.open(dir .. "/var/workproof.db"))
+    assert(db:exec([[CREATE TABLE jobs(id TEXT PRIMARY KEY, status TEXT NOT NULL, created REAL,
+      updated REAL, task_hash TEXT, response TEXT)]]))
+    assert(db:exec("INSERT INTO jobs(id, status, created, updated, task_hash) VALUES ('00ff', 'running', 1, 1, 'ab')"))
+    db:close()
+    local c = h.start_controller(CONFIG, { dir = dir })
+    local j = job(c, "00ff")
+    h.stop(c)
+    assert.equal("ERROR", j.result)
+    assert.is_true(j.refundEligible)
+    db = assert(store.open(dir .. "/var/workproof.db"))
+    local cols = {}
+    for _, col in ipairs(db:exec("PRAGMA table_info(jobs)")) do cols[col.name] = true end
+    db:close()
+    assert.is_true(cols.owner)
+  end)
+end)
+
+describe("owner records", function()
+  it("this process is alive under its own record; other records are judged by pid and start time", function()
+    local me = owner.self()
+    assert.matches("^%x+$", me.id)
+    assert.equal(32, #me.id)
+    assert.equal(host.pid, me.pid)
+    assert.is_true(owner.alive(me.pid, me.start, me.boot))
+    assert.is_false(owner.alive(me.pid, me.start .. "1", me.boot))
+    assert.is_false(owner.alive(nil, me.start, me.boot))
+    assert.is_false(owner.alive(me.pid, "?", me.boot))
+    assert.same(me, owner.parse(owner.format(me)))
+  end)
+end)

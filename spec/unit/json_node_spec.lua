@@ -1,0 +1,120 @@
+-- SPDX-License-Identifier: MIT
+-- json.lua against node itself: >= 10,000 seeded random documents (nested
+-- objects and arrays, unicode, escapes, array-index keys, duplicate keys,
+-- floats, big integers, exponents, subnormals, powers of two) go to ONE node
+-- process in one file; node prints JSON.stringify(JSON.parse(line)) for each
+-- document and the taskHash of each request body; json.canonical,
+-- decode_ordered + stringify and json.task_json must print the same.
+local json = require "workproof.json"
+local cjson = require "cjson.safe"
+local wp = require "workproof"
+local helpers = require "helpers"
+
+local format, concat = string.format, table.concat
+
+local NODE = [[
+const fs = require('fs'), crypto = require('crypto');
+const out = [];
+for (const line of fs.readFileSync(process.argv[2], 'utf8').split('\n')) {
+  if (!line) continue;
+  const text = line.slice(2);
+  if (line[0] === 'D') {
+    out.push(JSON.stringify(JSON.parse(text)));
+  } else {
+    const t = JSON.parse(text);
+    const lang = t.language ?? 'javascript';
+    const s = JSON.stringify({ taskType: t.taskType, code: t.code, expectedHash: t.expectedHash,
+      inputData: t.inputData, ...(lang !== 'javascript' ? { language: lang } : {}) });
+    out.push(crypto.createHash('sha256').update(s).digest('hex'));
+  }
+}
+fs.writeFileSync(process.argv[3], out.join('\n') + '\n');
+]]
+
+-- lines: { "D <json>" | "T <request body>" } -> node's answer per line
+local function node_answers(lines)
+  local dir = helpers.tmpdir()
+  helpers.write(dir .. "/in.txt", concat(lines, "\n") .. "\n")
+  helpers.write(dir .. "/run.js", NODE)
+  local rc = os.execute(("node %s %s %s"):format(helpers.q(dir .. "/run.js"), helpers.q(dir .. "/in.txt"),
+    helpers.q(dir .. "/out.txt")))
+  assert(rc == 0, "node failed")
+  local out = {}
+  for l in assert(io.open(dir .. "/out.txt")):lines() do out[#out + 1] = l end
+  os.execute("rm -rf " .. helpers.q(dir))
+  assert.equal(#lines, #out)
+  return out
+end
+
+local gen = dofile("spec/fixtures/json_gen.lua")
+
+---------------------------------------------------------------------------
+
+local function sha(s) return wp.hex(wp.sha256(s)) end
+
+describe("json.lua against node (seeded random differential) #node", function()
+  after_each(function() jit.on() end)   -- also when an assertion left it off
+
+  it("prints JSON.stringify(JSON.parse(text)) for 10,000 documents and hashes 3,000 requests as node", function()
+    local G = gen(0x2545F491)
+    local lines, docs, reqs = {}, {}, {}
+    for i = 1, 10000 do
+      docs[i] = G.document(true)
+      lines[#lines + 1] = "D " .. docs[i]
+    end
+    -- every power of two, spelled with 17 digits (the asymmetric-gap cases)
+    local pow = {}
+    for e = -1074, 1023 do
+      pow[#pow + 1] = format("%.17g", math.ldexp(1, e))
+      if #pow == 100 or e == 1023 then
+        docs[#docs + 1] = "[" .. concat(pow, ",") .. "]"
+        lines[#lines + 1] = "D " .. docs[#docs]
+        pow = {}
+      end
+    end
+    for i = 1, 3000 do
+      reqs[i] = G.request()
+      lines[#lines + 1] = "T " .. reqs[i]
+    end
+    local want = node_answers(lines)
+
+    -- thousands of differently shaped small documents make the JIT record
+    -- and flush traces without end (an mprotect each): interpreted, this
+    -- loop is faster; the compiled paths run in the controller specs
+    jit.off()
+    local bad = {}
+    local function mismatch(what, input, got, exp)
+      if #bad < 5 then bad[#bad + 1] = ("%s\n  input: %s\n  node:  %s\n  lua:   %s"):format(what, input,
+        tostring(exp), tostring(got)) end
+    end
+    for i, d in ipairs(docs) do
+      local c, err = json.canonical(d)
+      if c ~= want[i] then mismatch("canonical", d, c or err, want[i]) end
+      local tree = json.decode_ordered(d)
+      local s = tree ~= nil and json.stringify(tree)
+      if s ~= want[i] then mismatch("decode_ordered + stringify", d, s, want[i]) end
+    end
+    for i, body in ipairs(reqs) do
+      local t = assert(cjson.decode(body), body)
+      local lang = t.language == nil and "javascript" or t.language
+      local s, err = json.task_json(body, lang)
+      local got = s and sha(s) or err
+      if got ~= want[#docs + i] then mismatch("taskHash", body, (s or err), want[#docs + i]) end
+    end
+    jit.on()
+    assert(#bad == 0, "differences from node:\n" .. concat(bad, "\n"))
+  end)
+
+  it("covers what it claims: index keys, duplicates, lone surrogates, exponents, -0, big integers", function()
+    local G = gen(0x2545F491)
+    local all = {}
+    for i = 1, 10000 do all[i] = G.document(true) end
+    all = concat(all, "\n")
+    for _, p in ipairs({ '"4294967295"', '"007"', "\\ud800", "\\ud83d\\ude00", "e%-3%d%d", "e%+?3%d%d", "%-0[,%]}]",
+      "%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d", "中文", "\\u001f" }) do
+      assert.truthy(all:find(p), p)
+    end
+    assert.is_true(G.stats.index_keys > 1000, tostring(G.stats.index_keys))
+    assert.is_true(G.stats.duplicate_keys > 1000, tostring(G.stats.duplicate_keys))
+  end)
+end)
