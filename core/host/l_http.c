@@ -11,15 +11,43 @@
  *   req = { method, path, query, headers = {lowercase name = value},
  *           body, authority (the Host), peer, version }
  *   srv.port, srv.active (requests in flight), srv:close() (stop accepting),
- *   srv:shutdown() (also close idle keep-alive connections)
+ *   srv:shutdown() (also close idle keep-alive connections),
+ *   srv:stats() -> { connections, accepted, rejected_per_client,
+ *                    rejected_fd_reserve, timeout_header, timeout_body,
+ *                    clients, fds_open, fd_limit }
+ *
+ * Connection budgets (so idle sockets cannot starve the rest of the
+ * process of descriptors; every option has a default and 0 turns the
+ * caps off):
+ *   max_connections_per_client = 64   open connections per peer IPv4
+ *                                     address or IPv6 /64
+ *   fd_reserve = 64        descriptors kept free for everything else
+ *                          (a worker spawn needs 8 at once, 3 while it
+ *                          runs): a connection accepted with fewer free
+ *                          is closed at once
+ *   header_timeout = 10    seconds to receive a request head, from the
+ *                          accept or the end of the previous request
+ *                          (so also the keep-alive idle limit)
+ *   body_timeout = 30      seconds to receive the whole request, head and
+ *                          body, counted from the same point
+ * A connection over a cap gets a bare 503 and is closed before h2o sees
+ * it. A timed-out one is shut down (shutdown(2)); h2o then reads EOF and
+ * tears it down the ordinary way. A request whose handler is running is
+ * never timed out here.
  *
  * A request whose client went away before the handler answered is
  * forgotten: h2o disposes of the request's memory pool, a shared cell in
  * that pool tells us (pending->req = NULL) and the answer is dropped.
  */
+#define _GNU_SOURCE /* memmem */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <lauxlib.h>
@@ -31,6 +59,37 @@
 #include "lwp.h"
 
 #define SERVER_MT "workproof.http_server"
+
+#define CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* open connections of one client: a peer IPv4 address or IPv6 /64 */
+struct client {
+	uint8_t key[16];       /* IPv4 as ::ffff:a.b.c.d, IPv6 as its /64 */
+	unsigned count;
+	struct client *next;   /* hash chain */
+};
+
+struct server;
+
+/*
+ * One accepted connection, alive from the accept to h2o's close of its
+ * socket. tcp is the first member: h2o's close callback hands back &tcp.
+ * The timer enforces header_timeout / body_timeout; its data points at
+ * base so the host's teardown walk closes it like any host handle.
+ */
+struct conn {
+	uv_tcp_t tcp;
+	struct wp_hbase base;
+	uv_timer_t timer;
+	struct server *srv;
+	h2o_socket_t *sock;    /* NULL once h2o disposed of the socket */
+	struct client *client;
+	uint64_t clock;        /* loop ms at which the current request began */
+	int busy;              /* requests whose handler has not answered */
+	int open;              /* handles not yet closed (tcp, timer) */
+	int killed;
+	struct conn *prev, *next;
+};
 
 struct server {
 	struct wp_hbase base;
@@ -46,6 +105,16 @@ struct server {
 	long served;
 	int port;
 	int started;           /* context and config initialised */
+	/* connection budgets (see the top of this file) */
+	unsigned max_per_client;
+	int fd_reserve;
+	uint64_t header_ms, body_ms;
+	struct conn *conns;    /* every open connection */
+	long nconns;
+	struct client **buckets;
+	size_t nbuckets, nclients;
+	double accepted, rejected_per_client, rejected_fd_reserve;
+	double timeout_header, timeout_body;
 	/* static answers served in C without entering Lua (health checks must
 	 * stay cheap and answer even while Lua is busy): srv:static() */
 	struct static_route {
@@ -62,10 +131,18 @@ struct server {
 
 static struct server *servers;
 
+/* descriptor accounting, process-wide: connections of every server plus
+ * the other descriptors as last counted in /proc/self/fd */
+static long all_conns;
+static long fd_other = -1;
+static long fd_limit;
+static uint64_t fd_sampled_at;
+
 struct pending {
 	h2o_req_t *req;        /* NULL once h2o disposed of the request */
 	struct pending **cell; /* in req->pool; its dispose callback nulls req */
 	struct server *srv;
+	struct conn *conn;     /* NULL once the request let go of it */
 };
 
 static const char *reason(int status);
@@ -74,8 +151,12 @@ static void on_req_disposed(void *p)
 {
 	struct pending **cell = p;
 
-	if (*cell)
+	if (*cell) {
 		(*cell)->req = NULL;
+		if ((*cell)->conn)   /* the connection may go before the answer */
+			(*cell)->conn->busy--;
+		(*cell)->conn = NULL;
+	}
 }
 
 static void push_iov(lua_State *L, h2o_iovec_t v)
@@ -156,12 +237,28 @@ static int try_static(struct server *srv, h2o_req_t *req)
 	return 0;
 }
 
+/* the connection record of a request (NULL for a socket we did not accept) */
+static struct conn *conn_of(h2o_req_t *req)
+{
+	h2o_socket_t *sock;
+	struct conn *c;
+
+	if (!req->conn->callbacks->get_socket)
+		return NULL;
+	sock = req->conn->callbacks->get_socket(req->conn);
+	c = sock ? sock->on_close.data : NULL;
+	return c && c->sock == sock ? c : NULL;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
 	struct server *srv = *(struct server **)(self + 1);
 	lua_State *L = srv->L;
 	struct pending *p;
+	struct conn *c = conn_of(req);
 
+	if (c)   /* the request is in: the next one's clock starts now */
+		c->clock = uv_now(srv->ctx.loop);
 	if (srv->nstatics && try_static(srv, req))
 		return 0;
 	p = malloc(sizeof(*p));
@@ -172,6 +269,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 	}
 	p->req = req;
 	p->srv = srv;
+	p->conn = c;
+	if (p->conn)
+		p->conn->busy++;
 	p->cell = h2o_mem_alloc_shared(&req->pool, sizeof(*p->cell), on_req_disposed);
 	*p->cell = p;
 	srv->active++;
@@ -230,6 +330,10 @@ static int l_respond(lua_State *L)
 	p->srv->served++;
 	if (req)
 		*p->cell = NULL;   /* h2o may dispose during send: detach first */
+	if (p->conn) {
+		p->conn->busy--;
+		p->conn->clock = uv_now(p->srv->ctx.loop);
+	}
 	free(p);
 	if (!req)
 		return 0;
@@ -266,24 +370,342 @@ static int l_respond(lua_State *L)
 static int l_static(lua_State *L);
 static int l_static_hits(lua_State *L);
 
+/* --- connection budgets --------------------------------------------- */
+
+static void client_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	memset(key, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		/* a v4-mapped peer is that IPv4 address; any other IPv6 peer
+		 * counts by its /64 (one host usually owns the whole /64) */
+		memcpy(key, a, IN6_IS_ADDR_V4MAPPED(a) ? 16 : 8);
+	}
+}
+
+static size_t key_hash(const uint8_t key[16], size_t nbuckets)
+{
+	uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+
+	for (int i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 1099511628211ULL;
+	return (size_t)(h ^ (h >> 32)) & (nbuckets - 1);
+}
+
+static struct client *client_find(struct server *srv, const uint8_t key[16])
+{
+	if (!srv->nbuckets)
+		return NULL;
+	for (struct client *c = srv->buckets[key_hash(key, srv->nbuckets)]; c; c = c->next)
+		if (!memcmp(c->key, key, 16))
+			return c;
+	return NULL;
+}
+
+/* double the table when it gets crowded; a failed grow keeps the old one */
+static void clients_grow(struct server *srv)
+{
+	size_t n = srv->nbuckets ? srv->nbuckets * 2 : 64;
+	struct client **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return;
+	for (size_t i = 0; i < srv->nbuckets; i++) {
+		struct client *c = srv->buckets[i], *next;
+
+		for (; c; c = next) {
+			size_t k = key_hash(c->key, n);
+
+			next = c->next;
+			c->next = b[k];
+			b[k] = c;
+		}
+	}
+	free(srv->buckets);
+	srv->buckets = b;
+	srv->nbuckets = n;
+}
+
+static struct client *client_get(struct server *srv, const uint8_t key[16])
+{
+	struct client *c = client_find(srv, key);
+	size_t k;
+
+	if (c)
+		return c;
+	if (srv->nclients >= srv->nbuckets)
+		clients_grow(srv);
+	if (!srv->nbuckets)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	memcpy(c->key, key, 16);
+	k = key_hash(key, srv->nbuckets);
+	c->next = srv->buckets[k];
+	srv->buckets[k] = c;
+	srv->nclients++;
+	return c;
+}
+
+static void client_put(struct server *srv, struct client *c)
+{
+	struct client **pp;
+
+	if (--c->count)
+		return;
+	for (pp = &srv->buckets[key_hash(c->key, srv->nbuckets)]; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			srv->nclients--;
+			free(c);
+			return;
+		}
+}
+
+static void clients_free(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nbuckets; i++)
+		while (srv->buckets[i]) {
+			struct client *next = srv->buckets[i]->next;
+
+			free(srv->buckets[i]);
+			srv->buckets[i] = next;
+		}
+	free(srv->buckets);
+	srv->buckets = NULL;
+	srv->nbuckets = srv->nclients = 0;
+}
+
+/* descriptors open now, or -1 (errno says why: EMFILE when none is left
+ * even to open the directory) */
+static long count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	long n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;   /* the directory's own descriptor */
+}
+
+static void sample_fds(void)
+{
+	struct rlimit rl;
+	long n;
+
+	fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+		   rl.rlim_cur < (rlim_t)LONG_MAX ? (long)rl.rlim_cur : LONG_MAX;
+	n = count_fds();
+	if (n >= 0)
+		fd_other = n - all_conns;
+	else if (errno == EMFILE || errno == ENFILE)
+		fd_other = fd_limit;   /* not even one left */
+	else
+		fd_other = -1;         /* no /proc: the reserve cannot be kept */
+}
+
+/*
+ * Whether one more connection (its descriptor already open, not yet
+ * counted in all_conns) would eat into the reserve. The other descriptors
+ * are counted at most every 100 ms, and on every accept near the edge,
+ * where being exact matters; in between, connections are counted exactly
+ * and the reserve absorbs the rest.
+ */
+static int fd_budget_exhausted(struct server *srv)
+{
+	uint64_t now = uv_now(srv->ctx.loop);
+	long open;
+
+	if (srv->fd_reserve <= 0)
+		return 0;
+	if (fd_other < 0 || now - fd_sampled_at >= 100 ||
+	    fd_other + all_conns + 1 + 2L * srv->fd_reserve >= fd_limit) {
+		sample_fds();
+		fd_sampled_at = now;
+		if (fd_other >= 0)
+			fd_other--;   /* the new connection is in the count */
+	}
+	if (fd_other < 0)
+		return 0;
+	open = fd_other + all_conns + 1;
+	return open > fd_limit - srv->fd_reserve;
+}
+
+static void conn_free_part(struct conn *c)
+{
+	if (--c->open == 0)
+		free(c);
+}
+
+static void conn_timer_closed(uv_handle_t *h)
+{
+	conn_free_part(CONTAINER_OF(h->data, struct conn, base));
+}
+
+/* the tcp handle is closed: by h2o (its socket's close callback) or by
+ * the host's teardown */
+static void conn_tcp_closed(uv_handle_t *h)
+{
+	struct conn *c = (struct conn *)h;
+	struct server *srv = c->srv;
+
+	c->sock = NULL;
+	if (c->client)
+		client_put(srv, c->client);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	all_conns--;
+	if (!uv_is_closing((uv_handle_t *)&c->timer))
+		uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
+	conn_free_part(c);
+}
+
+/* h2o disposed of the socket (its input buffer is gone); the handle
+ * closes right after */
+static void conn_sock_disposed(void *data)
+{
+	struct conn *c = data;
+
+	c->sock = NULL;
+}
+
+static int head_complete(const h2o_buffer_t *in)
+{
+	if (!in || !in->bytes || !in->size)
+		return 0;
+	/* picohttpparser ends a head at an empty line, CRLF or bare LF */
+	return memmem(in->bytes, in->size, "\r\n\r\n", 4) || memmem(in->bytes, in->size, "\n\n", 2);
+}
+
+static void on_conn_timer(uv_timer_t *t)
+{
+	struct conn *c = CONTAINER_OF(t->data, struct conn, base);
+	struct server *srv = c->srv;
+	uint64_t now = uv_now(t->loop), limit, spent;
+	int body;
+	uv_os_fd_t fd;
+
+	if (!c->sock || c->killed || uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	if (c->busy > 0) {   /* a handler is working: look again later */
+		uv_timer_start(t, on_conn_timer, srv->header_ms, 0);
+		return;
+	}
+	/* h2o keeps a request's bytes in the socket's input buffer until its
+	 * answer is sent: a complete head there means the body is coming */
+	body = head_complete(c->sock->input);
+	limit = body ? srv->body_ms : srv->header_ms;
+	spent = now - c->clock;
+	if (spent < limit) {
+		uv_timer_start(t, on_conn_timer, limit - spent, 0);
+		return;
+	}
+	c->killed = 1;
+	if (body)
+		srv->timeout_body++;
+	else
+		srv->timeout_header++;
+	/* h2o owns the socket: end it under h2o, which then reads EOF (or
+	 * fails a write) and closes the connection the ordinary way */
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+static void reject_closed(uv_handle_t *h)
+{
+	free(CONTAINER_OF((uv_tcp_t *)h, struct conn, tcp));
+}
+
+/* over a budget: a bare 503 (best effort, the socket is fresh) and close */
+static void reject(struct conn *c)
+{
+	static const char res[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+				  "Connection: close\r\nRetry-After: 1\r\n\r\n";
+	uv_buf_t b = uv_buf_init((char *)res, sizeof(res) - 1);
+
+	uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	uv_close((uv_handle_t *)&c->tcp, reject_closed);
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct server *srv = listener->data;
-	uv_tcp_t *conn;
+	struct sockaddr_storage ss;
+	int sl = sizeof(ss);
+	uint8_t key[16];
+	struct client *cl;
+	struct conn *c;
 	h2o_socket_t *sock;
 
 	if (status != 0)
 		return;
-	conn = malloc(sizeof(*conn));
-	if (!conn)
+	c = calloc(1, sizeof(*c));
+	if (!c)
 		return;
-	uv_tcp_init(listener->loop, conn);
-	if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-		uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+	uv_tcp_init(listener->loop, &c->tcp);
+	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+		uv_close((uv_handle_t *)&c->tcp, reject_closed);
 		return;
 	}
-	uv_tcp_nodelay(conn, 1);
-	sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+	memset(&ss, 0, sizeof(ss));
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) != 0)
+		ss.ss_family = AF_UNSPEC;
+	client_key((struct sockaddr *)&ss, key);
+	cl = client_find(srv, key);
+	if (srv->max_per_client && cl && cl->count >= srv->max_per_client) {
+		srv->rejected_per_client++;
+		reject(c);
+		return;
+	}
+	if (fd_budget_exhausted(srv)) {
+		srv->rejected_fd_reserve++;
+		reject(c);
+		return;
+	}
+	cl = client_get(srv, key);
+	if (!cl) {   /* out of memory: refuse rather than go uncounted */
+		uv_close((uv_handle_t *)&c->tcp, reject_closed);
+		return;
+	}
+	cl->count++;
+	c->client = cl;
+	c->srv = srv;
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	all_conns++;
+	srv->accepted++;
+	c->base.magic = WP_HBASE_MAGIC;
+	c->base.close_cb = conn_timer_closed;
+	uv_timer_init(listener->loop, &c->timer);
+	c->timer.data = &c->base;
+	c->open = 2;
+	c->clock = uv_now(listener->loop);
+	uv_timer_start(&c->timer, on_conn_timer, srv->header_ms, 0);
+	uv_tcp_nodelay(&c->tcp, 1);
+	sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, conn_tcp_closed);
+	c->sock = sock;
+	/* on_close is the application's hook on a server socket (h2o's own
+	 * server counts connections with it); data finds the record again */
+	sock->on_close.cb = conn_sock_disposed;
+	sock->on_close.data = c;
 	h2o_accept(&srv->accept_ctx, sock);
 }
 
@@ -319,6 +741,33 @@ static int l_shutdown(lua_State *L)
 	return 0;
 }
 
+static void set_num(lua_State *L, const char *k, double v)
+{
+	lua_pushnumber(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static int l_stats(lua_State *L)
+{
+	struct server *srv = check_server(L);
+
+	sample_fds();
+	fd_sampled_at = uv_now(srv->ctx.loop);
+	lua_createtable(L, 0, 10);
+	set_num(L, "connections", (double)srv->nconns);
+	set_num(L, "clients", (double)srv->nclients);
+	set_num(L, "accepted", srv->accepted);
+	set_num(L, "rejected_per_client", srv->rejected_per_client);
+	set_num(L, "rejected_fd_reserve", srv->rejected_fd_reserve);
+	set_num(L, "timeout_header", srv->timeout_header);
+	set_num(L, "timeout_body", srv->timeout_body);
+	if (fd_other >= 0)
+		set_num(L, "fds_open", (double)(fd_other + all_conns));
+	if (fd_limit != LONG_MAX)
+		set_num(L, "fd_limit", (double)fd_limit);
+	return 1;
+}
+
 static int l_index(lua_State *L)
 {
 	struct server *srv = check_server(L);
@@ -340,6 +789,8 @@ static int l_index(lua_State *L)
 		lua_pushcfunction(L, l_static);
 	else if (!strcmp(k, "static_hits"))
 		lua_pushcfunction(L, l_static_hits);
+	else if (!strcmp(k, "stats"))
+		lua_pushcfunction(L, l_stats);
 	else
 		lua_pushnil(L);
 	return 1;
@@ -445,7 +896,8 @@ static int l_listen(lua_State *L)
 	h2o_pathconf_t *pathconf;
 	h2o_handler_t *handler;
 	const char *host;
-	lua_Integer port, max_body;
+	lua_Integer port, max_body, per_client, fd_reserve;
+	lua_Number header_timeout, body_timeout;
 	int reuseport, rc;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -457,10 +909,26 @@ static int l_listen(lua_State *L)
 	max_body = luaL_optinteger(L, -1, 2 * 1024 * 1024);
 	lua_getfield(L, 1, "reuseport");
 	reuseport = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+	lua_getfield(L, 1, "max_connections_per_client");
+	per_client = luaL_optinteger(L, -1, 64);
+	lua_getfield(L, 1, "fd_reserve");
+	fd_reserve = luaL_optinteger(L, -1, 64);
+	lua_getfield(L, 1, "header_timeout");
+	header_timeout = luaL_optnumber(L, -1, 10);
+	lua_getfield(L, 1, "body_timeout");
+	body_timeout = luaL_optnumber(L, -1, header_timeout > 30 ? header_timeout : 30);
+	lua_pop(L, 4);
 	lua_getfield(L, 1, "handler");
 	luaL_argcheck(L, lua_isfunction(L, -1), 1, "handler must be a function");
 	luaL_argcheck(L, port >= 0 && port <= 65535, 1, "port out of range");
 	luaL_argcheck(L, max_body >= 0, 1, "max_body out of range");
+	luaL_argcheck(L, per_client >= 0 && per_client <= INT_MAX, 1,
+		      "max_connections_per_client out of range");
+	luaL_argcheck(L, fd_reserve >= 0 && fd_reserve <= 1048576, 1, "fd_reserve out of range");
+	luaL_argcheck(L, header_timeout >= 0.01 && header_timeout <= 86400, 1,
+		      "header_timeout out of range");
+	luaL_argcheck(L, body_timeout >= header_timeout && body_timeout <= 86400, 1,
+		      "body_timeout out of range (at least header_timeout)");
 
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
@@ -470,6 +938,14 @@ static int l_listen(lua_State *L)
 	srv->base.magic = WP_HBASE_MAGIC;
 	srv->base.close_cb = listener_closed;
 	srv->L = h->L;
+	srv->max_per_client = (unsigned)per_client;
+	srv->fd_reserve = (int)fd_reserve;
+	srv->header_ms = (uint64_t)(header_timeout * 1000 + 0.5);
+	srv->body_ms = (uint64_t)(body_timeout * 1000 + 0.5);
+	sample_fds();
+	if (fd_reserve && fd_limit != LONG_MAX && fd_reserve >= fd_limit / 2)
+		wp_log(WP_LOG_WARN, "http_listen: fd_reserve %ld leaves few of the %ld descriptors "
+		       "(RLIMIT_NOFILE) for connections", (long)fd_reserve, fd_limit);
 	rc = bind_listener(srv, h->loop, host, (int)port, reuseport);
 	if (rc) {
 		/* the listener's close callback has not run yet: keep srv (tiny,
@@ -491,6 +967,11 @@ static int l_listen(lua_State *L)
 
 	h2o_config_init(&srv->config);
 	srv->config.max_request_entity_size = (size_t)max_body;
+	/* the connection timer enforces both timeouts; h2o's own (a deadline
+	 * for the whole request, and HTTP/2's idle limit) stay as a backstop
+	 * just behind it */
+	srv->config.http1.req_timeout = srv->body_ms + 1000;
+	srv->config.http2.idle_timeout = srv->body_ms + 1000;
 	srv->config.server_name = h2o_iovec_init(H2O_STRLIT("workproof"));
 	hostconf = h2o_config_register_host(&srv->config,
 					    h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -590,6 +1071,13 @@ void wp_host_http_shutdown(void)
 			srv->listening = 0;
 			uv_close((uv_handle_t *)&srv->listener, listener_closed);
 		}
+		/* connections still open: close their handles with our callbacks
+		 * so the records go (h2o's side of them stays to the exit) */
+		for (struct conn *c = srv->conns; c; c = c->next) {
+			c->sock = NULL;
+			if (!uv_is_closing((uv_handle_t *)&c->tcp))
+				uv_close((uv_handle_t *)&c->tcp, conn_tcp_closed);
+		}
 		/* h2o refuses to dispose of a context whose timeouts still
 		 * hold entries (a connection not yet torn down): then leave it
 		 * to the process exit rather than abort */
@@ -610,6 +1098,7 @@ void wp_host_http_free(void)
 
 		for (int i = 0; i < servers->nstatics; i++)
 			free(servers->statics[i].body);
+		clients_free(servers);
 		if (!servers->started)   /* a context still in use stays allocated */
 			free(servers);
 		servers = next;

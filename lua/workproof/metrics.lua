@@ -6,7 +6,13 @@
 --   m:counter("wp_requests_total", "HTTP requests", { route = "/verify", status = "200" })
 --   m:observe("wp_request_seconds", "Request latency", 0.012, { route = "/verify" })
 --   m:gauge("wp_workers_active", "Active workers", 3)
---   labels may also be a preformatted key string: 'route="/health",status="200"'
+--   labels may also be a key string preformatted once with metrics.key(labels)
+--   (hot paths): 'route="/health",status="200"'
+--
+-- Label values are escaped as the text format says (backslash, double
+-- quote, newline), HELP text too (backslash, newline). Callers keep label
+-- values to a fixed set (route patterns, never raw request paths): every
+-- distinct value is a series for good.
 
 --   m:render() -> text
 local pairs, ipairs, tostring, type, format, concat, sort =
@@ -24,6 +30,11 @@ end
 local function escape(v)
   return (tostring(v):gsub("[\\\n\"]", { ["\\"] = "\\\\", ["\n"] = "\\n", ['"'] = '\\"' }))
 end
+_M.escape = escape
+
+local function escape_help(v)
+  return (tostring(v):gsub("[\\\n]", { ["\\"] = "\\\\", ["\n"] = "\\n" }))
+end
 
 local function label_key(labels)
   if not labels then return "" end
@@ -36,6 +47,10 @@ local function label_key(labels)
   for i, k in ipairs(keys) do parts[i] = k .. '="' .. escape(labels[k]) .. '"' end
   return concat(parts, ",")
 end
+
+--- The label key string of a labels table (sorted names, escaped values),
+-- to format once and pass instead of the table on hot paths.
+function _M.key(labels) return label_key(labels) end
 
 local function family(self, name, help, kind)
   local f = self.families[name]
@@ -110,7 +125,7 @@ function _M:render()
   local out = {}
   for _, name in ipairs(self.order) do
     local f = self.families[name]
-    out[#out + 1] = "# HELP " .. name .. " " .. f.help
+    out[#out + 1] = "# HELP " .. name .. " " .. escape_help(f.help)
     out[#out + 1] = "# TYPE " .. name .. " " .. f.kind
     for _, key in ipairs(f.keys) do
       local s = f.series[key]

@@ -1,0 +1,149 @@
+-- SPDX-License-Identifier: MIT
+-- /metrics under hostile clients: request paths and methods never become
+-- label values (routes are patterns from a fixed set), the page stays
+-- valid exposition text for a real parser (promtool, Debian's `prometheus`
+-- package, installed by `make deps`) and its size stays bounded however
+-- many unique paths clients send.
+local h = require "helpers"
+local metrics = require "workproof.metrics"
+
+local CONFIG = [[
+return {
+  state_dir = "@DIR@/var",
+  policies_dir = "@DIR@/policies",
+  policies = { rate_limit = { config = { limit = 100000 } } },
+}
+]]
+
+local PROMTOOL = "/usr/bin/promtool"
+
+-- promtool check metrics reads the page on stdin; returns ok, its output
+local function promtool(text)
+  local out, st = h.run(PROMTOOL, { "check", "metrics" }, text)
+  return st.exit_status == 0 and st.term_signal == 0, out .. st.stderr
+end
+
+-- one curl for many requests (a config file: 8 KB paths do not fit an
+-- argument list); --request-target sends the target bytes as given
+local function requests(srv, method, targets)
+  local cfg = os.tmpname()
+  local lines = {}
+  for i, t in ipairs(targets) do
+    if i > 1 then lines[#lines + 1] = "next" end
+    lines[#lines + 1] = ('url = "%s/"'):format(srv.url)
+    lines[#lines + 1] = ('request = "%s"'):format(method)
+    lines[#lines + 1] = ('request-target = "%s"'):format((t:gsub("\\", "\\\\"):gsub('"', '\\"')))
+    lines[#lines + 1] = 'output = "/dev/null"'
+    lines[#lines + 1] = 'write-out = "%{http_code}\\n"'
+    lines[#lines + 1] = "silent"
+    lines[#lines + 1] = "globoff"
+    lines[#lines + 1] = 'max-time = "60"'
+  end
+  h.write(cfg, table.concat(lines, "\n") .. "\n")
+  local out = h.run("/usr/bin/curl", { "-K", cfg })
+  os.remove(cfg)
+  local codes = {}
+  for c in out:gmatch("(%d+)\n") do codes[#codes + 1] = tonumber(c) end
+  return codes
+end
+
+describe("metrics exposition (unit)", function()
+  it("escapes label values and HELP text as the text format says", function()
+    local m = metrics.new()
+    m:counter("wp_x_total", "a help\\with\nnewline", { route = 'a"}x{b="c\\d\ne' })
+    local text = m:render()
+    assert.matches('# HELP wp_x_total a help\\\\with\\nnewline\n', text, 1, true)
+    assert.matches('wp_x_total{route="a\\"}x{b=\\"c\\\\d\\ne"} 1\n', text, 1, true)
+    local ok, out = promtool(text)
+    assert.is_true(ok, out)
+  end)
+
+  it("promtool rejects a page with an unescaped label value (the check can fail)", function()
+    local ok = promtool('# HELP wp_x_total x\n# TYPE wp_x_total counter\nwp_x_total{route="a"}x{b="c"} 1\n')
+    assert.is_false(ok)
+  end)
+
+  it("metrics.key preformats the same key as a labels table", function()
+    local m = metrics.new()
+    local key = metrics.key({ status = 405, route = '/x"y' })
+    assert.equal('route="/x\\"y",status="405"', key)
+    m:counter("wp_y_total", "y", key)
+    m:counter("wp_y_total", "y", { route = '/x"y', status = 405 })
+    assert.equal(2, m:value("wp_y_total", key))
+  end)
+end)
+
+describe("/metrics under hostile requests #integration", function()
+  local srv
+  setup(function()
+    local dir = h.tmpdir()
+    os.execute("mkdir -p " .. h.q(dir .. "/policies") .. " && cp policies/*.lua " .. h.q(dir .. "/policies/"))
+    srv = h.start_controller(CONFIG, { dir = dir })
+  end)
+  teardown(function() h.stop(srv) end)
+
+  local function page()
+    local st, _, text = h.http("GET", srv.url .. "/metrics")
+    assert.equal(200, st)
+    return text
+  end
+
+  it("hostile paths and methods label with route patterns; the page parses", function()
+    -- 405s on every known route, with paths and methods a client chose
+    local codes = requests(srv, "DELETE", { '/verify/a"}x{b="c', "/verify/a\\b", "/verify", "/health",
+      "/metrics", "/info", "/admin/reload" })
+    assert.same({ 405, 405, 405, 405, 405, 405, 405 }, codes)
+    codes = requests(srv, "BREW", { '/verify/"}', "/nope/%0a", '/x"}y{z="1' })
+    assert.same({ 405, 404, 404 }, codes)
+    codes = requests(srv, "GET", { "/verify/" .. ("ab"):rep(40), '/q"}{' })
+    assert.same({ 404, 404 }, codes)
+
+    local text = page()
+    local ok, out = promtool(text)
+    assert.is_true(ok, out .. "\n" .. text)
+    -- the only route label values are patterns
+    local allowed = { ["/health"] = true, ["/verify"] = true, ["/verify/:id"] = true, ["/info"] = true,
+      ["/metrics"] = true, ["/admin/reload"] = true, other = true }
+    local n = 0
+    for route in text:gmatch('route="([^"]*)"') do
+      assert.is_true(allowed[route] == true, "route label " .. route)
+      n = n + 1
+    end
+    assert.is_true(n > 0)
+    assert.matches('wp_http_requests_total{route="/verify/:id",status="405"} 3', text, 1, true)
+    assert.matches('wp_http_requests_total{route="/verify/:id",status="404"} 1', text, 1, true)
+    assert.matches('wp_http_requests_total{route="/health",status="405"} 1', text, 1, true)
+    assert.matches('wp_http_requests_total{route="other",status="404"} 3', text, 1, true)
+    assert.not_matches("BREW", text, 1, true)
+    assert.not_matches("nope", text, 1, true)
+  end)
+
+  it("300 requests with unique 8 KB paths leave the page's size bounded", function()
+    local before = #page()
+    local targets = {}
+    for i = 1, 150 do
+      targets[#targets + 1] = ("/verify/%04d"):format(i) .. ("f"):rep(8192)
+    end
+    local codes = requests(srv, "DELETE", targets)
+    assert.equal(150, #codes)
+    targets = {}
+    for i = 1, 150 do
+      targets[#targets + 1] = ("/unknown/%04d/"):format(i) .. ("z"):rep(8192)
+    end
+    codes = requests(srv, "POST", targets)
+    assert.equal(150, #codes)
+    local text = page()
+    -- the same series as before (counts changed, at most a few new
+    -- (route, status) pairs): nothing grows with the paths
+    assert.is_true(#text < before + 4096, ("page grew from %d to %d bytes"):format(before, #text))
+    assert.is_true(#text < 64 * 1024, "page is " .. #text .. " bytes")
+    assert.not_matches(("f"):rep(64), text, 1, true)
+    local ok, out = promtool(text)
+    assert.is_true(ok, out)
+    -- /health answered promptly after the flood
+    local t0 = require("workproof.host").now()
+    local st = h.http("GET", srv.url .. "/health")
+    assert.equal(200, st)
+    assert.is_true(require("workproof.host").now() - t0 < 1)
+  end)
+end)
