@@ -122,6 +122,15 @@ end
 local Client = {}
 Client.__index = Client
 
+-- methods that change state: never re-sent by the client itself
+local WRITES = { eth_sendRawTransaction = true, eth_sendTransaction = true }
+
+local function retryable(err)
+  err = tostring(err)
+  return err:find("^EHTTP: Couldn't connect") ~= nil or err:find("^EHTTP: Recv failure") ~= nil
+    or err:find("^EHTTP: Failure when receiving") ~= nil or err:find("^EHTTP: Server returned nothing") ~= nil
+end
+
 --- rpc.new(url [, opts]) -> client
 -- opts: timeout (seconds, 30), connect_timeout, headers ({name = value}),
 -- max_response (bytes, 16 MiB).
@@ -181,6 +190,15 @@ function Client:call(method, params)
   if params ~= nil and type(params) ~= "table" then error("rpc:call: params must be a table", 2) end
   local id = self:next_id()
   local obj, status = self:post(request_json(id, method, params))
+  -- a read that never reached the node (refused, reset: a node under a burst
+  -- of connections) is asked again, twice, shortly after; a write is not
+  -- (its outcome is the caller's to resolve), nor a timeout (it would only
+  -- multiply the wait)
+  for attempt = 1, 2 do
+    if obj or WRITES[method] or not retryable(status) or not host.in_coroutine() then break end
+    host.sleep(0.05 * attempt * attempt)
+    obj, status = self:post(request_json(id, method, params))
+  end
   if not obj then return nil, status end
   if type(obj) ~= "table" then return nil, "EPROTO: response is not a JSON-RPC object" end
   if obj.error ~= nil and obj.error ~= cjson.null then return nil, rpc_error(obj.error), obj.error end
