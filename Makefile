@@ -13,10 +13,10 @@ CMAKE      := cmake
 
 # Debian 12 packages the build, the tests and the tools need.
 APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
-	libluajit-5.1-dev luajit lua-cjson lua-busted lua-check \
+	libluajit-5.1-dev luajit lua-cjson lua-busted lua-check cppcheck \
 	libuv1-dev libsodium-dev libsecp256k1-dev nettle-dev libssl-dev openssl \
 	libgmp-dev libsqlite3-dev libseccomp-dev libcurl4-openssl-dev libh2o-dev \
-	wrk nodejs qemu-system-x86 cpio xz-utils
+	wrk nodejs qemu-system-x86 cpio xz-utils prometheus
 
 .PHONY: all deps build run serve demo test bench fuzz test-asan lint clean
 

@@ -12,6 +12,11 @@ return {
   -- store = "./var/workproof.db",  -- SQLite file (default: <state_dir>/workproof.db)
   -- policies_dir = "<repo>/policies",
   watch = true,                     -- reload on changes to policies/ and this file
+  policy_budget = {                 -- a policy that loops or allocates without bound is stopped
+    load_ms = 2000,                 -- a file's main chunk; then its schema checks and self_check
+    hook_ms = 250,                  -- one hook call (over it: the hook's fallback)
+    mem_mb = 256,                   -- Lua heap growth during one call
+  },
   log_level = "info",               -- debug | info | warn | error
 
   worker = {
@@ -29,6 +34,12 @@ return {
     max_depth = 32,                 -- JSON nesting
     timeout_min = 5, timeout_max = 60, timeout_default = 30,   -- timeoutSeconds
     shutdown_grace = 65,            -- seconds in-flight requests get on SIGTERM
+    -- connection budgets (docs/operations.md, "Connections and descriptors");
+    -- taken at start, not on reload
+    max_connections_per_client = 64,  -- per IPv4 address / IPv6 /64; 0: no cap (behind a proxy)
+    fd_reserve = 64,                -- descriptors kept free for workers and the store; 0: off
+    header_timeout = 10,            -- seconds to send a request head (also the keep-alive idle limit)
+    body_timeout = 30,              -- seconds to send the whole request, head and body
   },
 
   -- the request flow, in order; drop, reorder, or add a stage that is a

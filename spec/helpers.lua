@@ -90,9 +90,11 @@ end
 
 --- HTTP over loopback with curl (a separate process, so the server under
 -- test and this client never share a loop turn). Returns status, headers
--- (lowercase names), body.
-function _M.http(method, url, body, headers)
+-- (lowercase names), body. opts.from: a loopback source address (each one
+-- is a different client to the rate limiter and the worker caps).
+function _M.http(method, url, body, headers, opts)
   local args = { "-s", "-i", "-X", method, "--max-time", "90" }
+  if opts and opts.from then args[#args + 1] = "--interface"; args[#args + 1] = opts.from end
   for k, v in pairs(headers or {}) do args[#args + 1] = "-H"; args[#args + 1] = k .. ": " .. v end
   if body then args[#args + 1] = "--data-binary"; args[#args + 1] = "@-" end
   args[#args + 1] = url
@@ -126,8 +128,14 @@ function _M.start_controller(config_src, opts)
   local f = assert(io.open(cfg, "w"))
   f:write((((config_src or "return {}"):gsub("@DIR@", dir))))
   f:close()
-  local p = assert(host.process_spawn { file = _M.build .. "/workproof",
-    args = { "serve", cfg, "--listen", opts.listen or "127.0.0.1:0" }, timeout = opts.timeout or 600,
+  local file, args = _M.build .. "/workproof", { "serve", cfg, "--listen", opts.listen or "127.0.0.1:0" }
+  if opts.nofile then   -- a descriptor limit (RLIMIT_NOFILE); exec keeps the pid the controller's
+    table.insert(args, 1, file)
+    table.insert(args, 1, ("ulimit -n %d && exec \"$0\" \"$@\""):format(opts.nofile))
+    table.insert(args, 1, "-c")
+    file = "/bin/sh"
+  end
+  local p = assert(host.process_spawn { file = file, args = args, timeout = opts.timeout or 600,
     stderr_limit = 1048576 })
   local buf = ""
   while not buf:find("listening on") do
@@ -164,6 +172,36 @@ function _M.start_anvil(dir)
   end
   return { url = buf:match("listening on (http://127%.0%.0%.1:%d+)"), dep = cjson.decode(_M.read(dir .. "/dep.json")),
     dir = dir, proc = p }
+end
+
+--- Start the fault-injecting JSON-RPC proxy (spec/fixtures/rpcproxy.cjs) in
+-- front of `target` on a free loopback port; it stops by itself. Returns
+-- { url, proc, control = function(cmd) -> state, rules = function(list),
+-- state = function(), stop = function() } (see the fixture for the rules).
+function _M.start_rpc_proxy(target, timeout)
+  local host = require "workproof.host"
+  local cjson = require "cjson.safe"
+  local p = assert(host.process_spawn { file = "/usr/bin/env",
+    args = { "node", "spec/fixtures/rpcproxy.cjs", "--target", target, "--timeout", tostring(timeout or 600) },
+    timeout = (timeout or 600) + 5 })
+  local buf = ""
+  while not buf:find("listening on [^\n]*\n") do
+    local c = p:read()
+    if not c then error("rpcproxy did not start: " .. buf .. p:wait().stderr, 2) end
+    buf = buf .. c
+  end
+  local px = { url = buf:match("listening on (http://127%.0%.0%.1:%d+)"), proc = p }
+  local function ctl(method, body)
+    local st, _, resp = host.http_request { method = method, url = px.url .. "/__ctl", body = body,
+      headers = { ["content-type"] = "application/json" }, timeout = 10 }
+    assert(st == 200, "rpcproxy control: " .. tostring(st) .. " " .. tostring(resp))
+    return cjson.decode(resp)
+  end
+  function px.control(cmd) return ctl("POST", cjson.encode(cmd)) end
+  function px.rules(list) return ctl("POST", cjson.encode({ rules = list })) end
+  function px.state() return ctl("GET") end
+  function px.stop() p:kill(15); p:wait() end
+  return px
 end
 
 --- SIGTERM the controller and wait; returns its status table (with stderr).

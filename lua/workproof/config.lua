@@ -36,6 +36,11 @@ _M.schema = {
   store = { type = "string", description = "SQLite file (default: <state_dir>/workproof.db)" },
   policies_dir = { type = "string", default = default_policies_dir() },
   watch = { type = "boolean", default = true, description = "reload on changes to policies/ or the config" },
+  policy_budget = { type = "record", description = "limits on policy code (docs/policies.md, Budget)", fields = {
+    load_ms = { type = "number", min = 1, default = 2000, description = "a policy's main chunk; then its configure" },
+    hook_ms = { type = "number", min = 1, default = 250, description = "one hook call" },
+    mem_mb = { type = "number", min = 1, default = 256, description = "Lua heap growth during one call" },
+  } },
   log_level = { type = "string", one_of = { "debug", "info", "warn", "error" }, default = "info" },
   worker = { type = "record", fields = {
     backend = { type = "string", one_of = { "sandbox", "qemu", "none" }, default = "sandbox" },
@@ -54,6 +59,17 @@ _M.schema = {
     timeout_max = { type = "number", min = 1, default = 60 },
     timeout_default = { type = "number", min = 1, default = 30 },
     shutdown_grace = { type = "number", min = 0, default = 65 },
+    -- connection budgets: idle or slow sockets must not starve the
+    -- descriptors a worker spawn needs (taken at start, not on reload)
+    max_connections_per_client = { type = "integer", min = 0, default = 64,
+      description = "open connections per client IPv4 address or IPv6 /64 (0: no cap)" },
+    fd_reserve = { type = "integer", min = 0, default = 64,
+      description = "descriptors kept free for workers and the store: a connection that would eat into them "
+        .. "is answered 503 and closed (0: off)" },
+    header_timeout = { type = "number", min = 0.1, max = 86400, default = 10,
+      description = "seconds to receive a request head, from the connect or the previous request (keep-alive idle)" },
+    body_timeout = { type = "number", min = 0.1, max = 86400, default = 30,
+      description = "seconds to receive the whole request, head and body, from the same point" },
   } },
   flow = { type = "array", elements = { type = "string", match = "^[%w_]+$" }, default = _M.FLOW,
     description = "stage names in order; a name that is not built in is a policy file with a `stage` hook" },
@@ -74,6 +90,10 @@ _M.schema = {
     wait_receipt = { type = "number", min = 0, default = 15,
       description = "seconds a request waits for its attestation's receipt (then it is reported pending)" },
     reprice_after = { type = "number", min = 1, default = 30 },
+    stuck_after = { type = "number", min = 1, default = 120,
+      description = "seconds after which an outbox row not yet mined is logged as a warning" },
+    reorg_depth = { type = "integer", min = 0, default = 12,
+      description = "blocks within which mined outbox rows are re-checked for a reorg" },
   } },
   payments = { type = "record", fields = {
     enabled = { type = "boolean", default = false },
@@ -129,6 +149,15 @@ function _M.load(path, overrides)
   end
   if conf.limits.timeout_min > conf.limits.timeout_max then
     error((path or "config") .. ": limits.timeout_min > limits.timeout_max", 0)
+  end
+  if conf.limits.header_timeout > conf.limits.body_timeout then
+    error((path or "config") .. ": limits.header_timeout > limits.body_timeout", 0)
+  end
+  -- safe by default: the shipped controller policies run unless the config
+  -- turns one off by name (`rate_limit = { enabled = false }`); a config
+  -- that lists some policies does not silently drop the others
+  for name in pairs(_M.schema.policies.default) do
+    if conf.policies[name] == nil then conf.policies[name] = assert(schema.validate(policy_conf.fields, {})) end
   end
   conf.store = conf.store or (conf.state_dir .. "/workproof.db")
   if conf.payments.enabled and not conf.chain.enabled then

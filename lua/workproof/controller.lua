@@ -20,11 +20,14 @@ local host = require "workproof.host"
 local cjson = require "cjson.safe"
 local json = require "workproof.json"
 local config = require "workproof.config"
+local flow_shape = require "workproof.flow"
+local fs = require "workproof.fs"
 local policy = require "workproof.policy"
 local schema = require "workproof.schema"
 local metrics = require "workproof.metrics"
 local store = require "workproof.store"
 local worker = require "workproof.worker"
+local owner = require "workproof.owner"
 local x402 = require "workproof.x402"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, error, concat =
@@ -95,6 +98,13 @@ local function build_generation()
       local p = policy.load_file(file, {
         clock = policy_clock,
         log = function(level, msg) log(level, "policy " .. name .. ": " .. msg) end,
+        -- a policy that loops or allocates without bound is stopped: the
+        -- hook's fallback answers (load: the reload is rejected)
+        budget = conf.policy_budget,
+        on_budget = function(hook_name)
+          S.metrics:counter("wp_policy_budget_exceeded_total", "Policy calls stopped by policy_budget",
+            { policy = name, hook = hook_name })
+        end,
       })
       local pconf, errs = policy.configure(p, pc.config)
       if not pconf then
@@ -106,6 +116,8 @@ local function build_generation()
       digest[#digest + 1] = read_all(file)
     end
   end
+  local fok, ferr = flow_shape.check(conf.flow, { payments = conf.payments.enabled })
+  if not fok then error((S.config_path or "config") .. ": " .. ferr, 0) end
   for i, stage in ipairs(conf.flow) do
     local fn = builtin[stage]
     if not fn then
@@ -195,6 +207,15 @@ function builtin.validate(ctx)
   if type(t) ~= "table" or (next(t) ~= nil and t[1] ~= nil) or body:match("^%s*%[") then
     return err_response(400, "EVALIDATION", "invalid request", { body = "expected a JSON object" })
   end
+  -- what cjson accepts but JavaScript reads differently (1e400 -> Infinity,
+  -- 01, raw control characters) would make the task see something else than
+  -- the taskHash commits to: the client's input, a 400, never a worker error
+  local fin, why = json.representable(t.inputData, "inputData")
+  if not fin then return err_response(400, "EVALIDATION", "invalid request", { inputData = why }) end
+  local js_ok, js_why = json.check_js(body)
+  if not js_ok then
+    return err_response(400, "EVALIDATION", "invalid request", { body = "JavaScript reads it differently: " .. js_why })
+  end
   local details = {}
   local function bad(field, msg) details[field] = msg end
 
@@ -256,17 +277,28 @@ function builtin.validate(ctx)
   return nil
 end
 
--- taskHash: JSON.stringify({taskType, code, expectedHash, inputData}) with
--- inputData in the client's own key order (json.lua). Computed when the job
--- is created, not in `validate`, so the rejection paths stay cheap.
-local function task_hash(ctx)
-  local t, input_ordered = ctx.task, nil
-  if t.inputData ~= nil then
-    local ordered = json.decode_ordered(ctx.req.body, ctx.gen.config.limits.max_depth + 1)
-    input_ordered = ordered and ordered.inputData
+-- The request's own text of inputData (nil when absent): what the taskHash
+-- commits to and what the worker gets, numbers and key order as written.
+local function input_text(ctx)
+  if ctx.input_text == nil then
+    ctx.input_text = false
+    if ctx.task.inputData ~= nil then
+      local body = ctx.req.body
+      local a, b = json.member(body, "inputData")
+      if not a then error("inputData not found in a validated body: " .. tostring(b)) end
+      ctx.input_text = body:sub(a, b)
+    end
   end
-  local task_json = json.stringify(json.object("taskType", t.taskType, "code", t.code,
-    "expectedHash", t.expectedHash ~= cjson.null and t.expectedHash or nil, "inputData", input_ordered))
+  return ctx.input_text or nil
+end
+
+-- taskHash: SHA-256 of what JavaScript prints for
+-- JSON.stringify({taskType, code, expectedHash, inputData, [language]}) after
+-- JSON.parse of the body (json.task_json; docs/http-api.md). Computed when
+-- the job is created, not in `validate`, so the rejection paths stay cheap.
+local function task_hash(ctx)
+  local task_json, err = json.task_json(ctx.req.body, ctx.language, ctx.gen.config.limits.max_depth + 1)
+  if not task_json then error("taskHash of a validated body: " .. tostring(err)) end
   return wp.hex(wp.sha256(task_json))
 end
 
@@ -342,6 +374,13 @@ local function payment_unavailable(ctx, msg)
     { payment = "the chain cannot be reached; retry later" }, { ["retry-after"] = "5" })
 end
 
+-- Replay records belong to one chain, named by its id and genesis block
+-- hash: a fresh development chain (same id, new genesis) starts clean while
+-- a real chain's records stay forever. Read once, then cached.
+local function chain_scope()
+  return (S.chain:scope())
+end
+
 -- Verify before any worker spawns; settle only after a VALID/INVALID verdict
 -- (builtin.settle). An infrastructure failure is never charged.
 function builtin.payment(ctx)
@@ -369,7 +408,9 @@ function builtin.payment(ctx)
         return payment_required(ctx, reason, msg)
       end
     end
-    local key = "x402:" .. payer:lower() .. ":" .. wp.hex(p.nonce)
+    local scope = chain_scope()
+    if not scope then return payment_unavailable(ctx, "cannot read the chain's genesis block") end
+    local key = scope .. ":x402:" .. payer:lower() .. ":" .. wp.hex(p.nonce)
     local ins = S.db:exec("INSERT OR IGNORE INTO payments(id, kind, payer, amount, status, created) VALUES "
       .. "(?, 'x402', ?, ?, 'reserved', ?)", key, payer, p.authorization.value, host.time())
     if ins ~= 1 then return payment_required(ctx, "invalid_transaction_state", "authorization nonce already used") end
@@ -380,7 +421,9 @@ function builtin.payment(ctx)
       if infra then return payment_unavailable(ctx, err) end
       return payment_required(ctx, "invalid_payment", err)
     end
-    local key = "tx:" .. info.hash
+    local scope = chain_scope()
+    if not scope then return payment_unavailable(ctx, "cannot read the chain's genesis block") end
+    local key = scope .. ":tx:" .. info.hash
     -- consumed atomically, shared by every host process on this store
     local ins = S.db:exec("INSERT OR IGNORE INTO payments(id, kind, payer, amount, status, created) VALUES "
       .. "(?, 'txhash', ?, ?, 'consumed', ?)", key, info.payer, info.value, host.time())
@@ -421,8 +464,8 @@ function builtin.spawn(ctx)
   ctx.job_id = new_job_id()
   ctx.task_hash = ctx.task_hash or task_hash(ctx)
   if S.db then
-    S.db:exec("INSERT INTO jobs(id, status, created, updated, task_hash) VALUES (?, 'running', ?, ?, ?)",
-      ctx.job_id, host.time(), host.time(), ctx.task_hash)
+    S.db:exec("INSERT INTO jobs(id, status, created, updated, task_hash, owner) VALUES (?, 'running', ?, ?, ?, ?)",
+      ctx.job_id, host.time(), host.time(), ctx.task_hash, owner.self().id)
   end
   if ctx.async then
     -- answer now; the rest of the flow continues in its own coroutine
@@ -433,15 +476,22 @@ end
 
 local function run_worker(ctx)
   local wconf = ctx.gen.config.worker
+  -- the request's inputData itself goes as its own text (exact numbers, key
+  -- order, -0); a value the task_types policy built goes as that value
+  local input, input_json = ctx.worker_input, nil
+  if input ~= nil and rawequal(input, ctx.task.inputData) then input, input_json = nil, input_text(ctx) end
   local r, err = worker.run({
-    jobId = ctx.job_id, language = ctx.language, code = ctx.task.code, input = ctx.worker_input,
+    jobId = ctx.job_id, language = ctx.language, code = ctx.task.code, input = input, inputJson = input_json,
     timeoutMs = math.floor(ctx.timeout * 1000), memoryBytes = wconf.memory_bytes,
     outputLimitBytes = wconf.output_limit_bytes,
   })
   ctx.worker_result, ctx.worker_error = r, err
 end
 
--- the worker's own error classes that are the task's fault (no refund)
+-- The worker's enumerated errorClass (worker/worker.h, "error classes"),
+-- decided from what the worker observed, never from text the task wrote:
+-- true = the task's fault (ERROR, no refund). TIMEOUT is its own verdict;
+-- SANDBOX, and a class missing or unknown, are infrastructure (refund).
 local TASK_ERRORS = { RUNTIME_ERROR = true, MEMORY_LIMIT = true, OUTPUT_LIMIT = true, INSTRUCTION_LIMIT = true,
   KILLED = true, BAD_TASK = true }
 
@@ -449,17 +499,24 @@ function builtin.result(ctx)
   if not ctx.worker_result and not ctx.worker_error then run_worker(ctx) end
   local r, err = ctx.worker_result, ctx.worker_error
   if not r then
-    ctx.infra = true
-    if err and err:find("^ETIMEDOUT") then ctx.verdict = "TIMEOUT" else ctx.verdict = "ERROR" end
-    ctx.refund = true
     ctx.error_detail = err
+    if err and err:find("^ETIMEDOUT") then
+      -- the host killed the worker at the task's deadline plus grace: the
+      -- task's own time ran out (a loop the worker did not stop in time on
+      -- a loaded machine). Code and timeout are the client's: a TIMEOUT,
+      -- never an infrastructure failure a client could open the breaker with
+      ctx.verdict = "TIMEOUT"
+      return
+    end
+    ctx.infra, ctx.refund, ctx.verdict = true, true, "ERROR"
     return
   end
   ctx.actual = type(r.actualHash) == "string" and r.actualHash:lower() or nil
   ctx.execution_ms = tonumber(r.executionTimeMs) or 0
   local werr = r.error
   if werr ~= nil and werr ~= cjson.null then
-    local class = tostring(werr):match("^([%u_]+)")
+    -- the class field, not the text: "RUNTIME_ERROR: TIMEOUT" stays an error
+    local class = r.errorClass
     if class == "TIMEOUT" then
       ctx.verdict = "TIMEOUT"
     else
@@ -481,7 +538,7 @@ function builtin.attestation(ctx)
   if not (cc.enabled and S.chain) or (ctx.verdict ~= "VALID" and ctx.verdict ~= "INVALID") then return end
   local proof = encode({ jobId = ctx.job_id, taskHash = ctx.task_hash, expectedHash = ctx.expected,
     actualHash = ctx.actual, executionTimeMs = ctx.execution_ms, backend = ctx.gen.config.worker.backend,
-    verdict = ctx.verdict })
+    verdict = ctx.verdict, language = ctx.language })
   local data
   if ctx.request_hash and S.erc8004 then
     -- the registry also answers the ERC-8004 Validation Registry's request
@@ -649,31 +706,73 @@ local function get_job(id)
   return { status = 200, raw = row.response }
 end
 
---- Jobs that were running when a previous host died: ERROR, refundable.
+--- Jobs that were running when their host died: ERROR, refundable. Host
+-- processes sharing the store own their jobs (jobs.owner, an instance in
+-- the hosts table): only a DEAD owner's jobs are marked (its pid gone or
+-- naming another process, workproof.owner); a live one's run on. Dead
+-- instances' rows are then forgotten. Returns the number marked.
 function _M.recover_jobs()
   if not S.db then return 0 end
-  local rows = S.db:exec("SELECT id, task_hash, created FROM jobs WHERE status = 'running'") or {}
+  local me = owner.self().id
+  local rows = S.db:exec([[SELECT j.id, j.task_hash, j.owner, h.pid, h.start, h.boot
+    FROM jobs j LEFT JOIN hosts h ON h.id = j.owner WHERE j.status = 'running']]) or {}
+  local n = 0
   for _, r in ipairs(rows) do
-    local resp = {
-      jobId = r.id, taskHash = r.task_hash, status = "completed", result = "ERROR",
-      refundEligible = true, error = "host stopped while the job was running",
-      actualHash = cjson.null, executionTimeMs = 0, totalTimeMs = 0,
-    }
-    S.db:exec("UPDATE jobs SET status = 'completed', updated = ?, response = ? WHERE id = ?",
-      host.time(), encode(resp), r.id)
+    if r.owner ~= me and not owner.alive(r.pid, r.start, r.boot) then
+      local resp = {
+        jobId = r.id, taskHash = r.task_hash, status = "completed", result = "ERROR",
+        refundEligible = true, error = "host stopped while the job was running",
+        actualHash = cjson.null, executionTimeMs = 0, totalTimeMs = 0,
+      }
+      local changed = S.db:exec("UPDATE jobs SET status = 'completed', updated = ?, response = ? "
+        .. "WHERE id = ? AND status = 'running'", host.time(), encode(resp), r.id)
+      if changed == 1 then n = n + 1 end
+    end
   end
-  if #rows > 0 then
-    log("warn", ("%d job(s) interrupted by a previous stop marked ERROR (refundable)"):format(#rows))
+  for _, h in ipairs(S.db:exec("SELECT id, pid, start, boot FROM hosts") or {}) do
+    if h.id ~= me and not owner.alive(h.pid, h.start, h.boot) then
+      S.db:exec("DELETE FROM hosts WHERE id = ?", h.id)
+    end
   end
-  return #rows
+  if n > 0 then
+    log("warn", ("%d job(s) interrupted by a stopped host marked ERROR (refundable)"):format(n))
+  end
+  return n
+end
+
+--- Forget this instance in the store (a clean stop, before closing it).
+function _M.release_instance()
+  if S.db then S.db:exec("DELETE FROM hosts WHERE id = ?", owner.self().id) end
 end
 
 function _M.open_store(path)
-  os.execute("mkdir -p '" .. (path:match("^(.*)/[^/]*$") or ".") .. "'")
+  local made, merr = fs.mkdir_p(fs.dirname(path))
+  if not made then return nil, merr end
   local db, err = store.open(path)
   if not db then return nil, err end
   local ok, e = db:exec([[CREATE TABLE IF NOT EXISTS jobs(
-    id TEXT PRIMARY KEY, status TEXT NOT NULL, created REAL, updated REAL, task_hash TEXT, response TEXT)]])
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, created REAL, updated REAL, task_hash TEXT, response TEXT,
+    owner TEXT)]])
+  if not ok then return nil, e end
+  -- stores made before jobs had owners: add the column (another process
+  -- migrating at the same time makes ours fail; the column is then there)
+  local function has_owner()
+    for _, c in ipairs(db:exec("PRAGMA table_info(jobs)") or {}) do
+      if c.name == "owner" then return true end
+    end
+    return false
+  end
+  if not has_owner() then
+    ok, e = db:exec("ALTER TABLE jobs ADD COLUMN owner TEXT")
+    if not ok and not has_owner() then return nil, e end
+  end
+  -- the host processes using this store: jobs.owner names one
+  ok, e = db:exec([[CREATE TABLE IF NOT EXISTS hosts(
+    id TEXT PRIMARY KEY, pid INTEGER NOT NULL, start TEXT NOT NULL, boot TEXT, started REAL)]])
+  if not ok then return nil, e end
+  local me = owner.self()
+  ok, e = db:exec("INSERT OR REPLACE INTO hosts(id, pid, start, boot, started) VALUES (?, ?, ?, ?, ?)",
+    me.id, me.pid, me.start, me.boot, host.time())
   if not ok then return nil, e end
   ok, e = db:exec([[CREATE TABLE IF NOT EXISTS payments(
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, payer TEXT, amount TEXT, status TEXT NOT NULL,
@@ -703,7 +802,8 @@ function _M.setup_chain(conf)
     log("warn", "the chain at " .. cc.rpc .. " does not answer yet; writes wait in the outbox")
   end
   local client, err = require("workproof.chain").new { rpc = rpc, db = S.db, chain_id = chain_id,
-    key = { file = cc.key_file, env = cc.key_env }, reprice_after = cc.reprice_after }
+    key = { file = cc.key_file, env = cc.key_env }, reprice_after = cc.reprice_after,
+    stuck_after = cc.stuck_after, reorg_depth = cc.reorg_depth }
   if not client then return nil, err end
   S.rpc, S.chain, S.chain_id = rpc, client, chain_id
   S.registry = cc.registry or (dep and dep.contracts and dep.contracts.ValidationRegistry
@@ -791,10 +891,33 @@ local function render_metrics()
   end
   if S.chain then
     m:gauge("wp_outbox_pending", "Chain writes waiting in the outbox", S.chain:pending_count())
+    local states = S.chain:states()
+    for _, s in ipairs(S.chain.STATES) do
+      m:gauge("wp_outbox_rows", "Outbox rows by state", states[s] or 0, { state = s })
+    end
+    m:gauge("wp_outbox_oldest_unmined_seconds", "Age of the oldest outbox row not yet mined (0: none)",
+      S.chain:oldest_unmined())
+    for _, k in ipairs({ "conflicts", "reorgs", "repriced", "resent", "stuck_warnings" }) do
+      m:counter_total("wp_outbox_" .. k .. "_total", "Outbox events since start: " .. k, nil, S.chain.stats[k])
+    end
   end
   if S.server then   -- /health is answered in C (srv:static), counted there
     m:counter_total("wp_http_static_requests_total", "Requests answered in C without Lua",
       'route="/health"', S.server:static_hits("/health"))
+    local cs = S.server:stats()   -- connection budgets, counted in C
+    m:gauge("wp_http_connections_open", "HTTP connections open now", cs.connections)
+    m:gauge("wp_http_clients", "Clients (IPv4 address or IPv6 /64) with a connection open", cs.clients)
+    m:counter_total("wp_http_connections_accepted_total", "HTTP connections accepted", nil, cs.accepted)
+    for _, r in ipairs({ "per_client", "fd_reserve" }) do
+      m:counter_total("wp_http_connections_rejected_total", "HTTP connections refused at accept (503, closed)",
+        ('reason="%s"'):format(r), cs["rejected_" .. r])
+    end
+    for _, p in ipairs({ "header", "body" }) do
+      m:counter_total("wp_http_connections_timed_out_total", "HTTP connections closed for a slow request",
+        ('phase="%s"'):format(p), cs["timeout_" .. p])
+    end
+    if cs.fds_open then m:gauge("wp_process_open_fds", "Descriptors open now", cs.fds_open) end
+    if cs.fd_limit then m:gauge("wp_process_max_fds", "RLIMIT_NOFILE (soft)", cs.fd_limit) end
   end
   m:gauge("wp_uptime_seconds", "Seconds since the host started", host.time() - S.started)
   return { status = 200, headers = { ["content-type"] = "text/plain; version=0.0.4" }, raw = m:render() }
@@ -804,25 +927,37 @@ local HEALTH = '{"status":"ok"}'
 _M.HEALTH = HEALTH
 local label_keys = {}
 
+-- Returns the response and the route's PATTERN (the metrics label: a
+-- fixed set, never the request path), or nil, pattern, allowed methods for
+-- a known route asked with the wrong method (405).
 local function route(req)
   local path, method = req.path, req.method
   if path == "/health" then
-    if method ~= "GET" and method ~= "HEAD" then return nil, "GET, HEAD" end
+    if method ~= "GET" and method ~= "HEAD" then return nil, "/health", "GET, HEAD" end
     return { status = 200, raw = HEALTH }, "/health"
   elseif path == "/verify" then
-    if method ~= "POST" then return nil, "POST" end
+    if method ~= "POST" then return nil, "/verify", "POST" end
     return verify(req), "/verify"
   elseif path:find("^/verify/") then
-    if method ~= "GET" then return nil, "GET" end
+    if method ~= "GET" then return nil, "/verify/:id", "GET" end
     return get_job(path:sub(9)), "/verify/:id"
   elseif path == "/info" then
-    if method ~= "GET" then return nil, "GET" end
+    if method ~= "GET" then return nil, "/info", "GET" end
     return info(), "/info"
-  elseif path == "/metrics" then
+  elseif path == "/outbox" or path:find("^/outbox/") then
     if method ~= "GET" then return nil, "GET" end
+    local label = path == "/outbox" and "/outbox" or "/outbox/:id"
+    if not S.chain then return err_response(404, "ENOTFOUND", "the chain is not enabled"), label end
+    if path == "/outbox" then return { status = 200, body = S.chain:summary() }, label end
+    local id = path:match("^/outbox/(%d+)$")
+    local row = id and #id <= 15 and S.chain:describe(tonumber(id))
+    if not row then return err_response(404, "ENOTFOUND", "no such outbox row"), label end
+    return { status = 200, body = row }, label
+  elseif path == "/metrics" then
+    if method ~= "GET" then return nil, "/metrics", "GET" end
     return render_metrics(), "/metrics"
   elseif path == "/admin/reload" then
-    if method ~= "POST" then return nil, "POST" end
+    if method ~= "POST" then return nil, "/admin/reload", "POST" end
     if not is_loopback(req.peer) then
       return err_response(403, "EFORBIDDEN", "admin endpoints answer loopback clients only"), "/admin/reload"
     end
@@ -838,23 +973,24 @@ end
 --- The HTTP handler given to host.http_listen.
 function _M.handle(req)
   local t0 = host.now()
-  local res, label = route(req)
-  if not res then   -- known path, wrong method
-    res = err_response(405, "EMETHOD", "method not allowed", nil, { allow = label })
-    label = req.path
+  local res, label, allow = route(req)
+  if not res then   -- known route, wrong method: labelled with its pattern
+    res = err_response(405, "EMETHOD", "method not allowed", nil, { allow = allow })
   end
   local body = res.raw or encode(res.body)
   local headers = res.headers or {}
   if not headers["content-type"] then headers["content-type"] = JSON_HDR["content-type"] end
-  -- label keys formatted once per (route, status): this runs on every request
+  -- label keys formatted once per (route, status): this runs on every
+  -- request. Routes are route() patterns, statuses HTTP codes: a fixed set,
+  -- so the page stays bounded whatever clients send.
   local keys = label_keys[label]
   if not keys then
-    keys = { route = ('route="%s"'):format(label) }
+    keys = { route = metrics.key({ route = label }) }
     label_keys[label] = keys
   end
   local ks = keys[res.status]
   if not ks then
-    ks = ('route="%s",status="%d"'):format(label, res.status)
+    ks = metrics.key({ route = label, status = res.status })
     keys[res.status] = ks
   end
   S.metrics:counter("wp_http_requests_total", "HTTP requests", ks)

@@ -133,7 +133,10 @@ validate_record = function(fields, conf)
     local def, v = fields[k], conf[k]
     if v == nil then
       if def.default ~= nil then
-        out[k] = copy(def.default)
+        -- a default goes through its own definition too: a map of records
+        -- gets each record's defaults (the policies map's `enabled`)
+        local ok, e = validate_value(def, copy(def.default))
+        if e then fail(k, e) else out[k] = ok end
       elseif def.type == "record" and not def.required then
         -- an absent optional record still gets its fields' defaults
         local sub, e = validate_record(def.fields or {}, {})

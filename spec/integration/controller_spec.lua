@@ -71,13 +71,14 @@ describe("controller #integration", function()
     assert.equal("VALID", r.result)
   end)
 
-  it("taskHash is SHA-256 of JSON.stringify({taskType, code, expectedHash, inputData})", function()
+  it("taskHash is SHA-256 of JSON.stringify({taskType, code, expectedHash, inputData, language})", function()
     local body = '{"inputData":{"z":1,"a":"x/y"},"code":"print(1)","taskType":"data-transformation",'
       .. '"language":"lua","expectedHash":"' .. sha("1") .. '"}'
     local st, r = post(srv, body)
     assert.equal(200, st, cjson.encode(r))
+    -- language is the fifth key when it is not the default javascript
     local js = '{"taskType":"data-transformation","code":"print(1)","expectedHash":"' .. sha("1")
-      .. '","inputData":{"z":1,"a":"x/y"}}'
+      .. '","inputData":{"z":1,"a":"x/y"},"language":"lua"}'
     assert.equal(sha(js), r.taskHash)
   end)
 
@@ -128,6 +129,12 @@ describe("controller #integration", function()
         .. ("]"):rep(200) .. '}', 400, "body" },
       { "blocked code pattern", '{"taskType":"code-execution","code":"require(\\"fs\\")","expectedHash":"'
         .. sha("1") .. '"}', 400, "code" },
+      { "a number JavaScript cannot hold", '{"taskType":"code-execution","code":"x","expectedHash":"' .. sha("1")
+        .. '","inputData":{"a":[1,-1e400]}}', 400, "inputData" },
+      { "a number spelling JSON.parse refuses", '{"taskType":"code-execution","code":"x","expectedHash":"'
+        .. sha("1") .. '","inputData":{"a":01}}', 400, "body" },
+      { "a raw control character in a string", '{"taskType":"code-execution","code":"x\1","expectedHash":"'
+        .. sha("1") .. '"}', 400, "body" },
       { "code over 100 KB", '{"taskType":"code-execution","code":"' .. ("x"):rep(102401)
         .. '","expectedHash":"' .. sha("1") .. '"}', 413, "code" },
       { "body over 1 MB", '{"taskType":"code-execution","code":"x","inputData":"' .. ("x"):rep(1048577)

@@ -2,9 +2,10 @@
 --- `workproof serve [CONFIG.lua] [--listen HOST:PORT]`: the notary controller.
 --
 -- Start-up: load and validate the config and every policy (a broken one is
--- fatal here, with file:line), open the store, mark jobs a previous host left
--- running as ERROR (refundable), kill orphaned workers, start the reaper,
--- listen. Then:
+-- fatal here, with file:line), open the store (registering this instance),
+-- mark jobs that hosts which DIED left running as ERROR (refundable) and
+-- kill their orphaned workers (hosts still running on the same state dir
+-- keep theirs: workproof.owner), start the reaper, listen. Then:
 --   SIGHUP, a change under policies/ or to the config file, POST /admin/reload
 --       -> reload (validate, build aside, swap; a bad one is rejected)
 --   SIGTERM / SIGINT -> graceful shutdown: stop accepting, let in-flight
@@ -79,13 +80,17 @@ function _M.main(...)
   end
   worker.configure { state_dir = conf.state_dir }
   local orphans = worker.reap_orphans()
-  if orphans > 0 then host.log("warn", orphans .. " orphaned worker(s) from a previous run killed") end
+  if orphans > 0 then host.log("warn", orphans .. " orphaned worker(s) of a stopped host killed") end
   local stop_reaper = worker.start_reaper(conf.worker.reaper_interval)
 
   local h, port = split_listen(conf.listen)
   local srv, lerr = host.http_listen {
     host = h, port = port, reuseport = conf.reuseport,
     max_body = conf.limits.max_body * 2,   -- over max_body: our JSON 413; over twice: h2o's own
+    max_connections_per_client = conf.limits.max_connections_per_client,
+    fd_reserve = conf.limits.fd_reserve,
+    header_timeout = conf.limits.header_timeout,
+    body_timeout = conf.limits.body_timeout,
     handler = controller.handle,
   }
   if not srv then
@@ -137,6 +142,8 @@ function _M.main(...)
     while srv.active > 0 and host.now() < deadline + 2 do host.sleep(0.05) end
     for _, hd in ipairs(handles) do hd:stop() end
     if S.chain then S.chain:release() end   -- another process may send now
+    worker.release_records()
+    controller.release_instance()
     S.db:close()
     host.log("info", "stopped")
     done = true

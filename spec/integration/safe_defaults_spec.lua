@@ -1,0 +1,334 @@
+-- SPDX-License-Identifier: MIT
+-- The product as a user starts it, with no config of the spec's own:
+--   * `workproof serve` with no config file (what `make serve` runs), in a
+--     fresh directory, on the real port 127.0.0.1:8402;
+--   * the `make run` stack exactly as make starts it (examples/run-local.sh:
+--     anvil on 8545, the contracts, the controller on 8402 with
+--     examples/local.lua), twice in a row.
+-- Each proves every protection of the embedded defaults: all five policies
+-- loaded, 429 + Retry-After after 100 requests a minute and a block that
+-- holds, unknown taskType 400, a blocked code pattern, the per-client and
+-- global worker caps, the breaker opening on real infrastructure failures
+-- and never on what a client sends.
+local wp = require "workproof"
+local host = require "workproof.host"
+local h = require "helpers"
+local cjson = require "cjson.safe"
+
+local URL = "http://127.0.0.1:8402"
+local FOUR = wp.hex(wp.sha256("4"))
+local SRC = host.source_dir
+local BUILD = h.build:find("^/") and h.build or (SRC .. "/" .. h.build)
+
+local function body(t)
+  local b = { taskType = "code-execution", language = "lua", code = "print(2 + 2)", expectedHash = FOUR }
+  for k, v in pairs(t or {}) do b[k] = v end
+  return cjson.encode(b)
+end
+
+-- a task that holds its worker (and its slot) until its deadline: 5 s, and
+-- 15 s where 110 paid requests must all arrive while the first still runs
+local SLOW = body { code = "local x = 0 while true do x = x + 1 end", timeoutSeconds = 5 }
+local SLOWER = body { code = "local x = 0 while true do x = x + 1 end", timeoutSeconds = 15 }
+
+local function post(b, from, headers)
+  local st, hd, raw = h.http("POST", URL .. "/verify", b, headers, { from = from })
+  return st, cjson.decode(raw or "") or raw, hd or {}
+end
+
+-- fn(i) for i = 1..n at once, each in its own coroutine; waits for all.
+local function together(n, fn)
+  local out, left = {}, n
+  for i = 1, n do
+    wp.spawn(function()
+      local ok, a, b, c = pcall(fn, i)
+      out[i] = ok and { a, b, c } or { nil, a }
+      left = left - 1
+    end)
+  end
+  while left > 0 do wp.sleep(0.05) end
+  return out
+end
+
+-- Start a long-running command through /bin/sh, wait for the controller.
+local function start(cmd)
+  local p = assert(host.process_spawn { file = "/bin/sh", args = { "-c", cmd }, timeout = 900,
+    stderr_limit = 1048576 })
+  local buf = ""
+  while not buf:find("listening on 127%.0%.0%.1:8402") do
+    local c = p:read()
+    if not c then error("did not start:\n" .. buf .. p:wait().stderr, 2) end
+    buf = buf .. c
+  end
+  return p
+end
+
+local function stop(p)
+  p:kill(15)   -- the whole group: sh, the controller, anvil
+  while p:read() do end
+  return p:wait()
+end
+
+local function info()
+  local _, _, raw = h.http("GET", URL .. "/info")
+  return cjson.decode(raw)
+end
+
+local function breaker_state()
+  local _, _, raw = h.http("GET", URL .. "/metrics")
+  for state, v in raw:gmatch('wp_breaker_state{state="([%w_]+)"} (%d)') do
+    if v == "1" then return state end
+  end
+end
+
+-- The protections both stacks must show. `pay(i)` returns the headers of a
+-- paid request (the make-run stack takes payments) or nil.
+local function protections(pay, net)
+  pay = pay or function() return nil end
+
+  it("loads all five policies", function()
+    local i = info()
+    assert.same({ "circuit_breaker", "code_patterns", "rate_limit", "task_types", "worker_threshold" }, i.policies)
+  end)
+
+  it("answers a verification", function()
+    local st, r = post(body(), net .. ".1", pay(1))
+    assert.equal(200, st, cjson.encode(r))
+    assert.equal("VALID", r.result)
+  end)
+
+  it("refuses an unknown taskType with 400", function()
+    local st, r = post(body { taskType = "no-such-type" }, net .. ".2")
+    assert.equal(400, st)
+    assert.equal("EVALIDATION", r.code)
+    assert.truthy(r.details.taskType)
+  end)
+
+  it("blocks a forbidden code pattern", function()
+    local st, r = post(body { language = "javascript", code = "const fs = require('fs'); console.log(4)" },
+      net .. ".2")
+    assert.equal(400, st)
+    assert.equal("EBLOCKED", r.code)
+  end)
+
+  it("refuses input a double cannot hold with 400 (the client's fault, not the host's)", function()
+    local st, r = post(body():gsub("}$", ',"inputData":{"x":1e400}}'), net .. ".2")
+    assert.equal(400, st)
+    assert.matches("^inputData%.x: number out of range", r.details.inputData)
+    assert.equal("closed", breaker_state())
+  end)
+
+  it("429 + Retry-After after 100 requests a minute, and the block holds", function()
+    local from = net .. ".3"
+    -- GCRA: a request frees one slot every 0.6 s, so the 429 comes after
+    -- 100 + (the seconds the first 100 took) / 0.6 requests, never before 100
+    local t0, n = host.now(), 0
+    local st, r, hd
+    repeat
+      n = n + 1
+      st, r, hd = post(body { code = ("print(%d)"):format(n) }, from)
+    until st == 429 or n > 200
+    assert.equal(429, st)
+    assert.truthy(n > 100 and n <= 101 + math.ceil((host.now() - t0) / 0.6), "429 at request " .. n)
+    assert.equal("ERATELIMIT", r.code)
+    local retry = tonumber(hd["retry-after"])
+    assert.truthy(retry and retry >= 55 and retry <= 60, tostring(hd["retry-after"]))
+    -- blocked: refused again, the block not extended by asking
+    local st2, _, hd2 = post(body(), from)
+    assert.equal(429, st2)
+    assert.truthy(tonumber(hd2["retry-after"]) <= retry)
+    -- another client is not affected
+    assert.is_not.equal(429, (post(body(), net .. ".4")))
+  end)
+
+  it("caps the workers of one client at 10", function()
+    local res = together(11, function(i) return post(SLOW, net .. ".5", pay(100 + i)) end)
+    local capped, ran = 0, 0
+    for _, r in ipairs(res) do
+      if r[1] == 503 then
+        capped = capped + 1
+        assert.equal("ECAPACITY", r[2].code)
+        assert.equal("client", r[2].details.workers)
+        assert.truthy(tonumber(r[3]["retry-after"]))
+      elseif r[1] == 200 then
+        ran = ran + 1
+        assert.equal("TIMEOUT", r[2].result)
+      end
+    end
+    assert.equal(1, capped)
+    assert.equal(10, ran)
+  end)
+
+  it("caps the workers of all clients at 100", function()
+    -- 11 clients x 10 jobs: every client within its own cap, 110 > 100
+    local res = together(110, function(i)
+      return post(SLOWER, ("%s.%d"):format(net, 10 + (i % 11)), pay(200 + i))
+    end)
+    local capped, ran, other = 0, 0, {}
+    for _, r in ipairs(res) do
+      if r[1] == 503 and r[2].code == "ECAPACITY" then
+        assert.equal("capacity", r[2].details.workers)
+        capped = capped + 1
+      elseif r[1] == 200 then
+        ran = ran + 1
+      else
+        other[#other + 1] = tostring(r[1]) .. " " .. cjson.encode(r[2])
+      end
+    end
+    assert.same({}, other)
+    assert.equal(10, capped)
+    assert.equal(100, ran)
+    -- a hundred tasks that loop until their deadline are the clients' doing
+    assert.equal("closed", breaker_state())
+  end)
+end
+
+describe("safe defaults #integration", function()
+  describe("workproof serve with no config file", function()
+    local dir, p
+    setup(function()
+      dir = h.tmpdir()
+      p = start(("cd %s && exec %s/workproof serve"):format(h.q(dir), h.q(BUILD)))
+    end)
+    teardown(function() if p then stop(p) end end)
+
+    protections(nil, "127.0.1")
+
+    it("runs with the state under ./var of its working directory", function()
+      assert.truthy(h.slurp(dir .. "/var/workproof.db"))
+    end)
+  end)
+
+  it("refuses to start on a flow that would run code before it is paid for", function()
+    local dir = h.tmpdir()
+    h.write(dir .. "/unsafe.lua", [[return {
+  state_dir = "]] .. dir .. [[/var",
+  chain = { enabled = true, chain_id = 31337, registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3" },
+  payments = { enabled = true },
+  flow = { "validate", "spawn", "result", "payment", "cleanup" },
+}]])
+    local out, st = h.run(BUILD .. "/workproof", { "serve", dir .. "/unsafe.lua", "--listen", "127.0.0.1:0" })
+    assert.equal(2, st.exit_status, out .. st.stderr)
+    assert.truthy(st.stderr:find("flow[4]: stage 'payment' (phase pay) after 'result' (phase run)", 1, true),
+      st.stderr)
+  end)
+
+  describe("the breaker on the embedded defaults", function()
+    it("opens after 10 infrastructure failures (no worker binary), not on client input", function()
+      local dir = h.tmpdir()
+      assert(os.execute("mkdir -p " .. h.q(dir .. "/empty")))
+      local p = start(("cd %s && WORKPROOF_BUILD=%s exec %s/workproof serve"):format(h.q(dir),
+        h.q(dir .. "/empty"), h.q(BUILD)))
+      local ok, err = pcall(function()
+        -- client-made trouble first: none of it counts
+        for _ = 1, 12 do
+          assert.equal(400, (post(body():gsub("}$", ',"inputData":[1e400]}'), "127.0.2.1")))
+        end
+        assert.equal("closed", breaker_state())
+        for i = 1, 10 do
+          local st, r = post(body(), "127.0.2." .. (i + 1))
+          assert.equal(200, st)
+          assert.equal("ERROR", r.result)
+          assert.truthy(r.refundEligible)
+          assert.truthy(r.error:find("^ESPAWN"), r.error)
+        end
+        local st, r, hd = post(body(), "127.0.2.20")
+        assert.equal(503, st)
+        assert.equal("EBREAKER", r.code)
+        assert.truthy(tonumber(hd["retry-after"]))
+        assert.equal("open", breaker_state())
+      end)
+      stop(p)
+      assert(ok, err)
+    end)
+  end)
+
+  describe("the make run stack (examples/run-local.sh), twice", function()
+    local ACCT1 = h.unhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
+    local rpc = wp.rpc.new("http://127.0.0.1:8545")
+    local p, nonce_seq = nil, 0
+
+    local function run_stack()
+      return start(("cd %s && BUILD=%s exec sh examples/run-local.sh"):format(h.q(SRC), h.q(BUILD)))
+    end
+
+    -- x402 (EIP-3009) from anvil account #1, one fresh authorization a call
+    local req
+    local function pay()
+      if not req then
+        local _, hd = h.http("POST", URL .. "/verify", body(), nil, { from = "127.0.3.250" })
+        req = cjson.decode(wp.base64.decode(hd["payment-required"])).accepts[1]
+      end
+      nonce_seq = nonce_seq + 1
+      local now = os.time()
+      local auth = { from = wp.eth.address(wp.secp256k1.pubkey(ACCT1)), to = req.payTo, value = req.amount,
+        validAfter = tostring(now - 60), validBefore = tostring(now + req.maxTimeoutSeconds),
+        nonce = "0x" .. wp.hex(wp.sha256(("safe-defaults %d %f"):format(nonce_seq, host.now()))) }
+      local digest = assert(wp.eip712.transfer_with_authorization_hash({ name = req.extra.name,
+        version = req.extra.version, chainId = 31337, verifyingContract = req.asset }, auth))
+      local sig = wp.secp256k1.sign(ACCT1, digest)
+      sig = sig:sub(1, 64) .. string.char(sig:byte(65) + 27)
+      return { ["payment-signature"] = wp.base64.encode(cjson.encode { x402Version = 2, accepted = req,
+        payload = { signature = "0x" .. wp.hex(sig), authorization = auth } }) }
+    end
+
+    -- The same legacy payment on each fresh chain: account #1's first
+    -- transaction, identical bytes and hash every time.
+    local function legacy_tx()
+      local i = info()
+      local raw, hash = wp.tx.sign_eip1559({ chainId = 31337, nonce = 0, maxPriorityFeePerGas = 1000000000,
+        maxFeePerGas = 10000000000, gas = 21000, to = i.payment.txhash.payTo,
+        value = i.payment.txhash.amountWei, data = "" }, ACCT1)
+      return "0x" .. wp.hex(raw), "0x" .. wp.hex(hash)
+    end
+
+    local function pay_legacy(raw, hash)
+      local sent = rpc:call("eth_sendRawTransaction", { raw })
+      assert.equal(hash, sent)
+      assert(rpc:call("evm_mine", {}))   -- the second confirmation
+      local st, r = post(body(), "127.0.3.251", { ["x-402-payment"] = hash })
+      return st, r
+    end
+
+    setup(function() p = run_stack() end)
+    teardown(function() if p then stop(p) end end)
+
+    protections(pay, "127.0.3")
+
+    local first_hash
+    it("takes a legacy payment on the first chain", function()
+      local raw, hash = legacy_tx()
+      first_hash = hash
+      local st, r = pay_legacy(raw, hash)
+      assert.equal(200, st, cjson.encode(r))
+      assert.equal("VALID", r.result)
+      -- and refuses to take it twice on the same chain
+      local st2, r2 = post(body(), "127.0.3.252", { ["x-402-payment"] = hash })
+      assert.equal(402, st2)
+      assert.truthy(cjson.encode(r2):find("already used"))
+    end)
+
+    it("the breaker opens when the chain goes away, with the store kept", function()
+      os.execute("pkill -f 'anvil.* --port 8545' >/dev/null 2>&1")
+      wp.sleep(0.5)
+      for i = 1, 10 do
+        local st, r = post(body(), "127.0.3." .. (100 + i), { ["x-402-payment"] = "0x" .. ("ab"):rep(32) })
+        assert.equal(503, st, cjson.encode(r))
+        assert.equal("EPAYMENT_UNAVAILABLE", r.code)
+      end
+      local st, r = post(body(), "127.0.3.120", { ["x-402-payment"] = "0x" .. ("ab"):rep(32) })
+      assert.equal(503, st)
+      assert.equal("EBREAKER", r.code)
+    end)
+
+    it("a second `make run` on a fresh chain takes the same payment again", function()
+      stop(p)
+      p = run_stack()
+      local raw, hash = legacy_tx()
+      assert.equal(first_hash, hash)   -- the fresh chain re-issues the same hash
+      local st, r = pay_legacy(raw, hash)
+      assert.equal(200, st, cjson.encode(r))
+      assert.equal("VALID", r.result)
+    end)
+  end)
+end)
