@@ -459,6 +459,23 @@ static void ensure_std_fds(void)
 	}
 }
 
+/* The kernel's autogroups share the CPU between sessions, not processes:
+ * the host starts each worker in a session of its own, so without this a
+ * hundred busy workers get a hundred shares to the host's one, whatever the
+ * tasks' niceness (WK_TASK_NICE), and the controller stalls. Lower this
+ * session's share (raising niceness needs no privilege). Where autogroups
+ * are off there is no file and nothing to do. */
+static void lower_autogroup(void)
+{
+	int fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (write(fd, "19", 2) != 2)
+		fprintf(stderr, "workproof-worker: autogroup nice: %s\n", strerror(errno));
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	struct wk_opts o;
@@ -474,6 +491,7 @@ int main(int argc, char **argv)
 	r.exit_code = -1;
 	ensure_std_fds();
 	signal(SIGPIPE, SIG_IGN);
+	lower_autogroup();
 
 	rc = parse_args(argc, argv, &o);
 	if (rc)

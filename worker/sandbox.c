@@ -332,6 +332,12 @@ int wk_set_rlimits(const struct wk_task *t, int sandbox)
 	uint64_t cpu = (t->timeout_ms + 999) / 1000 + 1;
 	int js = t->lang == WK_LANG_JS;
 
+	/* Task code yields the CPU to everyone else: a hundred tasks that loop
+	 * until their deadline must not starve the controller (its health,
+	 * payments, answers) nor the supervisors that enforce the deadlines.
+	 * Raising one's own niceness needs no privilege. */
+	if (setpriority(PRIO_PROCESS, 0, WK_TASK_NICE))
+		return wk_fail("setpriority");
 	/* CPU: a backstop to the wall-clock deadline the worker enforces. */
 	if (limit(RLIMIT_CPU, "CPU", cpu, cpu + 1) ||
 	    limit(RLIMIT_CORE, "CORE", 0, 0) ||

@@ -187,7 +187,11 @@ int wk_become_nsroot(void);
 /** Build the minimal root for a runtime and pivot into it. node: the
  *  host path of the node binary (javascript). */
 int wk_build_root(const struct wk_opts *o, enum wk_lang lang, const char *node);
-/** Set every resource limit except the address-space/data one. */
+/** Niceness of task code (the lowest priority: the host stays responsive). */
+#define WK_TASK_NICE 19
+
+/** Set every resource limit except the address-space/data one, and the
+ *  task's niceness (WK_TASK_NICE). */
 int wk_set_rlimits(const struct wk_task *t, int sandbox);
 /** Set RLIMIT_AS (lua) or RLIMIT_DATA (node). */
 int wk_set_memlimit(int resource, uint64_t bytes);
