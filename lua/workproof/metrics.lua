@@ -58,6 +58,9 @@ local function family(self, name, help, kind)
     f = { name = name, help = help, kind = kind, series = {}, keys = {} }
     self.families[name] = f
     self.order[#self.order + 1] = name
+  elseif f.kind ~= kind then
+    -- one name, one TYPE line: a second kind would be rendered as the first
+    error(("metric %s is a %s, not a %s"):format(name, f.kind, kind), 3)
   end
   return f
 end
@@ -114,10 +117,17 @@ function _M:value(name, labels)
   return s and (s.count or s.value) or 0
 end
 
+-- the text format's spellings of the special values; otherwise the shortest
+-- of %.15g/%.17g that reads back as the same double (%.9g lost a counter's
+-- last digits past 1e9 and rounded sums)
 local function num(v)
+  if v ~= v then return "NaN" end
   if v == math.huge then return "+Inf" end
+  if v == -math.huge then return "-Inf" end
   if v == math.floor(v) and math.abs(v) < 1e15 then return format("%d", v) end
-  return format("%.9g", v)
+  local s = format("%.15g", v)
+  if tonumber(s) ~= v then s = format("%.17g", v) end
+  return s
 end
 
 --- The exposition text. Extra gauges may be refreshed by the caller first.

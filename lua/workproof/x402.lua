@@ -17,6 +17,18 @@ local _M = {}
 
 local function lower(s) return type(s) == "string" and s:lower() or s end
 
+-- Errors (docs/conventions.md §2): nil, "ECODE: reason: text", "ECODE",
+-- reason. ECODE is EPAYMENT when the payment is refused (402) and
+-- EPAYMENT_UNAVAILABLE when the chain or facilitator cannot be asked (an
+-- infrastructure failure, never charged: workproof.errors); reason is the
+-- x402 error reason the 402 answer names ("insufficient_funds", ...).
+local function refused(reason, text)
+  return nil, "EPAYMENT: " .. reason .. ": " .. text, "EPAYMENT", reason
+end
+local function unavailable(text)
+  return nil, "EPAYMENT_UNAVAILABLE: " .. text, "EPAYMENT_UNAVAILABLE", "unexpected_verify_error"
+end
+
 local function b64json(t)
   return wp.base64.encode(cjson.encode(t))
 end
@@ -66,45 +78,56 @@ end
 --- Decode a PAYMENT-SIGNATURE (v2) or X-PAYMENT (v1) header value.
 -- Returns the normalised payment { version, scheme, network, signature,
 -- authorization = {from,to,value,validAfter,validBefore,nonce}, raw } or
--- nil, reason (an x402 error code) and a message.
+-- nil, "EPAYMENT: ...", "EPAYMENT", reason (an x402 error reason).
 function _M.decode(value)
   if type(value) ~= "string" or #value == 0 or #value > 16384 then
-    return nil, "invalid_payload", "empty or oversized payment header"
+    return refused("invalid_payload", "empty or oversized payment header")
   end
   local text = wp.base64.decode(value) or wp.base64.decode(value, "url")
-  if not text then return nil, "invalid_payload", "payment header is not base64" end
+  if not text then return refused("invalid_payload", "payment header is not base64") end
   local p = cjson.decode(text)
-  if type(p) ~= "table" then return nil, "invalid_payload", "payment header is not a JSON object" end
+  if type(p) ~= "table" then return refused("invalid_payload", "payment header is not a JSON object") end
   local version = p.x402Version
   local scheme, network
   if version == 2 then
-    if type(p.accepted) ~= "table" then return nil, "invalid_payload", "v2 payload without `accepted`" end
+    if type(p.accepted) ~= "table" then return refused("invalid_payload", "v2 payload without `accepted`") end
     scheme, network = p.accepted.scheme, p.accepted.network
   elseif version == 1 then
     scheme, network = p.scheme, p.network
   else
-    return nil, "invalid_x402_version", "x402Version must be 1 or 2"
+    return refused("invalid_x402_version", "x402Version must be 1 or 2")
   end
   local pl = p.payload
   local a = type(pl) == "table" and pl.authorization
   if type(a) ~= "table" or type(pl.signature) ~= "string" then
-    return nil, "invalid_payload", "payload needs signature and authorization"
+    return refused("invalid_payload", "payload needs signature and authorization")
   end
   for _, k in ipairs({ "from", "to", "value", "validAfter", "validBefore", "nonce" }) do
-    if type(a[k]) ~= "string" then return nil, "invalid_payload", "authorization." .. k .. " must be a string" end
+    if type(a[k]) ~= "string" then
+      return refused("invalid_payload", "authorization." .. k .. " must be a string")
+    end
   end
   if not (wp.eth.is_address(a.from) and wp.eth.is_address(a.to)) then
-    return nil, "invalid_payload", "authorization.from/to must be addresses"
+    return refused("invalid_payload", "authorization.from/to must be addresses")
   end
   for _, k in ipairs({ "value", "validAfter", "validBefore" }) do
     if not a[k]:find("^%d+$") or #a[k] > 78 then
-      return nil, "invalid_payload", "authorization." .. k .. " must be a decimal integer"
+      return refused("invalid_payload", "authorization." .. k .. " must be a decimal integer")
     end
   end
   local nonce = wp.unhex(a.nonce)
-  if not nonce or #nonce ~= 32 then return nil, "invalid_payload", "authorization.nonce must be 32 bytes of hex" end
+  if not nonce or #nonce ~= 32 then
+    return refused("invalid_payload", "authorization.nonce must be 32 bytes of hex")
+  end
   local sig = wp.unhex(pl.signature)
-  if not sig or #sig ~= 65 then return nil, "invalid_exact_evm_payload_signature", "signature must be 65 bytes" end
+  if not sig or #sig ~= 65 then
+    return refused("invalid_exact_evm_payload_signature", "signature must be 65 bytes")
+  end
+  -- v as a bare recovery id (0/1) is the same signature, but USDC's ECRecover
+  -- (and TestUSDC) take only 27/28: settle with that form, or the transfer
+  -- reverts after the work is done
+  local v = sig:byte(65)
+  if v == 0 or v == 1 then sig = sig:sub(1, 64) .. string.char(v + 27) end
   return {
     version = version, scheme = scheme, network = network, accepted = p.accepted,
     signature = sig, authorization = a, nonce = nonce, raw = p,
@@ -121,42 +144,44 @@ local function dec_cmp(a, b)
 end
 
 --- Check everything that can be checked without the chain. Returns the
--- payer address or nil, reason, message. `now` is Unix seconds.
+-- payer address or nil, "EPAYMENT: ...", "EPAYMENT", reason. `now` is Unix
+-- seconds.
 function _M.check(cfg, pay, now)
-  if pay.scheme ~= "exact" then return nil, "unsupported_scheme", "only the exact scheme is accepted" end
+  if pay.scheme ~= "exact" then return refused("unsupported_scheme", "only the exact scheme is accepted") end
   if pay.network ~= cfg.network then
-    return nil, "invalid_network",
-      ("payment is for %s, this service takes %s"):format(tostring(pay.network), cfg.network)
+    return refused("invalid_network",
+      ("payment is for %s, this service takes %s"):format(tostring(pay.network), cfg.network))
   end
   local a = pay.authorization
   if pay.version == 2 then
     local acc = pay.accepted
     if lower(acc.asset) ~= lower(cfg.asset) or lower(acc.payTo) ~= lower(cfg.pay_to) or acc.amount ~= cfg.amount then
-      return nil, "invalid_payment_requirements", "`accepted` does not match this service's requirements"
+      return refused("invalid_payment_requirements", "`accepted` does not match this service's requirements")
     end
   end
   if lower(a.to) ~= lower(cfg.pay_to) then
-    return nil, "invalid_exact_evm_payload_recipient_mismatch", "authorization.to is not payTo"
+    return refused("invalid_exact_evm_payload_recipient_mismatch", "authorization.to is not payTo")
   end
   if dec_cmp(a.value, cfg.amount) ~= 0 then
-    return nil, "invalid_exact_evm_payload_authorization_value_mismatch", "the amount must match exactly"
+    return refused("invalid_exact_evm_payload_authorization_value_mismatch", "the amount must match exactly")
   end
   local after, before = tonumber(a.validAfter), tonumber(a.validBefore)
   if not after or after > now then
-    return nil, "invalid_exact_evm_payload_authorization_valid_after", "authorization not valid yet"
+    return refused("invalid_exact_evm_payload_authorization_valid_after", "authorization not valid yet")
   end
   -- settlement happens after the verdict: the authorization must outlive the job
   if not before or before < now + (cfg.min_validity_seconds or 6) then
-    return nil, "invalid_exact_evm_payload_authorization_valid_before", "authorization expired or expires too soon"
+    return refused("invalid_exact_evm_payload_authorization_valid_before",
+      "authorization expired or expires too soon")
   end
   local digest, derr = wp.eip712.transfer_with_authorization_hash({
     name = cfg.token_name, version = cfg.token_version, chainId = cfg.chain_id, verifyingContract = cfg.asset,
   }, { from = a.from, to = a.to, value = a.value, validAfter = a.validAfter, validBefore = a.validBefore,
        nonce = a.nonce })
-  if not digest then return nil, "invalid_payload", tostring(derr) end
+  if not digest then return refused("invalid_payload", tostring(derr)) end
   local pub = wp.secp256k1.recover(digest, pay.signature)
   if not pub or lower(wp.eth.address(pub)) ~= lower(a.from) then
-    return nil, "invalid_exact_evm_payload_signature", "the signature does not recover to authorization.from"
+    return refused("invalid_exact_evm_payload_signature", "the signature does not recover to authorization.from")
   end
   return a.from
 end
@@ -169,18 +194,21 @@ local function eth_call(rpc, to, sig, args)
 end
 
 --- The on-chain checks: the nonce unused and the balance sufficient.
--- Returns true, or nil, reason, message ("unexpected_verify_error" when the
--- chain cannot be asked: an infrastructure failure, never charged).
+-- Returns true, or nil, err, code, reason: code EPAYMENT when the payment is
+-- refused, EPAYMENT_UNAVAILABLE (reason "unexpected_verify_error") when the
+-- chain cannot be asked.
 function _M.check_chain(cfg, pay, rpc)
   local a = pay.authorization
   local used, err = eth_call(rpc, cfg.asset, "authorizationState(address,bytes32)", { a.from, pay.nonce })
-  if not used then return nil, "unexpected_verify_error", tostring(err) end
-  if used:byte(32) ~= 0 then return nil, "invalid_transaction_state", "authorization nonce already used" end
+  if not used then return unavailable(tostring(err)) end
+  if used:byte(32) ~= 0 then
+    return refused("invalid_transaction_state", "authorization nonce already used")
+  end
   local bal, berr = eth_call(rpc, cfg.asset, "balanceOf(address)", { a.from })
-  if not bal then return nil, "unexpected_verify_error", tostring(berr) end
+  if not bal then return unavailable(tostring(berr)) end
   local v = wp.abi.decode("(uint256)", bal)
   if not v or dec_cmp(tostring(v[1]), a.value) < 0 then
-    return nil, "insufficient_funds", "the payer's balance is below the amount"
+    return refused("insufficient_funds", "the payer's balance is below the amount")
   end
   return true
 end
@@ -194,17 +222,18 @@ function _M.settle_calldata(pay)
 end
 
 --- Ask an external facilitator: path "/verify" or "/settle". Returns its
--- decoded answer, or nil, "EFACILITATOR: ..." when it cannot be reached.
+-- decoded answer, or nil, "EPAYMENT_UNAVAILABLE: ...", "EPAYMENT_UNAVAILABLE"
+-- when it cannot be reached or answers nonsense.
 function _M.facilitator(cfg, path, pay)
   local host = require "workproof.host"
   local body = cjson.encode { x402Version = pay.version, paymentPayload = pay.raw,
     paymentRequirements = accepts(cfg) }
   local st, hdr, resp = host.http_request { method = "POST", url = cfg.facilitator .. path, body = body,
     headers = { ["content-type"] = "application/json" }, timeout = 60 }
-  if not st then return nil, "EFACILITATOR: " .. tostring(hdr) end   -- (nil, err)
+  if not st then return unavailable("facilitator: " .. tostring(hdr)) end   -- (nil, err)
   local r = cjson.decode(resp or "")
   if st ~= 200 or type(r) ~= "table" then
-    return nil, ("EFACILITATOR: %s answered %s"):format(path, tostring(st))
+    return unavailable(("facilitator: %s answered %s"):format(path, tostring(st)))
   end
   return r
 end
@@ -213,37 +242,43 @@ end
 -- the legacy mode: X-402-Payment: <tx hash of a native transfer>
 
 --- Verify a legacy payment hash. lcfg = { pay_to, amount_wei, confirmations }.
--- Returns { payer, value, block } or nil, reason, infra (true when the chain
--- could not be asked).
+-- Returns { payer, value, block, hash } or nil, err, code, reason (reason
+-- "invalid_payment"; code EPAYMENT_UNAVAILABLE when the chain could not be
+-- asked).
 function _M.check_legacy(lcfg, hash, rpc)
   if type(hash) ~= "string" or not hash:lower():find("^0x%x+$") or #hash ~= 66 then
-    return nil, "X-402-Payment must be a 0x-prefixed 32-byte transaction hash"
+    return refused("invalid_payment", "X-402-Payment must be a 0x-prefixed 32-byte transaction hash")
   end
+  hash = hash:lower()   -- a node refuses "0X…": that is the client's error, not the chain's
   local tx, err = rpc:call("eth_getTransactionByHash", { hash })
-  if err then return nil, "cannot read the transaction: " .. tostring(err), true end
-  if type(tx) ~= "table" then return nil, "no such transaction" end
-  if lower(tx.to) ~= lower(lcfg.pay_to) then return nil, "the transaction does not pay this service" end
+  if err then return unavailable("cannot read the transaction: " .. tostring(err)) end
+  if type(tx) ~= "table" then return refused("invalid_payment", "no such transaction") end
+  if lower(tx.to) ~= lower(lcfg.pay_to) then
+    return refused("invalid_payment", "the transaction does not pay this service")
+  end
   local value = wp.abi.to_decimal(tx.value)
   if dec_cmp(value, lcfg.amount_wei) ~= 0 then
-    return nil, ("the transaction pays %s wei, the price is %s wei"):format(value, lcfg.amount_wei)
+    return refused("invalid_payment",
+      ("the transaction pays %s wei, the price is %s wei"):format(value, lcfg.amount_wei))
   end
   local rc, rerr = rpc:call("eth_getTransactionReceipt", { hash })
-  if rerr then return nil, "cannot read the receipt: " .. tostring(rerr), true end
-  if type(rc) ~= "table" then return nil, "the transaction is not mined yet" end
-  if tonumber(rc.status) ~= 1 then return nil, "the transaction failed" end
+  if rerr then return unavailable("cannot read the receipt: " .. tostring(rerr)) end
+  if type(rc) ~= "table" then return refused("invalid_payment", "the transaction is not mined yet") end
+  if tonumber(rc.status) ~= 1 then return refused("invalid_payment", "the transaction failed") end
   local head, herr = rpc:call("eth_blockNumber", {})
-  if not head then return nil, "cannot read the head: " .. tostring(herr), true end
+  if not head then return unavailable("cannot read the head: " .. tostring(herr)) end
   local confirmations = tonumber(head) - tonumber(rc.blockNumber) + 1
   if confirmations < (lcfg.confirmations or 2) then
-    return nil, ("%d confirmation(s), %d required"):format(confirmations, lcfg.confirmations or 2)
+    return refused("invalid_payment",
+      ("%d confirmation(s), %d required"):format(confirmations, lcfg.confirmations or 2))
   end
   -- the receipt's block must still be the canonical one (a reorg drops it)
   local blk, berr = rpc:call("eth_getBlockByNumber", { rc.blockNumber, false })
-  if berr then return nil, "cannot read the block: " .. tostring(berr), true end
+  if berr then return unavailable("cannot read the block: " .. tostring(berr)) end
   if type(blk) ~= "table" or lower(blk.hash) ~= lower(rc.blockHash) then
-    return nil, "the payment's block is no longer canonical (reorganised)"
+    return refused("invalid_payment", "the payment's block is no longer canonical (reorganised)")
   end
-  return { payer = tx.from, value = value, block = tonumber(rc.blockNumber), hash = hash:lower() }
+  return { payer = tx.from, value = value, block = tonumber(rc.blockNumber), hash = hash }
 end
 
 return _M
