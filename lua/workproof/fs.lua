@@ -24,6 +24,16 @@ function _M.mkdir_p(path, mode)
   return true
 end
 
+--- A whole file's bytes, or nil and the error (small files: config,
+-- policies, deployments; read synchronously).
+function _M.read(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 --- The directory part of a path ("." for a bare name).
 function _M.dirname(path)
   return path:match("^(.*)/[^/]*$") or "."

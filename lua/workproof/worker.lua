@@ -350,11 +350,12 @@ end
 -- NOTARY_RESULT table (its `errorClass` field may say TIMEOUT etc.: the
 -- worker itself reports task-level outcomes; `error` is the text) and info = { backend, pid, wall_ms,
 -- exit_status, term_signal, stderr }.
--- Returns nil, "ECODE: text", info when there is no usable result:
+-- Returns nil, "ECODE: text", "ECODE", info when there is no usable result:
 --   ETIMEDOUT   the host killed the worker at its deadline (worker hung)
 --   ENORESULT   the worker exited without a result line (crash)
 --   EBADRESULT  malformed, duplicated, oversized or mismatched result line
 --   ESPAWN      the backend could not be started
+--   EINVAL      the task could not be encoded for the worker
 function _M.run(task, opts)
   check_task(task)
   opts = opts or {}
@@ -362,12 +363,12 @@ function _M.run(task, opts)
   local build = backends[backend]
   if not build then error("worker.run: unknown backend " .. tostring(backend), 2) end
   local payload, perr = encode_task(task)
-  if not payload then return nil, perr end
+  if not payload then return nil, perr, "EINVAL" end
 
   local file, args, tmpfile = build(payload, task.jobId)
   if not file then
     stats.spawn_failed = stats.spawn_failed + 1
-    return nil, "ESPAWN: " .. tostring(args)
+    return nil, "ESPAWN: " .. tostring(args), "ESPAWN"
   end
   local timeout = (task.timeoutMs or 30000) / 1000 + config.grace
     + (backend == "qemu" and config.boot_allowance or 0)
@@ -379,7 +380,7 @@ function _M.run(task, opts)
   if not proc then
     if tmpfile then os_remove(tmpfile) end
     stats.spawn_failed = stats.spawn_failed + 1
-    return nil, err
+    return nil, err, "ESPAWN"
   end
   local pid = proc.pid
   stats.spawned = stats.spawned + 1
@@ -416,7 +417,7 @@ function _M.run(task, opts)
   end
   if bad then
     stats.crashed = stats.crashed + 1
-    return nil, "EBADRESULT: " .. bad, info
+    return nil, "EBADRESULT: " .. bad, "EBADRESULT", info
   end
   if result then
     stats.finished = stats.finished + 1
@@ -425,13 +426,13 @@ function _M.run(task, opts)
   end
   if st.timed_out then
     stats.timed_out = stats.timed_out + 1
-    return nil, ("ETIMEDOUT: worker killed by the host after %.1f s"):format(timeout), info
+    return nil, ("ETIMEDOUT: worker killed by the host after %.1f s"):format(timeout), "ETIMEDOUT", info
   end
   stats.crashed = stats.crashed + 1
   local why = st.term_signal ~= 0 and ("signal " .. st.term_signal) or ("status " .. tostring(st.exit_status))
   local tail = st.stderr:sub(-300):gsub("%s+$", "")
   return nil, ("ENORESULT: worker exited (%s) without a result%s"):format(why,
-    tail ~= "" and (": " .. tail) or ""), info
+    tail ~= "" and (": " .. tail) or ""), "ENORESULT", info
 end
 
 return _M

@@ -58,17 +58,15 @@ function _M.main(...)
   if help then io.stdout:write(USAGE) return 0 end
   if not opts then io.stderr:write("workproof serve: ", err, "\n", USAGE) return 2 end
 
-  local S = controller.state
-  S.config_path = opts.config
-  S.overrides = opts.listen and { listen = opts.listen } or nil
+  controller.configure(opts.config, opts.listen and { listen = opts.listen } or nil)
   local gen, rerr = controller.reload("start")
   if not gen then
     io.stderr:write("workproof serve: ", rerr, "\n")
     return 2
   end
   local conf = gen.config
-  local db, derr = controller.open_store(conf.store)
-  if not db then
+  local store, derr = controller.open_store(conf.store)
+  if not store then
     io.stderr:write("workproof serve: ", derr, "\n")
     return 1
   end
@@ -100,7 +98,7 @@ function _M.main(...)
   -- health checks are answered in C, without entering Lua: they stay cheap
   -- under load and answer while Lua is busy (the Lua route stays as the
   -- fallback); a draining host answers 503
-  S.server = srv
+  controller.set_server(srv)
   srv:static("/health", 200, controller.HEALTH, "application/json")
   host.log("info", ("workproof %s serving on http://%s:%d (generation %d, backend %s, store %s)"):format(
     host.version, h, srv.port, gen.id, conf.worker.backend, conf.store))
@@ -130,21 +128,19 @@ function _M.main(...)
   -- graceful shutdown
   local done = false
   local function shutdown(signame)
-    if S.draining then return end
-    S.draining = true
+    if controller.draining() then return end
+    controller.drain()
     srv:static("/health", 503, '{"status":"draining"}', "application/json")
     host.log("info", "SIG" .. signame .. ": draining " .. srv.active .. " request(s)")
     srv:shutdown()
     stop_reaper()
-    local deadline = host.now() + S.gen.config.limits.shutdown_grace
+    local deadline = host.now() + controller.current().config.limits.shutdown_grace
     while srv.active > 0 and host.now() < deadline do host.sleep(0.05) end
     for _, w in ipairs(worker.list()) do host.kill(w.pid, 9, true) end
     while srv.active > 0 and host.now() < deadline + 2 do host.sleep(0.05) end
     for _, hd in ipairs(handles) do hd:stop() end
-    if S.chain then S.chain:release() end   -- another process may send now
     worker.release_records()
-    controller.release_instance()
-    S.db:close()
+    controller.close()   -- the outbox lease and the store
     host.log("info", "stopped")
     done = true
     io.stdout:flush()
