@@ -21,7 +21,7 @@
 -- ("blacklist"). Requests during a block or blacklist are refused without
 -- extending it and without using capacity.
 --
--- State (host-owned, survives reloads, DESIGN.md convention 5):
+-- State (host-owned, survives reloads, docs/conventions.md §5):
 --   state.clients[key] = { tat=, seen=, block_until=, bl_until=, strikes={t...} }
 --   state.count        = number of keys in state.clients
 --   state.next_sweep   = time of the next expiry sweep

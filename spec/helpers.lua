@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
---- Shared helpers for specs: one entry point (DESIGN.md convention 10).
+--- Shared helpers for specs: one entry point (docs/conventions.md §10).
 local wp = require "workproof"
 
 local _M = {}
@@ -9,6 +9,26 @@ function _M.unhex(h)
   local s, err = wp.unhex(h)
   if not s then error("bad hex fixture: " .. tostring(err), 2) end
   return s
+end
+
+--- The errors of a configuration that must be refused: configure(...)
+-- (policy.configure, schema.validate) must return nil, errors.
+function _M.refused_config(configure, ...)
+  local out, errs = configure(...)
+  assert(out == nil, "the configuration was accepted")
+  return errs
+end
+
+--- Lowercase hex in plain Lua: for the specs of the core's encoders and
+-- signatures, which must not depend on the encoder under test.
+function _M.plain_hex(s)
+  return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+--- The bytes of a hex fixture in plain Lua (see plain_hex); bad hex fails.
+function _M.plain_unhex(s)
+  assert(#s % 2 == 0 and not s:find("[^0-9a-fA-F]"), "bad hex fixture")
+  return (s:gsub("..", function(c) return string.char(tonumber(c, 16)) end))
 end
 
 --- Deterministic pseudo-random generator (xorshift32), so a failing random
@@ -71,6 +91,49 @@ function _M.tmpdir()
   return d
 end
 
+--- A fresh directory holding a copy of the shipped policies (policies/*.lua
+-- in DIR/policies), for a controller started on it.
+function _M.policy_dir()
+  local d = _M.tmpdir()
+  assert(os.execute("mkdir -p " .. _M.q(d .. "/policies") .. " && cp policies/*.lua " .. _M.q(d .. "/policies/")))
+  return d
+end
+
+--- Lowercase hex SHA-256 of s (what expectedHash and taskHash hold).
+function _M.sha(s)
+  return wp.hex(wp.sha256(s))
+end
+
+--- The names in a directory, sorted ({} when it does not exist).
+function _M.ls(path)
+  local out = {}
+  local p = io.popen("ls -1 " .. _M.q(path) .. " 2>/dev/null")
+  for name in p:lines() do out[#out + 1] = name end
+  p:close()
+  return out
+end
+
+--- Is pid running? (a zombie waiting for whoever adopted it to reap it is not)
+function _M.alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local state = f:read("*a"):match("^%d+ %b() (%a)")
+  f:close()
+  return state ~= "Z" and state ~= "X"
+end
+
+--- Poll pred() on the loop until it is true (returns true) or `seconds`
+-- (default 10) have passed (returns false), so a regression fails rather
+-- than hangs.
+function _M.eventually(pred, seconds)
+  local deadline = wp.now() + (seconds or 10)
+  while not pred() do
+    if wp.now() > deadline then return false end
+    wp.sleep(0.02)
+  end
+  return true
+end
+
 -- Everything below needs the workproof host (it spawns processes on the loop).
 
 _M.build = os.getenv("WORKPROOF_BUILD") or "build"
@@ -109,17 +172,68 @@ function _M.http(method, url, body, headers, opts)
   return status, hdrs, rest
 end
 
+--- Spawn a process (host.process_spawn spec) and read its stdout until
+-- `pattern` is found; returns the process and what it printed. When it
+-- exits first, fails the caller's caller with `what` and its output.
+function _M.spawn_until(spec, pattern, what)
+  local p = assert(require("workproof.host").process_spawn(spec))
+  local buf = ""
+  while not buf:find(pattern) do
+    local c = p:read()
+    if not c then error(what .. " did not start:\n" .. buf .. p:wait().stderr, 3) end
+    buf = buf .. c
+  end
+  return p, buf
+end
+
+-- the policies of a spec's controller: all five, with limits that stay out
+-- of the way of what the spec exercises
+local SPEC_POLICIES = {
+  task_types = "{}", code_patterns = "{}", worker_threshold = "{}",
+  rate_limit = "{ config = { limit = 1000 } }",
+  circuit_breaker = "{ config = { failure_threshold = 1000 } }",
+}
+
+--- A controller config (Lua source for start_controller): state and
+-- policies under @DIR@, the five policies as above; `fields` is Lua source
+-- for more fields of the config table, `policies` maps a policy name to the
+-- Lua source of its entry (replacing or adding one).
+function _M.config(fields, policies)
+  local entries, names = {}, {}
+  for k, v in pairs(SPEC_POLICIES) do entries[k] = v end
+  for k, v in pairs(policies or {}) do entries[k] = v end
+  for k in pairs(entries) do names[#names + 1] = k end
+  table.sort(names)
+  local lines = {}
+  for i, k in ipairs(names) do lines[i] = ("    %s = %s,"):format(k, entries[k]) end
+  return ('return {\n  state_dir = "@DIR@/var",\n  policies_dir = "@DIR@/policies",\n  %s\n'
+    .. "  policies = {\n%s\n  },\n}\n"):format(fields or "", table.concat(lines, "\n"))
+end
+
+--- POST a body (a table is JSON-encoded) to the controller's /verify;
+-- returns the status, the decoded reply (the raw text when it is not
+-- JSON) and the headers.
+function _M.verify(srv, body, headers, opts)
+  local cjson = require "cjson.safe"
+  local st, hd, b = _M.http("POST", srv.url .. "/verify", type(body) == "table" and cjson.encode(body) or body,
+    headers, opts)
+  return st, cjson.decode(b or "") or b, hd
+end
+
+--- GET the controller's /metrics page; fails unless it answers 200.
+-- Returns the page text and the headers.
+function _M.metrics(srv)
+  local st, hd, text = _M.http("GET", srv.url .. "/metrics")
+  assert(st == 200, "GET /metrics: " .. tostring(st) .. " " .. tostring(text))
+  return text, hd
+end
+
 --- Start `workproof serve` with a config (Lua source text) in a fresh state
 -- dir on an ephemeral loopback port. Returns a server table
 -- { url, port, dir, proc, log = function() }; stop it with _M.stop(server).
 function _M.start_controller(config_src, opts)
-  local host = require "workproof.host"
   opts = opts or {}
-  local dir = opts.dir
-  if not dir then
-    dir = os.tmpname()
-    os.remove(dir)
-  end
+  local dir = opts.dir or _M.tmpdir()
   os.execute("mkdir -p " .. dir .. "/policies")
   -- one config file per controller: several may share a state dir, and
   -- each watches its own config for reloads
@@ -135,41 +249,36 @@ function _M.start_controller(config_src, opts)
     table.insert(args, 1, "-c")
     file = "/bin/sh"
   end
-  local p = assert(host.process_spawn { file = file, args = args, timeout = opts.timeout or 600,
-    stderr_limit = 1048576 })
-  local buf = ""
-  while not buf:find("listening on") do
-    local c = p:read()
-    if not c then
-      local st = p:wait()
-      error("controller did not start:\n" .. buf .. st.stderr, 2)
-    end
-    buf = buf .. c
-  end
+  local p, buf = _M.spawn_until({ file = file, args = args, timeout = opts.timeout or 600,
+    stderr_limit = 1048576 }, "listening on", "controller")
   local port = tonumber(buf:match("listening on [^\n]*:(%d+)"))
   return { url = "http://127.0.0.1:" .. port, port = port, dir = dir, proc = p, config = cfg }
+end
+
+--- Inside a describe block: a controller with `config_src` on a fresh copy
+-- of the policies, started before the block's tests and stopped after them.
+-- Returns the table that holds the server's fields (url, port, dir, proc)
+-- while it runs.
+function _M.controller_for(config_src)
+  local busted = require "busted"
+  local srv = {}
+  busted.setup(function()
+    for k, v in pairs(_M.start_controller(config_src, { dir = _M.policy_dir() })) do srv[k] = v end
+  end)
+  busted.teardown(function() if srv.proc then _M.stop(srv) end end)
+  return srv
 end
 
 --- Start anvil (npm, contracts/) on a free loopback port with the contracts
 -- deployed; it stops by itself (timeout, or when this process dies).
 -- Returns { url, dep (the deployment JSON), dir, proc }.
 function _M.start_anvil(dir)
-  local host = require "workproof.host"
   local cjson = require "cjson"
-  if not dir then
-    dir = os.tmpname()
-    os.remove(dir)
-  end
+  dir = dir or _M.tmpdir()
   os.execute("mkdir -p " .. dir)
-  local p = assert(host.process_spawn { file = "/usr/bin/env",
+  local p, buf = _M.spawn_until({ file = "/usr/bin/env",
     args = { "node", "contracts/scripts/anvil.js", "--port", "0", "--timeout", "900",
-      "--deploy", "--out", dir .. "/dep.json", "--quiet" }, timeout = 900 })
-  local buf = ""
-  while not buf:find("anvil: deployed") do
-    local c = p:read()
-    if not c then error("anvil did not start: " .. buf .. p:wait().stderr, 2) end
-    buf = buf .. c
-  end
+      "--deploy", "--out", dir .. "/dep.json", "--quiet" }, timeout = 900 }, "anvil: deployed", "anvil")
   return { url = buf:match("listening on (http://127%.0%.0%.1:%d+)"), dep = cjson.decode(_M.read(dir .. "/dep.json")),
     dir = dir, proc = p }
 end
@@ -181,15 +290,9 @@ end
 function _M.start_rpc_proxy(target, timeout)
   local host = require "workproof.host"
   local cjson = require "cjson.safe"
-  local p = assert(host.process_spawn { file = "/usr/bin/env",
+  local p, buf = _M.spawn_until({ file = "/usr/bin/env",
     args = { "node", "spec/fixtures/rpcproxy.cjs", "--target", target, "--timeout", tostring(timeout or 600) },
-    timeout = (timeout or 600) + 5 })
-  local buf = ""
-  while not buf:find("listening on [^\n]*\n") do
-    local c = p:read()
-    if not c then error("rpcproxy did not start: " .. buf .. p:wait().stderr, 2) end
-    buf = buf .. c
-  end
+    timeout = (timeout or 600) + 5 }, "listening on [^\n]*\n", "rpcproxy")
   local px = { url = buf:match("listening on (http://127%.0%.0%.1:%d+)"), proc = p }
   local function ctl(method, body)
     local st, _, resp = host.http_request { method = method, url = px.url .. "/__ctl", body = body,

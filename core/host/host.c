@@ -132,6 +132,11 @@ int wp_host_resume(lua_State *co, int nargs)
 
 static void set_lua_path(lua_State *L)
 {
+	static const luaL_Reg linked[] = {
+		{ "workproof.core", luaopen_workproof_core },
+		{ "workproof.host", luaopen_workproof_host },
+		{ NULL, NULL },
+	};
 	const char *dir = getenv("WORKPROOF_LUA_DIR");
 
 	if (!dir || !*dir)
@@ -145,10 +150,7 @@ static void set_lua_path(lua_State *L)
 
 	/* the core and the host modules are linked in: preload them */
 	lua_getfield(L, -1, "preload");
-	lua_pushcfunction(L, luaopen_workproof_core);
-	lua_setfield(L, -2, "workproof.core");
-	lua_pushcfunction(L, luaopen_workproof_host);
-	lua_setfield(L, -2, "workproof.host");
+	lwp_setfuncs(L, linked);
 	lua_pop(L, 2);
 }
 

@@ -5,7 +5,7 @@
  * Every C->Lua entry (the script's main chunk, a timer firing, later a child
  * exiting or an HTTP request arriving) goes through wp_host_pcall() or
  * wp_host_resume(): no Lua error ever unwinds through a libuv frame
- * (DESIGN.md convention 3). Loop-bound objects are malloc'd handles freed only
+ * (docs/conventions.md §3). Loop-bound objects are malloc'd handles freed only
  * in their uv_close callback (convention 1).
  */
 #ifndef WORKPROOF_HOST_H

@@ -813,7 +813,7 @@ static int bind_listener(struct server *srv, uv_loop_t *loop, const char *host,
 	if (rc)
 		return rc;
 	srv->listener.data = srv;
-	/* several host processes may share one port (DESIGN.md, Scale) */
+	/* several host processes may share one port (reuseport, docs/operations.md) */
 	if (reuseport && uv_fileno((uv_handle_t *)&srv->listener, &fd) == 0)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
@@ -1107,12 +1107,9 @@ void wp_host_http_free(void)
 
 void lwp_host_open_http(lua_State *L)
 {
-	luaL_newmetatable(L, SERVER_MT);
-	lua_pushcfunction(L, l_index);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
-	lua_pushcfunction(L, l_listen);
-	lua_setfield(L, -2, "http_listen");
-	lua_pushcfunction(L, l_log);
-	lua_setfield(L, -2, "log");
+	static const luaL_Reg meta[] = { { "__index", l_index }, { NULL, NULL } };
+	static const luaL_Reg fns[] = { { "http_listen", l_listen }, { "log", l_log }, { NULL, NULL } };
+
+	lwp_class(L, SERVER_MT, meta, NULL);
+	lwp_setfuncs(L, fns);
 }

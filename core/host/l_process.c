@@ -11,7 +11,7 @@
  *   p:kill([signal=SIGKILL])            signals the whole process group
  *   p.pid
  *
- * Lifetime (DESIGN.md convention 1): the userdata points at a malloc'd
+ * Lifetime (docs/conventions.md §1): the userdata points at a malloc'd
  * struct proc that owns four libuv handles; the struct is freed only when the
  * last of them has been closed. The child runs in its own process group
  * (UV_PROCESS_DETACHED = setsid) so a kill reaches everything it forked.
@@ -443,17 +443,16 @@ void lwp_host_open_process(lua_State *L)
 		{ NULL, NULL },
 	};
 
-	luaL_newmetatable(L, PROC_MT);
-	lua_pushcfunction(L, l_index);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, l_gc);
-	lua_setfield(L, -2, "__gc");
+	static const luaL_Reg meta[] = { { "__index", l_index }, { "__gc", l_gc }, { NULL, NULL } };
+	static const luaL_Reg fns[] = { { "process_spawn", l_spawn }, { "kill", l_kill_pid },
+					{ NULL, NULL } };
+
+	lwp_class(L, PROC_MT, meta, NULL);
+	/* l_index looks the methods up here (a process's fields come first) */
+	luaL_getmetatable(L, PROC_MT);
 	lua_newtable(L);
 	lwp_setfuncs(L, methods);
 	lua_setfield(L, -2, "__methods");
 	lua_pop(L, 1);
-	lua_pushcfunction(L, l_spawn);
-	lua_setfield(L, -2, "process_spawn");
-	lua_pushcfunction(L, l_kill_pid);
-	lua_setfield(L, -2, "kill");
+	lwp_setfuncs(L, fns);
 }

@@ -16,7 +16,7 @@
  * curl_multi_info_read() after every socket action and their coroutines
  * resumed with the result.
  *
- * Lifetimes (DESIGN.md convention 1): every handle owner starts with struct
+ * Lifetimes (docs/conventions.md §1): every handle owner starts with struct
  * wp_hbase and is freed only in its uv_close callback, or later:
  *   - struct rpc_sock (one uv_poll) has two owners, curl (until it says
  *     CURL_POLL_REMOVE) and libuv (until the poll's close callback); it is
@@ -666,12 +666,10 @@ static int l_http_active(lua_State *L)
 
 void lwp_host_open_rpc(lua_State *L)
 {
-	luaL_newmetatable(L, MULTI_MT);
-	lua_pushcfunction(L, box_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pop(L, 1);
-	lua_pushcfunction(L, l_http_request);
-	lua_setfield(L, -2, "http_request");
-	lua_pushcfunction(L, l_http_active);
-	lua_setfield(L, -2, "http_active");
+	static const luaL_Reg meta[] = { { "__gc", box_gc }, { NULL, NULL } };
+	static const luaL_Reg fns[] = { { "http_request", l_http_request },
+					{ "http_active", l_http_active }, { NULL, NULL } };
+
+	lwp_class(L, MULTI_MT, meta, NULL);
+	lwp_setfuncs(L, fns);
 }

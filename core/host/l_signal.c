@@ -155,14 +155,10 @@ static int l_stop(lua_State *L)
 
 void lwp_host_open_signal(lua_State *L)
 {
-	luaL_newmetatable(L, WATCH_MT);
-	lua_newtable(L);
-	lua_pushcfunction(L, l_stop);
-	lua_setfield(L, -2, "stop");
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
-	lua_pushcfunction(L, l_on_signal);
-	lua_setfield(L, -2, "on_signal");
-	lua_pushcfunction(L, l_watch);
-	lua_setfield(L, -2, "watch");
+	static const luaL_Reg methods[] = { { "stop", l_stop }, { NULL, NULL } };
+	static const luaL_Reg fns[] = { { "on_signal", l_on_signal }, { "watch", l_watch },
+					{ NULL, NULL } };
+
+	lwp_class(L, WATCH_MT, NULL, methods);
+	lwp_setfuncs(L, fns);
 }

@@ -36,6 +36,35 @@ static const char *const domain_fields[] = {
 	"name", "version", "chainId", "verifyingContract", "salt", NULL,
 };
 
+enum domain_kind { DOMAIN_INT, DOMAIN_ADDRESS, DOMAIN_BYTES32 };
+
+/*
+ * The optional domain field `key` of the table at idx, an integer word, an
+ * address or 32 bytes, into out; *set = out when it is there. Returns the
+ * conv error code.
+ */
+static int domain_word(struct lwp_conv *c, int idx, const char *key, enum domain_kind kind,
+		       uint8_t *out, const uint8_t **set)
+{
+	lua_State *L = c->L;
+	int rc = WP_OK;
+
+	lua_getfield(L, idx, key);
+	if (!lua_isnil(L, -1)) {
+		push_path(c, key, 0);
+		if (kind == DOMAIN_INT)
+			rc = lwp_to_int_word(c, lua_gettop(L), out, 0);
+		else if (kind == DOMAIN_ADDRESS)
+			rc = lwp_to_address(c, lua_gettop(L), out);
+		else
+			rc = lwp_to_fixed_bytes(c, lua_gettop(L), out, 32);
+		pop_path(c);
+		*set = out;
+	}
+	lua_pop(L, 1);
+	return rc;
+}
+
 /*
  * Domain table at idx into d (chain id word and address in w / addr / salt).
  * Unknown keys raise; bad values return the conv error code.
@@ -75,34 +104,12 @@ static int check_domain(struct lwp_conv *c, int idx, struct wp_eip712_domain *d,
 		d->version = lua_tolstring(L, -1, &d->version_len);
 	}
 	lua_pop(L, 2);   /* the strings stay referenced by the domain table */
-	lua_getfield(L, idx, "chainId");
-	if (!lua_isnil(L, -1)) {
-		push_path(c, "chainId", 0);
-		rc = lwp_to_int_word(c, lua_gettop(L), chain, 0);
-		pop_path(c);
-		d->chain_id = chain;
-	}
-	lua_pop(L, 1);
-	if (rc)
-		return rc;
-	lua_getfield(L, idx, "verifyingContract");
-	if (!lua_isnil(L, -1)) {
-		push_path(c, "verifyingContract", 0);
-		rc = lwp_to_address(c, lua_gettop(L), addr);
-		pop_path(c);
-		d->verifying_contract = addr;
-	}
-	lua_pop(L, 1);
-	if (rc)
-		return rc;
-	lua_getfield(L, idx, "salt");
-	if (!lua_isnil(L, -1)) {
-		push_path(c, "salt", 0);
-		rc = lwp_to_fixed_bytes(c, lua_gettop(L), salt, 32);
-		pop_path(c);
-		d->salt = salt;
-	}
-	lua_pop(L, 1);
+	rc = domain_word(c, idx, "chainId", DOMAIN_INT, chain, &d->chain_id);
+	if (!rc)
+		rc = domain_word(c, idx, "verifyingContract", DOMAIN_ADDRESS, addr,
+				 &d->verifying_contract);
+	if (!rc)
+		rc = domain_word(c, idx, "salt", DOMAIN_BYTES32, salt, &d->salt);
 	if (rc)
 		return rc;
 	if (!d->name && !d->version && !d->chain_id && !d->verifying_contract && !d->salt)

@@ -4,27 +4,9 @@
 #include "workproof/common.h"
 #include "workproof/hash.h"
 
-static int l_sha256(lua_State *L)
-{
-	size_t len;
-	const char *s = luaL_checklstring(L, 1, &len);
-	uint8_t out[WP_SHA256_LEN];
+static int l_sha256(lua_State *L) { return lwp_push_digest(L, wp_sha256, WP_SHA256_LEN); }
 
-	wp_sha256(s, len, out);
-	lua_pushlstring(L, (const char *)out, sizeof(out));
-	return 1;
-}
-
-static int l_keccak256(lua_State *L)
-{
-	size_t len;
-	const char *s = luaL_checklstring(L, 1, &len);
-	uint8_t out[WP_KECCAK256_LEN];
-
-	wp_keccak256(s, len, out);
-	lua_pushlstring(L, (const char *)out, sizeof(out));
-	return 1;
-}
+static int l_keccak256(lua_State *L) { return lwp_push_digest(L, wp_keccak256, WP_KECCAK256_LEN); }
 
 /* wp.blake2b(s [, outlen=32 [, key]]) */
 static int l_blake2b(lua_State *L)

@@ -172,15 +172,9 @@ void lwp_open_logscan(lua_State *L)
 		{ "new", l_new },
 		{ NULL, NULL },
 	};
+	static const luaL_Reg meta[] = { { "__gc", l_gc }, { NULL, NULL } };
 
-	if (luaL_newmetatable(L, LOGSCAN_MT)) {
-		lua_newtable(L);
-		lwp_setfuncs(L, methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_gc);
-		lua_setfield(L, -2, "__gc");
-	}
-	lua_pop(L, 1);
+	lwp_class(L, LOGSCAN_MT, meta, methods);
 	lwp_subtable(L, "logscan", fns);
 	lua_getfield(L, -1, "logscan");
 	lua_pushliteral(L, WP_LOGSCAN_MARKER);

@@ -126,16 +126,7 @@ static const uint8_t *get_root(lua_State *L, int idx)
 }
 
 /* wp.merkle.leaf_hash(data) -> 32 bytes */
-static int l_leaf_hash(lua_State *L)
-{
-	size_t len;
-	const char *s = luaL_checklstring(L, 1, &len);
-	uint8_t out[HLEN];
-
-	wp_merkle_leaf_hash(s, len, out);
-	lua_pushlstring(L, (const char *)out, HLEN);
-	return 1;
-}
+static int l_leaf_hash(lua_State *L) { return lwp_push_digest(L, wp_merkle_leaf_hash, HLEN); }
 
 /* wp.merkle.node_hash(left32, right32) -> 32 bytes */
 static int l_node_hash(lua_State *L)
@@ -149,8 +140,9 @@ static int l_node_hash(lua_State *L)
 	return 1;
 }
 
-/* wp.merkle.root(leaves) -> 32 bytes; no buffer: leaves stream into a builder */
-static int l_root(lua_State *L)
+/* The root of the array at 1, of leaves or (hashes) of 32-byte leaf hashes;
+ * no buffer: they stream into a builder. */
+static int push_root(lua_State *L, int hashes)
 {
 	size_t n = checkarray(L, 1);
 	struct wp_merkle_builder b;
@@ -159,9 +151,16 @@ static int l_root(lua_State *L)
 	wp_merkle_builder_init(&b);
 	for (size_t i = 1; i <= n; i++) {
 		size_t len;
-		const char *s = elem(L, 1, i, "leaves", &len);
+		const char *s = elem(L, 1, i, hashes ? "hashes" : "leaves", &len);
 
-		wp_merkle_builder_append(&b, s, len);
+		if (!hashes) {
+			wp_merkle_builder_append(&b, s, len);
+		} else if (len == HLEN) {
+			wp_merkle_builder_append_hash(&b, (const uint8_t *)s);
+		} else {
+			lua_pushfstring(L, "hashes[%d] is %d bytes, expected 32", (int)i, (int)len);
+			luaL_argerror(L, 1, lua_tostring(L, -1));
+		}
 		lua_pop(L, 1);
 	}
 	wp_merkle_builder_root(&b, out);
@@ -169,69 +168,41 @@ static int l_root(lua_State *L)
 	return 1;
 }
 
+/* wp.merkle.root(leaves) -> 32 bytes */
+static int l_root(lua_State *L) { return push_root(L, 0); }
+
 /* wp.merkle.root_from_hashes(hashes) -> 32 bytes */
-static int l_root_from_hashes(lua_State *L)
+static int l_root_from_hashes(lua_State *L) { return push_root(L, 1); }
+
+/* The inclusion proof of leaf k, or (consistency) the consistency proof
+ * from old size k, over the leaves at 1 (k: argument 2). */
+static int push_proof_of(lua_State *L, int consistency)
 {
-	size_t n = checkarray(L, 1);
-	struct wp_merkle_builder b;
-	uint8_t out[HLEN];
+	size_t n = checkarray(L, 1), count = 0;
+	uint8_t proof[WP_MERKLE_MAX_PROOF * HLEN];
+	uint64_t k;
+	const uint8_t *hs;
+	int rc;
 
-	wp_merkle_builder_init(&b);
-	for (size_t i = 1; i <= n; i++) {
-		size_t len;
-		const char *s = elem(L, 1, i, "hashes", &len);
-
-		if (len != HLEN) {
-			lua_pushfstring(L, "hashes[%d] is %d bytes, expected 32", (int)i, (int)len);
-			luaL_argerror(L, 1, lua_tostring(L, -1));
-		}
-		wp_merkle_builder_append_hash(&b, (const uint8_t *)s);
-		lua_pop(L, 1);
-	}
-	wp_merkle_builder_root(&b, out);
-	lua_pushlstring(L, (const char *)out, HLEN);
+	if (getcount(L, 2, &k) || k > n || (!consistency && k == n))
+		return consistency ? lwp_fail(L, "ERANGE", "old size %s out of range 0..%d",
+					      lua_tostring(L, 2), (int)n) :
+			lwp_fail(L, "ERANGE", "leaf index %s out of range for %d leaves",
+				 lua_tostring(L, 2), (int)n);
+	hs = leaf_hashes(L, 1, n);
+	rc = (consistency ? wp_merkle_consistency_proof : wp_merkle_inclusion_proof)(
+		hs, n, (size_t)k, proof, WP_MERKLE_MAX_PROOF, &count);
+	if (rc)
+		return lwp_fail_err(L, rc, "%s proof failed", consistency ? "consistency" : "inclusion");
+	push_proof(L, proof, count);
 	return 1;
 }
 
 /* wp.merkle.inclusion_proof(leaves, i) -> proof | nil, "ERANGE: ..." */
-static int l_inclusion_proof(lua_State *L)
-{
-	size_t n = checkarray(L, 1), count;
-	uint8_t proof[WP_MERKLE_MAX_PROOF * HLEN];
-	uint64_t i;
-	const uint8_t *hs;
-	int rc;
-
-	if (getcount(L, 2, &i) || i >= n)
-		return lwp_fail(L, "ERANGE", "leaf index %s out of range for %d leaves",
-				lua_tostring(L, 2), (int)n);
-	hs = leaf_hashes(L, 1, n);
-	rc = wp_merkle_inclusion_proof(hs, n, (size_t)i, proof, WP_MERKLE_MAX_PROOF, &count);
-	if (rc)
-		return lwp_fail_err(L, rc, "inclusion proof failed");
-	push_proof(L, proof, count);
-	return 1;
-}
+static int l_inclusion_proof(lua_State *L) { return push_proof_of(L, 0); }
 
 /* wp.merkle.consistency_proof(leaves, m) -> proof | nil, "ERANGE: ..." */
-static int l_consistency_proof(lua_State *L)
-{
-	size_t n = checkarray(L, 1), count;
-	uint8_t proof[WP_MERKLE_MAX_PROOF * HLEN];
-	uint64_t m;
-	const uint8_t *hs;
-	int rc;
-
-	if (getcount(L, 2, &m) || m > n)
-		return lwp_fail(L, "ERANGE", "old size %s out of range 0..%d",
-				lua_tostring(L, 2), (int)n);
-	hs = leaf_hashes(L, 1, n);
-	rc = wp_merkle_consistency_proof(hs, n, (size_t)m, proof, WP_MERKLE_MAX_PROOF, &count);
-	if (rc)
-		return lwp_fail_err(L, rc, "consistency proof failed");
-	push_proof(L, proof, count);
-	return 1;
-}
+static int l_consistency_proof(lua_State *L) { return push_proof_of(L, 1); }
 
 /* wp.merkle.verify_inclusion(leaf, i, n, proof, root) -> boolean */
 static int l_verify_inclusion(lua_State *L)
@@ -293,32 +264,27 @@ static int l_builder(lua_State *L)
 	return 1;
 }
 
-/* b:append(data) -> new size */
-static int l_b_append(lua_State *L)
+/* Append argument 2 to the builder, as a leaf or (hash) a 32-byte leaf hash;
+ * pushes the new size. */
+static int builder_append(lua_State *L, int hash)
 {
 	struct wp_merkle_builder *b = checkbuilder(L);
-	size_t len;
-	const char *s = luaL_checklstring(L, 2, &len);
-	int rc = wp_merkle_builder_append(b, s, len);
+	size_t len = HLEN;
+	const char *s = hash ? (const char *)lwp_checkbytes(L, 2, HLEN) : luaL_checklstring(L, 2, &len);
+	int rc = hash ? wp_merkle_builder_append_hash(b, (const uint8_t *)s) :
+			wp_merkle_builder_append(b, s, len);
 
 	if (rc)
 		return lwp_fail_err(L, rc, "tree is full");
 	lua_pushnumber(L, (lua_Number)b->size);
 	return 1;
 }
+
+/* b:append(data) -> new size */
+static int l_b_append(lua_State *L) { return builder_append(L, 0); }
 
 /* b:append_hash(h32) -> new size */
-static int l_b_append_hash(lua_State *L)
-{
-	struct wp_merkle_builder *b = checkbuilder(L);
-	const uint8_t *h = lwp_checkbytes(L, 2, HLEN);
-	int rc = wp_merkle_builder_append_hash(b, h);
-
-	if (rc)
-		return lwp_fail_err(L, rc, "tree is full");
-	lua_pushnumber(L, (lua_Number)b->size);
-	return 1;
-}
+static int l_b_append_hash(lua_State *L) { return builder_append(L, 1); }
 
 /* b:root() -> 32 bytes */
 static int l_b_root(lua_State *L)
@@ -366,16 +332,8 @@ void lwp_open_merkle(lua_State *L)
 		{ "size", l_b_size },
 		{ NULL, NULL },
 	};
+	static const luaL_Reg meta[] = { { "__tostring", l_b_tostring }, { NULL, NULL } };
 
-	if (luaL_newmetatable(L, BUILDER_MT)) {
-		lua_newtable(L);
-		lwp_setfuncs(L, methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_b_tostring);
-		lua_setfield(L, -2, "__tostring");
-		lua_pushliteral(L, BUILDER_MT);
-		lua_setfield(L, -2, "__name");
-	}
-	lua_pop(L, 1);
+	lwp_class(L, BUILDER_MT, meta, methods);
 	lwp_subtable(L, "merkle", fns);
 }

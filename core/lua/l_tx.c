@@ -245,34 +245,14 @@ static int tx_error(lua_State *L, int rc, const char *what)
 	}
 }
 
-/* tx.signing_hash(tx) -> hash32, payload | nil, err */
-static int l_tx_signing_hash(lua_State *L)
+/*
+ * The tx at 1 (its type forced unless forced is -1), signed with the
+ * secret at 2: pushes raw, hash32; not signing, its signing payload
+ * hashed: pushes hash32, payload.
+ */
+static int tx_common(lua_State *L, int sign, int forced, const char *what)
 {
-	struct lwp_conv c;
-	struct wp_tx tx;
-	struct txints ints;
-	struct wp_buf b = WP_BUF_INIT;
-	uint8_t h[32];
-	int rc;
-
-	lwp_conv_init(&c, L, "tx", 1);
-	if (check_tx(&c, 1, &tx, &ints, -1))
-		return lwp_conv_result(L, &c);
-	rc = wp_tx_encode_unsigned(&b, &tx);
-	if (rc) {
-		wp_buf_free(&b);
-		return tx_error(L, rc, "tx.signing_hash");
-	}
-	wp_keccak256(b.data, b.len, h);
-	lua_pushlstring(L, (const char *)h, 32);
-	lua_pushlstring(L, (const char *)b.data, b.len);
-	wp_buf_free(&b);
-	return 2;
-}
-
-static int sign_common(lua_State *L, int forced, const char *what)
-{
-	const unsigned char *secret = lwp_checkbytes(L, 2, 32);
+	const unsigned char *secret = sign ? lwp_checkbytes(L, 2, 32) : NULL;
 	struct lwp_conv c;
 	struct wp_tx tx;
 	struct txints ints;
@@ -283,32 +263,27 @@ static int sign_common(lua_State *L, int forced, const char *what)
 	lwp_conv_init(&c, L, "tx", 1);
 	if (check_tx(&c, 1, &tx, &ints, forced))
 		return lwp_conv_result(L, &c);
-	rc = wp_tx_sign(&b, h, &tx, secret);
+	rc = sign ? wp_tx_sign(&b, h, &tx, secret) : wp_tx_encode_unsigned(&b, &tx);
 	if (rc) {
 		wp_buf_free(&b);
 		return tx_error(L, rc, what);
 	}
+	if (!sign)
+		wp_keccak256(b.data, b.len, h);
 	lua_pushlstring(L, (const char *)b.data, b.len);
 	lua_pushlstring(L, (const char *)h, 32);
+	if (!sign)
+		lua_insert(L, -2);   /* the hash first */
 	wp_buf_free(&b);
 	return 2;
 }
 
-/* tx.sign(tx, secret32) -> raw, hash32 | nil, err */
-static int l_tx_sign(lua_State *L)
-{
-	return sign_common(L, -1, "tx.sign");
-}
-
-static int l_tx_sign_eip1559(lua_State *L)
-{
-	return sign_common(L, WP_TX_EIP1559, "tx.sign_eip1559");
-}
-
-static int l_tx_sign_legacy(lua_State *L)
-{
-	return sign_common(L, WP_TX_LEGACY, "tx.sign_legacy");
-}
+/* tx.signing_hash(tx) -> hash32, payload | nil, err;
+ * tx.sign[_eip1559|_legacy](tx, secret32) -> raw, hash32 | nil, err */
+static int l_tx_signing_hash(lua_State *L) { return tx_common(L, 0, -1, "tx.signing_hash"); }
+static int l_tx_sign(lua_State *L) { return tx_common(L, 1, -1, "tx.sign"); }
+static int l_tx_sign_eip1559(lua_State *L) { return tx_common(L, 1, WP_TX_EIP1559, "tx.sign_eip1559"); }
+static int l_tx_sign_legacy(lua_State *L) { return tx_common(L, 1, WP_TX_LEGACY, "tx.sign_legacy"); }
 
 static void set_int(lua_State *L, const char *k, const struct wp_tx_int *x)
 {

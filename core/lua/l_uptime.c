@@ -49,25 +49,10 @@ static uint64_t checkcount(lua_State *L, int idx)
 	return (uint64_t)x;
 }
 
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 /* A timestamp argument: 8 bytes big-endian, at most INT64_MAX. */
 static int64_t checkts(lua_State *L, int idx)
 {
-	uint64_t v = rd64(lwp_checkbytes(L, idx, 8));
+	uint64_t v = wp_load_be64(lwp_checkbytes(L, idx, 8));
 
 	if (v > (uint64_t)INT64_MAX)
 		luaL_argerror(L, idx, "timestamp beyond INT64_MAX");
@@ -78,7 +63,7 @@ static void push_u64(lua_State *L, uint64_t v)
 {
 	uint8_t b[8];
 
-	wr64(b, v);
+	wp_store_be64(b, v);
 	lua_pushlstring(L, (const char *)b, 8);
 }
 
@@ -339,8 +324,8 @@ static struct wp_uptime_keyrange *checkranges(lua_State *L, int idx, size_t *n)
 	*n = len / RANGE_LEN;
 	r = lua_newuserdata(L, *n ? *n * sizeof(*r) : 1);
 	for (size_t i = 0; i < *n; i++, s += RANGE_LEN) {
-		r[i].first = rd64(s);
-		r[i].last = rd64(s + 8);
+		r[i].first = wp_load_be64(s);
+		r[i].last = wp_load_be64(s + 8);
 		memcpy(r[i].key, s + 16, WP_UPTIME_KEY_LEN);
 	}
 	return r;
@@ -799,7 +784,7 @@ static int l_rotation_pack(lua_State *L)
 	index = checkcount(L, 3);
 	memcpy(r.new_key, lwp_checkbytes(L, 4, WP_UPTIME_KEY_LEN), WP_UPTIME_KEY_LEN);
 	kind = checkcount(L, 5);
-	r.effective = rd64(lwp_checkbytes(L, 6, 8));
+	r.effective = wp_load_be64(lwp_checkbytes(L, 6, 8));
 	memcpy(r.prev_hash, lwp_checkbytes(L, 7, HLEN), HLEN);
 	reason = checkcount(L, 8);
 	if (party > 0xff || index > UINT32_MAX || kind > 0xff || reason > 0xff)

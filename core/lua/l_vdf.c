@@ -27,17 +27,10 @@ static int l_modulus(lua_State *L)
 	return 1;
 }
 
-/* wp.vdf.h2g(seed) -> x */
-static int l_h2g(lua_State *L)
-{
-	size_t len;
-	const char *seed = luaL_checklstring(L, 1, &len);
-	uint8_t x[WP_VDF_BYTES];
+_Static_assert(WP_VDF_BYTES <= LWP_DIGEST_MAX, "an h2g element must fit lwp_push_digest");
 
-	wp_vdf_h2g(seed, len, x);
-	lua_pushlstring(L, (const char *)x, sizeof(x));
-	return 1;
-}
+/* wp.vdf.h2g(seed) -> x */
+static int l_h2g(lua_State *L) { return lwp_push_digest(L, wp_vdf_h2g, WP_VDF_BYTES); }
 
 /* wp.vdf.h2p(x, y, T) -> l */
 static int l_h2p(lua_State *L)

@@ -50,6 +50,17 @@ const unsigned char *lwp_checkbytes(lua_State *L, int idx, size_t len)
 	return (const unsigned char *)s;
 }
 
+int lwp_push_digest(lua_State *L, void (*fn)(const void *, size_t, uint8_t *), size_t n)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	uint8_t out[LWP_DIGEST_MAX];
+
+	fn(s, len, out);
+	lua_pushlstring(L, (const char *)out, n);
+	return 1;
+}
+
 void lwp_setfuncs(lua_State *L, const luaL_Reg *l)
 {
 	for (; l->name; l++) {
@@ -68,6 +79,22 @@ void lwp_subtable(lua_State *L, const char *name, const luaL_Reg *l)
 		lua_setfield(L, -3, name);
 	}
 	lwp_setfuncs(L, l);
+	lua_pop(L, 1);
+}
+
+void lwp_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
+{
+	if (luaL_newmetatable(L, name)) {
+		if (meta)
+			lwp_setfuncs(L, meta);
+		if (methods) {
+			lua_newtable(L);
+			lwp_setfuncs(L, methods);
+			lua_setfield(L, -2, "__index");
+		}
+		lua_pushstring(L, name);
+		lua_setfield(L, -2, "__name");
+	}
 	lua_pop(L, 1);
 }
 

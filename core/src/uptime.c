@@ -63,12 +63,6 @@ static void be32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)v;
 }
 
-static void be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 static uint16_t rd16(const uint8_t *p)
 {
 	return (uint16_t)((p[0] << 8) | p[1]);
@@ -77,11 +71,6 @@ static uint16_t rd16(const uint8_t *p)
 static uint32_t rd32(const uint8_t *p)
 {
 	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	return ((uint64_t)rd32(p) << 32) | rd32(p + 4);
 }
 
 /* Lowercase hex of 32 bytes; the payload's only hex. */
@@ -135,7 +124,7 @@ void wp_hb_vdf_encode(uint8_t out[WP_HB_VDF_LEN], uint64_t t, const uint8_t y[WP
 		      const uint8_t proof[WP_VDF_BYTES])
 {
 	memcpy(out, vdf_tag, 8);
-	be64(out + 8, t);
+	wp_store_be64(out + 8, t);
 	memcpy(out + 16, y, WP_VDF_BYTES);
 	memcpy(out + 16 + WP_VDF_BYTES, proof, WP_VDF_BYTES);
 }
@@ -145,7 +134,7 @@ int wp_hb_vdf_decode(const uint8_t *v, size_t len, uint64_t *t, const uint8_t **
 {
 	if (len != WP_HB_VDF_LEN || !v || memcmp(v, vdf_tag, 8))
 		return WP_EINVAL;
-	*t = rd64(v + 8);
+	*t = wp_load_be64(v + 8);
 	if (y)
 		*y = v + 16;
 	if (proof)
@@ -413,8 +402,8 @@ size_t wp_hb_pack(const struct wp_hb *hb, uint8_t *out)
 	uint8_t *p = out;
 
 	memcpy(p, hb->lease_id, HLEN);
-	be64(p + 32, hb->sequence);
-	be64(p + 40, (uint64_t)hb->timestamp);
+	wp_store_be64(p + 32, hb->sequence);
+	wp_store_be64(p + 40, (uint64_t)hb->timestamp);
 	memcpy(p + 48, hb->prev_hash, HLEN);
 	memcpy(p + 80, hb->provider_sig, SLEN);
 	memcpy(p + 144, hb->consumer_sig, SLEN);
@@ -437,8 +426,8 @@ int wp_hb_unpack(struct wp_hb *hb, const uint8_t *buf, size_t len, size_t *used)
 	if (len - WP_HB_PACKED_FIXED < ext)
 		return WP_ETRUNC;
 	memcpy(hb->lease_id, buf, HLEN);
-	hb->sequence = rd64(buf + 32);
-	hb->timestamp = (int64_t)rd64(buf + 40);
+	hb->sequence = wp_load_be64(buf + 32);
+	hb->timestamp = (int64_t)wp_load_be64(buf + 40);
 	if (hb->timestamp < 0)
 		return WP_EINVAL;
 	memcpy(hb->prev_hash, buf + 48, HLEN);
@@ -475,8 +464,8 @@ void wp_uptime_epoch_record(const struct wp_uptime_epoch *e, uint8_t out[WP_UPTI
 {
 	memcpy(out, epoch_tag, 16);
 	memcpy(out + 16, e->lease_id, HLEN);
-	be64(out + 48, e->index);
-	be64(out + 56, e->first_sequence);
+	wp_store_be64(out + 48, e->index);
+	wp_store_be64(out + 56, e->first_sequence);
 	be32(out + 64, e->count);
 	memcpy(out + 68, e->root, HLEN);
 	memcpy(out + 100, e->prev_hash, HLEN);
@@ -497,8 +486,8 @@ int wp_uptime_epoch_parse(struct wp_uptime_epoch *e, const uint8_t *rec, size_t 
 	if (len > WP_UPTIME_EPOCH_RECORD_LEN || memcmp(rec, epoch_tag, 16))
 		return WP_EINVAL;
 	memcpy(e->lease_id, rec + 16, HLEN);
-	e->index = rd64(rec + 48);
-	e->first_sequence = rd64(rec + 56);
+	e->index = wp_load_be64(rec + 48);
+	e->first_sequence = wp_load_be64(rec + 56);
 	e->count = rd32(rec + 64);
 	memcpy(e->root, rec + 68, HLEN);
 	memcpy(e->prev_hash, rec + 100, HLEN);
@@ -533,10 +522,10 @@ static void claim_body(const struct wp_uptime_claim *c, uint8_t out[WP_UPTIME_CL
 	out[1] = c->flags;
 	memcpy(out + 2, c->lease_id, HLEN);
 	be32(out + 34, c->index);
-	be64(out + 38, c->first_sequence);
+	wp_store_be64(out + 38, c->first_sequence);
 	be32(out + 46, c->beat_count);
-	be64(out + 50, (uint64_t)c->period_start);
-	be64(out + 58, (uint64_t)c->period_end);
+	wp_store_be64(out + 50, (uint64_t)c->period_start);
+	wp_store_be64(out + 58, (uint64_t)c->period_end);
 	memcpy(out + 66, c->root, HLEN);
 	memcpy(out + 98, c->prev_hash, HLEN);
 }
@@ -630,10 +619,10 @@ int wp_uptime_claim_decode(struct wp_uptime_claim *c, const uint8_t *buf, size_t
 	c->flags = buf[1];
 	memcpy(c->lease_id, buf + 2, HLEN);
 	c->index = rd32(buf + 34);
-	c->first_sequence = rd64(buf + 38);
+	c->first_sequence = wp_load_be64(buf + 38);
 	c->beat_count = rd32(buf + 46);
-	c->period_start = (int64_t)rd64(buf + 50);
-	c->period_end = (int64_t)rd64(buf + 58);
+	c->period_start = (int64_t)wp_load_be64(buf + 50);
+	c->period_end = (int64_t)wp_load_be64(buf + 58);
 	memcpy(c->root, buf + 66, HLEN);
 	memcpy(c->prev_hash, buf + 98, HLEN);
 	memcpy(c->sig, buf + WP_UPTIME_CLAIM_BODY_LEN, SLEN);
@@ -776,8 +765,8 @@ void wp_uptime_proof_encode(const struct wp_uptime_proof *p, uint8_t *out, size_
 	*q++ = WP_UPTIME_PROOF_VERSION;
 	*q++ = b->ext_len ? 1 : 0;
 	memcpy(q, b->lease_id, HLEN);
-	be64(q + 32, b->sequence);
-	be64(q + 40, (uint64_t)b->timestamp);
+	wp_store_be64(q + 32, b->sequence);
+	wp_store_be64(q + 40, (uint64_t)b->timestamp);
 	memcpy(q + 48, b->prev_hash, HLEN);
 	memcpy(q + 80, b->provider_sig, SLEN);
 	memcpy(q + 144, b->consumer_sig, SLEN);
@@ -787,7 +776,7 @@ void wp_uptime_proof_encode(const struct wp_uptime_proof *p, uint8_t *out, size_
 		memcpy(q + 2, b->ext, b->ext_len);
 		q += 2 + b->ext_len;
 	}
-	be64(q, p->epoch.index);
+	wp_store_be64(q, p->epoch.index);
 	be32(q + 8, p->epoch.count);
 	memcpy(q + 12, p->epoch.root, HLEN);
 	memcpy(q + 44, p->epoch.prev_hash, HLEN);
@@ -816,8 +805,8 @@ int wp_uptime_proof_decode(struct wp_uptime_proof *p, const uint8_t *buf, size_t
 	k = q[1];
 	q += 2;
 	memcpy(p->beat.lease_id, q, HLEN);
-	p->beat.sequence = rd64(q + 32);
-	p->beat.timestamp = (int64_t)rd64(q + 40);
+	p->beat.sequence = wp_load_be64(q + 32);
+	p->beat.timestamp = (int64_t)wp_load_be64(q + 40);
 	memcpy(p->beat.prev_hash, q + 48, HLEN);
 	memcpy(p->beat.provider_sig, q + 80, SLEN);
 	memcpy(p->beat.consumer_sig, q + 144, SLEN);
@@ -837,7 +826,7 @@ int wp_uptime_proof_decode(struct wp_uptime_proof *p, const uint8_t *buf, size_t
 		q += k;
 	}
 	NEED(76 + 1);
-	p->epoch.index = rd64(q);
+	p->epoch.index = wp_load_be64(q);
 	p->epoch.count = rd32(q + 8);
 	memcpy(p->epoch.root, q + 12, HLEN);
 	memcpy(p->epoch.prev_hash, q + 44, HLEN);
@@ -927,7 +916,7 @@ void wp_uptime_rotation_bytes(const struct wp_uptime_rotation *r, uint8_t out[WP
 	be32(out + 49, r->index);
 	memcpy(out + 53, r->new_key, HLEN);
 	out[85] = r->effective_kind;
-	be64(out + 86, r->effective);
+	wp_store_be64(out + 86, r->effective);
 	memcpy(out + 94, r->prev_hash, HLEN);
 	out[126] = r->reason;
 }
@@ -945,6 +934,6 @@ void wp_uptime_attestation_digest(const uint8_t lease_id[HLEN], uint64_t timesta
 	uint8_t b[HLEN + 8];
 
 	memcpy(b, lease_id, HLEN);
-	be64(b + HLEN, timestamp);
+	wp_store_be64(b + HLEN, timestamp);
 	wp_sha256(b, sizeof(b), out);
 }

@@ -21,6 +21,7 @@
 
 #include <gmp.h>
 
+#include "workproof/common.h"
 #include "workproof/hash.h"
 #include "workproof/vdf.h"
 
@@ -63,21 +64,6 @@ _Static_assert(sizeof(H2G_TAG) == TAG_LEN + 1 && sizeof(H2P_TAG) == TAG_LEN + 1,
 /* ------------------------------------------------------------------------ */
 /* bytes, limbs, mpz                                                         */
 
-static uint64_t load_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void store_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 static void store_be32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);
@@ -90,13 +76,13 @@ static void store_be32(uint8_t *p, uint32_t v)
 static void limbs_from_bytes(mp_limb_t r[NL], const uint8_t b[WP_VDF_BYTES])
 {
 	for (int i = 0; i < NL; i++)
-		r[i] = load_be64(b + WP_VDF_BYTES - 8 * (i + 1));
+		r[i] = wp_load_be64(b + WP_VDF_BYTES - 8 * (i + 1));
 }
 
 static void limbs_to_bytes(uint8_t b[WP_VDF_BYTES], const mp_limb_t r[NL])
 {
 	for (int i = 0; i < NL; i++)
-		store_be64(b + WP_VDF_BYTES - 8 * (i + 1), r[i]);
+		wp_store_be64(b + WP_VDF_BYTES - 8 * (i + 1), r[i]);
 }
 
 static void mpz_from_bytes(mpz_t z, const uint8_t *b, size_t len)
@@ -118,7 +104,7 @@ static void mpz_from_u64(mpz_t z, uint64_t v)
 {
 	uint8_t b[8];
 
-	store_be64(b, v);
+	wp_store_be64(b, v);
 	mpz_from_bytes(z, b, 8);
 }
 
@@ -378,8 +364,8 @@ static int is_prime128(u128 c)
 	mpz_t z;
 	int r;
 
-	store_be64(b, (uint64_t)(c >> 64));
-	store_be64(b + 8, (uint64_t)c);
+	wp_store_be64(b, (uint64_t)(c >> 64));
+	wp_store_be64(b + 8, (uint64_t)c);
 	mpz_init(z);
 	mpz_from_bytes(z, b, 16);
 	r = mpz_probab_prime_p(z, 30);
@@ -397,9 +383,9 @@ static u128 h2p_u128(const uint8_t x[WP_VDF_BYTES], const uint8_t y[WP_VDF_BYTES
 	const u128 top = (u128)1 << 127;
 	u128 c;
 
-	store_be64(tb, T);
+	wp_store_be64(tb, T);
 	wp_sha256_v(parts, 4, h);
-	c = (u128)load_be64(h) << 64 | load_be64(h + 8);
+	c = (u128)wp_load_be64(h) << 64 | wp_load_be64(h + 8);
 	c |= top | 1;
 	/* smallest prime >= c among c, c+2, ...; past 2^128 wrap to 2^127+1
 	 * so that ℓ always has exactly 128 bits */
@@ -413,8 +399,8 @@ static u128 h2p_u128(const uint8_t x[WP_VDF_BYTES], const uint8_t y[WP_VDF_BYTES
 
 static void u128_to_bytes(uint8_t l[WP_VDF_L_BYTES], u128 v)
 {
-	store_be64(l, (uint64_t)(v >> 64));
-	store_be64(l + 8, (uint64_t)v);
+	wp_store_be64(l, (uint64_t)(v >> 64));
+	wp_store_be64(l + 8, (uint64_t)v);
 }
 
 int wp_vdf_h2p(const uint8_t x[WP_VDF_BYTES], const uint8_t y[WP_VDF_BYTES],

@@ -2,8 +2,8 @@
 --- JSON as JavaScript sees it, for hashes that must match a JS client.
 --
 -- taskHash = SHA-256 of JSON.stringify({taskType, code, expectedHash,
--- inputData[, language]}) after JSON.parse of the request (DESIGN.md,
--- docs/http-api.md). lua-cjson cannot reproduce that: it escapes "/", prints
+-- inputData[, language]}) after JSON.parse of the request
+-- (docs/http-api.md). lua-cjson cannot reproduce that: it escapes "/", prints
 -- 14 significant digits and forgets object key order. This module prints
 -- exactly what JSON.stringify(JSON.parse(text)) prints:
 --   * objects: array-index keys (canonical decimal integers below 2^32 - 1)

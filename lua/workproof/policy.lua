@@ -2,7 +2,7 @@
 --- Operator policies: load a policy file into an allowlisted environment,
 -- check its shape and schema, validate its config, call its hooks safely.
 --
--- A policy file returns a table (DESIGN.md convention 4):
+-- A policy file returns a table (docs/conventions.md §4):
 --
 --   return {
 --     name = "rate_limit",            -- required, [%w_]+

@@ -211,14 +211,9 @@ describe("chain and payments #integration", function()
   end)
 
   it("x402 through an external facilitator (a stand-in running @x402/evm's facilitator)", function()
-    local fp = assert(host.process_spawn { file = "/usr/bin/env",
-      args = { "node", "spec/fixtures/x402/facilitator.cjs", anvil_url }, timeout = 600 })
-    local buf = ""
-    while not buf:find("listening on") do
-      local c = fp:read()
-      if not c then error("facilitator did not start: " .. buf .. fp:wait().stderr) end
-      buf = buf .. c
-    end
+    local fp, buf = h.spawn_until({ file = "/usr/bin/env",
+      args = { "node", "spec/fixtures/x402/facilitator.cjs", anvil_url }, timeout = 600 },
+      "listening on", "facilitator")
     local furl = buf:match("(http://127%.0%.0%.1:%d+)")
     local fsrv = h.start_controller(config { more = "" }:gsub("payments = { enabled = true }",
       ('payments = { enabled = true, x402 = { facilitator = "%s" } }'):format(furl)), { dir = dir })
@@ -278,6 +273,9 @@ describe("chain and payments #integration", function()
       st = verify(srv, { ["X-402-Payment"] = "0x" .. ("ab"):rep(32) })
       assert.equal(402, st)
       st = verify(srv, { ["X-402-Payment"] = "not-a-hash" })
+      assert.equal(402, st)
+      -- a node refuses "0X…" (invalid params): still the client's 402, never a 503 infra failure
+      st = verify(srv, { ["X-402-Payment"] = "0X" .. ("AB"):rep(32) })
       assert.equal(402, st)
     end)
 

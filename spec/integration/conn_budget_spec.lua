@@ -10,7 +10,7 @@ local config = require "workproof.config"
 local h = require "helpers"
 local cjson = require "cjson.safe"
 
-local function sha(s) return wp.hex(wp.sha256(s)) end
+local sha = h.sha
 
 -- Run the fixture; returns its first report and its final one.
 local function hold(port, groups, opts)
@@ -182,8 +182,7 @@ return {
     assert.equal(80, first.opened)
     assert.equal(64, first.open, cjson.encode(first))
     assert.equal(16, first.closed)
-    local st, _, text = h.http("GET", srv.url .. "/metrics")
-    assert.equal(200, st)
+    local text = h.metrics(srv)
     assert.equal(16, metric(text, 'wp_http_connections_rejected_total{reason="per_client"}'))
     assert.equal(0, metric(text, 'wp_http_connections_rejected_total{reason="fd_reserve"}'))
     assert.equal(65, metric(text, "wp_http_connections_open"))   -- and this request's own

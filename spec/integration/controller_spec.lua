@@ -6,42 +6,13 @@ local wp = require "workproof"
 local h = require "helpers"
 local cjson = require "cjson.safe"
 
-local function sha(s) return wp.hex(wp.sha256(s)) end
+local sha, post, new_dir = h.sha, h.verify, h.policy_dir
 
-local BASE_CONFIG = [[
-return {
-  state_dir = "@DIR@/var",
-  policies_dir = "@DIR@/policies",
-  limits = { timeout_min = 1 },
-  policies = {
-    task_types = {}, code_patterns = {}, worker_threshold = {},
-    rate_limit = { config = { limit = 1000 } },
-    circuit_breaker = { config = { failure_threshold = 1000 } },
-  },
-}
-]]
-
-local function copy_policies(dir)
-  os.execute("mkdir -p " .. dir .. "/policies && cp policies/*.lua " .. dir .. "/policies/")
-end
-
-local function new_dir()
-  local d = os.tmpname()
-  os.remove(d)
-  os.execute("mkdir -p " .. d)
-  copy_policies(d)
-  return d
-end
-
-local function post(srv, body, headers)
-  local st, hd, b = h.http("POST", srv.url .. "/verify", type(body) == "table" and cjson.encode(body) or body, headers)
-  return st, cjson.decode(b or "") or b, hd
-end
+local function config(policies) return h.config("limits = { timeout_min = 1 },", policies) end
+local BASE_CONFIG = config()
 
 describe("controller #integration", function()
-  local srv
-  setup(function() srv = h.start_controller(BASE_CONFIG, { dir = new_dir() }) end)
-  teardown(function() h.stop(srv) end)
+  local srv = h.controller_for(BASE_CONFIG)
 
   it("GET /health", function()
     local st, hd, body = h.http("GET", srv.url .. "/health")
@@ -82,35 +53,26 @@ describe("controller #integration", function()
     assert.equal(sha(js), r.taskHash)
   end)
 
-  it("INVALID: the output does not hash as expected", function()
-    local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "print(5)",
-      expectedHash = sha("4") })
-    assert.equal(200, st)
-    assert.equal("INVALID", r.result)
-    assert.equal(sha("5"), r.actualHash)
-  end)
-
-  it("expectedOutput in inputData stands in for expectedHash", function()
-    local st, r = post(srv, { taskType = "data-transformation", language = "lua",
-      code = "print(input.expectedOutput)", inputData = { expectedOutput = "hello\n" } })
-    assert.equal(200, st, cjson.encode(r))
-    assert.equal("VALID", r.result)
-  end)
-
-  it("ERROR: the task fails (not refundable: the client's code)", function()
-    local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "error('boom')",
-      expectedHash = sha("4") })
-    assert.equal(200, st)
-    assert.equal("ERROR", r.result)
-    assert.is_false(r.refundEligible)
-  end)
-
-  it("TIMEOUT: the task runs past timeoutSeconds", function()
-    local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "while true do end",
-      expectedHash = sha("4"), timeoutSeconds = 1 })
-    assert.equal(200, st)
-    assert.equal("TIMEOUT", r.result)
-  end)
+  -- { what, the request's fields over a Lua code-execution task (false: left out), fields of the reply }
+  for _, c in ipairs {
+    { "INVALID: the output does not hash as expected", { code = "print(5)" },
+      { result = "INVALID", actualHash = sha("5") } },
+    { "expectedOutput in inputData stands in for expectedHash", { taskType = "data-transformation",
+      code = "print(input.expectedOutput)", inputData = { expectedOutput = "hello\n" }, expectedHash = false },
+      { result = "VALID" } },
+    { "ERROR: the task fails (not refundable: the client's code)", { code = "error('boom')" },
+      { result = "ERROR", refundEligible = false } },
+    { "TIMEOUT: the task runs past timeoutSeconds", { code = "while true do end", timeoutSeconds = 1 },
+      { result = "TIMEOUT" } },
+  } do
+    it(c[1], function()
+      local body = { taskType = "code-execution", language = "lua", expectedHash = sha("4") }
+      for k, v in pairs(c[2]) do body[k] = v or nil end
+      local st, r = post(srv, body)
+      assert.equal(200, st, cjson.encode(r))
+      for k, v in pairs(c[3]) do assert.equal(v, r[k], k) end
+    end)
+  end
 
   describe("errors are JSON {error, code, details}", function()
     local cases = {
@@ -185,20 +147,19 @@ describe("controller #integration", function()
     local info = cjson.decode(body)
     assert.equal(wp.version, info.version)
     assert.equal("sandbox", info.features.backend)
-    local st2, hd, text = h.http("GET", srv.url .. "/metrics")
-    assert.equal(200, st2)
+    local text, hd = h.metrics(srv)
     assert.matches("^text/plain", hd["content-type"])
-    assert.matches('wp_http_requests_total{route="/verify",status="200"} %d+', text)
-    assert.matches('wp_verdicts_total{result="VALID"} %d+', text)
-    assert.matches('wp_breaker_state{state="closed"} 1', text)
-    assert.matches("wp_workers_active 0", text)
-    assert.matches('wp_reloads_total{result="accepted"} 1', text)
+    for _, want in ipairs { 'wp_http_requests_total{route="/verify",status="200"} %d+',
+      'wp_verdicts_total{result="VALID"} %d+', 'wp_breaker_state{state="closed"} 1', "wp_workers_active 0",
+      'wp_reloads_total{result="accepted"} 1' } do
+      assert.matches(want, text)
+    end
   end)
 end)
 
 describe("controller protections #integration", function()
   it("429 with Retry-After past the rate limit", function()
-    local srv = h.start_controller(BASE_CONFIG:gsub("limit = 1000", "limit = 3"), { dir = new_dir() })
+    local srv = h.start_controller(config { rate_limit = "{ config = { limit = 3 } }" }, { dir = new_dir() })
     -- the flow validates first: only well-formed requests reach the limiter
     local body = { taskType = "code-execution", language = "lua", code = "print(1)", expectedHash = sha("1") }
     local codes = {}
@@ -212,8 +173,8 @@ describe("controller protections #integration", function()
   end)
 
   it("503 when the breaker opens after failures", function()
-    local srv = h.start_controller(BASE_CONFIG:gsub("failure_threshold = 1000",
-      'failure_threshold = 2, count_as_failure = { "ERROR" }'), { dir = new_dir() })
+    local srv = h.start_controller(config {
+      circuit_breaker = '{ config = { failure_threshold = 2, count_as_failure = { "ERROR" } } }' }, { dir = new_dir() })
     local bad = { taskType = "code-execution", language = "lua", code = "error('x')", expectedHash = sha("1") }
     post(srv, bad)
     post(srv, bad)
@@ -225,8 +186,8 @@ describe("controller protections #integration", function()
   end)
 
   it("503 when the worker threshold is reached", function()
-    local srv = h.start_controller(BASE_CONFIG:gsub("worker_threshold = {}",
-      "worker_threshold = { config = { max_active = 1 } }"), { dir = new_dir() })
+    local srv = h.start_controller(config {
+      worker_threshold = "{ config = { max_active = 1 } }" }, { dir = new_dir() })
     local slow = { taskType = "code-execution", language = "lua",
       code = "local x = 0 for i = 1, 5e8 do x = x + i end print(x)", expectedHash = sha("1") }
     local first

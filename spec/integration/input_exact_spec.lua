@@ -18,7 +18,7 @@ local gen = dofile("spec/fixtures/json_gen.lua")
 
 local concat = table.concat
 
-local function sha(s) return wp.hex(wp.sha256(s)) end
+local sha = h.sha
 
 local JS_CODE = [[
 const minusZero = (k, v) => (Object.is(v, -0) ? "minus zero" : v);
@@ -144,32 +144,12 @@ describe("wp.worker.run: the task's input is exact", function()
   end)
 end)
 
-local CONFIG = [[
-return {
-  state_dir = "@DIR@/var",
-  policies_dir = "@DIR@/policies",
-  limits = { timeout_min = 1 },
-  policies = {
-    task_types = {}, code_patterns = {}, worker_threshold = {},
-    rate_limit = { config = { limit = 100000 } },
-    circuit_breaker = { config = { failure_threshold = 1000 } },
-  },
-}
-]]
+local CONFIG = h.config("limits = { timeout_min = 1 },", { rate_limit = "{ config = { limit = 100000 } }" })
 
 describe("controller #integration: input and taskHash exactness", function()
-  local srv
-  setup(function()
-    local dir = h.tmpdir()
-    os.execute("mkdir -p " .. dir .. "/policies && cp policies/*.lua " .. dir .. "/policies/")
-    srv = h.start_controller(CONFIG, { dir = dir })
-  end)
-  teardown(function() h.stop(srv) end)
+  local srv = h.controller_for(CONFIG)
 
-  local function post(body)
-    local st, _, b = h.http("POST", srv.url .. "/verify", body)
-    return st, cjson.decode(b or "") or b
-  end
+  local function post(body) return h.verify(srv, body) end
 
   local function request(lang, code, input_text, expected)
     return '{"taskType":"data-transformation","language":"' .. lang .. '","code":' .. cjson.encode(code)

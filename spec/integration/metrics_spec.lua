@@ -74,19 +74,9 @@ describe("metrics exposition (unit)", function()
 end)
 
 describe("/metrics under hostile requests #integration", function()
-  local srv
-  setup(function()
-    local dir = h.tmpdir()
-    os.execute("mkdir -p " .. h.q(dir .. "/policies") .. " && cp policies/*.lua " .. h.q(dir .. "/policies/"))
-    srv = h.start_controller(CONFIG, { dir = dir })
-  end)
-  teardown(function() h.stop(srv) end)
+  local srv = h.controller_for(CONFIG)
 
-  local function page()
-    local st, _, text = h.http("GET", srv.url .. "/metrics")
-    assert.equal(200, st)
-    return text
-  end
+  local function page() return (h.metrics(srv)) end
 
   it("hostile paths and methods label with route patterns; the page parses", function()
     -- 405s on every known route, with paths and methods a client chose

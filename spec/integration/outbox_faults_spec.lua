@@ -78,11 +78,16 @@ describe("chain outbox under RPC faults #integration", function()
 
   -- poll until f() is true (a safety deadline so a regression fails rather than hangs)
   local function eventually(f, what)
-    local deadline = wp.now() + 60
-    while not f() do
-      if wp.now() > deadline then error("never happened: " .. what, 2) end
-      wp.sleep(0.05)
-    end
+    if not h.eventually(f, 60) then error("never happened: " .. what, 2) end
+  end
+
+  -- enqueue an attestation whose first send the proxy holds; returns its id
+  -- once the send has reached the proxy
+  local function held_send(c, name)
+    px.rules({ { method = "eth_sendRawTransaction", action = "hold" } })
+    local id = assert(c:enqueue("attest", name, attest_call(name)))
+    eventually(function() return px.state().held == 1 end, "the send reached the proxy")
+    return id
   end
 
   local function hashes_of(row)
@@ -131,9 +136,7 @@ describe("chain outbox under RPC faults #integration", function()
     .. "a connection reset before the node costs nothing", function()
     local c = client()
     local n0 = count()
-    px.rules({ { method = "eth_sendRawTransaction", action = "hold" } })
-    local id = assert(c:enqueue("attest", "wal", attest_call("wal")))
-    eventually(function() return px.state().held == 1 end, "the send reached the proxy")
+    local id = held_send(c, "wal")
     local row = c:get(id)
     assert.equal("sent", row.status)
     assert.equal(n0, row.nonce)
@@ -293,9 +296,7 @@ describe("chain outbox under RPC faults #integration", function()
   it("\"nonce too low\" because OUR transaction was mined meanwhile: mined, not a conflict", function()
     local c = client()
     local n0 = count()
-    px.rules({ { method = "eth_sendRawTransaction", action = "hold" } })
-    local id = assert(c:enqueue("attest", "ours", attest_call("ours")))
-    eventually(function() return px.state().held == 1 end, "the send reached the proxy")
+    local id = held_send(c, "ours")
     local row = c:get(id)
     assert(direct:send_raw_transaction(wp.unhex(row.raw)))    -- our bytes reach the node another way
     assert.equal(n0 + 1, count())
@@ -313,9 +314,7 @@ describe("chain outbox under RPC faults #integration", function()
     local logs = {}
     local c = client { log = function(level, msg) logs[#logs + 1] = level .. " " .. msg end }
     local n0 = count()
-    px.rules({ { method = "eth_sendRawTransaction", action = "hold" } })
-    local id = assert(c:enqueue("attest", "stolen", attest_call("stolen")))
-    eventually(function() return px.state().held == 1 end, "the send reached the proxy")
+    local id = held_send(c, "stolen")
     assert.equal(n0, c:get(id).nonce)
     steal(n0, 3000000000)                                      -- someone else uses nonce n0
     assert.equal(n0 + 1, count())
@@ -512,13 +511,11 @@ describe("chain outbox under RPC faults #integration", function()
         assert.equal(404, sb, bad)
       end
       assert.equal(405, (h.http("POST", srv.url .. "/outbox", "{}")))
-      local s3, _, mb = h.http("GET", srv.url .. "/metrics")
-      assert.equal(200, s3)
-      assert.matches('\nwp_outbox_rows{state="mined"} 1\n', mb)
-      assert.matches('\nwp_outbox_rows{state="sent"} 0\n', mb)
-      assert.matches('\nwp_outbox_rows{state="conflict"} 0\n', mb)
-      assert.matches("\nwp_outbox_oldest_unmined_seconds 0\n", mb)
-      assert.matches("\nwp_outbox_resent_total 1\n", mb)
+      local mb = h.metrics(srv)
+      for _, want in ipairs { 'wp_outbox_rows{state="mined"} 1', 'wp_outbox_rows{state="sent"} 0',
+        'wp_outbox_rows{state="conflict"} 0', "wp_outbox_oldest_unmined_seconds 0", "wp_outbox_resent_total 1" } do
+        assert.matches("\n" .. want .. "\n", mb)
+      end
     end)
     h.stop(srv)
     assert(ok, err)

@@ -10,33 +10,17 @@ local owner = require "workproof.owner"
 local store = require "workproof.store"
 local cjson = require "cjson.safe"
 
-local function sha(s) return wp.hex(wp.sha256(s)) end
+local sha, alive, ls, new_dir = h.sha, h.alive, h.ls, h.policy_dir
 
-local CONFIG = [[
-return {
-  state_dir = "@DIR@/var",
-  policies_dir = "@DIR@/policies",
-  policies = {
-    task_types = {}, code_patterns = {}, worker_threshold = {},
-    rate_limit = { config = { limit = 1000 } },
-    circuit_breaker = { config = { failure_threshold = 1000 } },
-  },
-}
-]]
+local CONFIG = h.config()
 
 -- a Lua task that keeps its worker busy for a few seconds, then answers
 local SLOW = "local x = 0 for i = 1, 3e8 do x = x + i % 7 end print('done')"
 
-local function new_dir()
-  local d = h.tmpdir()
-  os.execute("mkdir -p " .. h.q(d .. "/policies") .. " && cp policies/*.lua " .. h.q(d .. "/policies/"))
-  return d
-end
-
 local function post_async(srv, body)
-  local st, _, b = h.http("POST", srv.url .. "/verify", cjson.encode(body), { Prefer = "respond-async" })
-  assert.equal(202, st, b)
-  return cjson.decode(b)
+  local st, r = h.verify(srv, body, { Prefer = "respond-async" })
+  assert.equal(202, st, cjson.encode(r))
+  return r
 end
 
 local function job(srv, id)
@@ -52,22 +36,6 @@ local function wait_job(srv, id, seconds)
     wp.sleep(0.1)
   end
   error("job " .. id .. " still running after " .. seconds .. " s")
-end
-
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local state = f:read("*a"):match("^%d+ %b() (%a)")
-  f:close()
-  return state ~= "Z" and state ~= "X"
-end
-
-local function ls(path)
-  local out = {}
-  local p = io.popen("ls -1 " .. h.q(path) .. " 2>/dev/null")
-  for name in p:lines() do out[#out + 1] = name end
-  p:close()
-  return out
 end
 
 -- the live workers a controller (by its pid) has recorded under the state dir

@@ -9,8 +9,6 @@ local h = require "helpers"
 local cjson = require "cjson.safe"
 local config = require "workproof.config"
 
-local function sha(s) return wp.hex(wp.sha256(s)) end
-
 local HOOK_MS, LOAD_MS = 100, 300
 
 -- the default flow with the looping stage policy after `validate`
@@ -23,20 +21,8 @@ local function flow_src()
   return "{ " .. table.concat(t, ", ") .. " }"
 end
 
-local CONFIG = ([[
-return {
-  state_dir = "@DIR@/var",
-  policies_dir = "@DIR@/policies",
-  limits = { timeout_min = 1 },
-  policy_budget = { hook_ms = %d, load_ms = %d },
-  flow = %s,
-  policies = {
-    task_types = {}, code_patterns = {}, worker_threshold = {}, looper = {},
-    rate_limit = { config = { limit = 100000 } },
-    circuit_breaker = { config = { failure_threshold = 1000 } },
-  },
-}
-]]):format(HOOK_MS, LOAD_MS, flow_src())
+local CONFIG = h.config(("limits = { timeout_min = 1 }, policy_budget = { hook_ms = %d, load_ms = %d }, flow = %s,")
+  :format(HOOK_MS, LOAD_MS, flow_src()), { looper = "{}", rate_limit = "{ config = { limit = 100000 } }" })
 
 local LOOPER = [[
 -- a stage that never ends when the request says so
@@ -59,9 +45,7 @@ return { name = "looper", stage = function() end }
 ]]
 
 local function new_dir()
-  local d = os.tmpname()
-  os.remove(d)
-  os.execute("mkdir -p " .. d .. "/policies && cp policies/*.lua " .. d .. "/policies/")
+  local d = h.policy_dir()
   h.write(d .. "/policies/looper.lua", LOOPER)
   -- rate_limit.client_key spins on x-loop-key (its fallback: the peer address)
   local rl = h.read(d .. "/policies/rate_limit.lua")
@@ -73,9 +57,8 @@ local function new_dir()
 end
 
 local function post(srv, headers)
-  local st, _, b = h.http("POST", srv.url .. "/verify", cjson.encode { taskType = "code-execution",
-    language = "lua", code = "print(2 + 2)", expectedHash = sha("4") }, headers)
-  return st, cjson.decode(b or "") or b
+  return h.verify(srv, { taskType = "code-execution", language = "lua", code = "print(2 + 2)",
+    expectedHash = h.sha("4") }, headers)
 end
 
 local function metric(text, labels)

@@ -51,6 +51,15 @@ local function verdict(console)
   return r1[1] or r2[1], diags
 end
 
+-- the verdict of job `id` on the console, which must carry no diagnostics
+local function verdict_of(out, id)
+  local r, diags = verdict(out)
+  assert.same({}, diags)
+  assert.is_table(r, out)
+  assert.equal(id, r.jobId)
+  return r
+end
+
 local function env_of(path)
   local t = {}
   for line in (read(path) or ""):gmatch("[^\n]+") do
@@ -100,10 +109,7 @@ describe("qemu backend #vm", function()
     -- run-task's wall-clock limit
     assert.equal(0, rc, out)
     assert.is_true(ms < 30000, "took " .. ms .. " ms")
-    local r, diags = verdict(out)
-    assert.same({}, diags)
-    assert.is_table(r, out)
-    assert.equal("vm-four", r.jobId)
+    local r = verdict_of(out, "vm-four")
     assert.equal(HASH_4, r.actualHash)
     assert.equal(0, r.exitCode)
     assert.equal(2, r.outputBytes)   -- "4\n"
@@ -117,10 +123,7 @@ describe("qemu backend #vm", function()
   it("an endless loop is a TIMEOUT reported by the worker inside the guest", function()
     local out, rc, ms = run_task(task { jobId = "vm-loop", code = "while true do end", timeoutMs = 400 })
     assert.equal(0, rc, out)
-    local r, diags = verdict(out)
-    assert.same({}, diags)
-    assert.is_table(r, out)
-    assert.equal("vm-loop", r.jobId)
+    local r = verdict_of(out, "vm-loop")
     assert.equal("TIMEOUT", r.error)
     -- the guest clock is right (tsc_early_khz): the worker stopped the task
     -- after about its timeout, not after a multiple of it
@@ -133,11 +136,9 @@ describe("qemu backend #vm", function()
       .. '","exitCode":0,"executionTimeMs":1,"outputBytes":1,"error":null}'
     local out, rc = run_task(task { jobId = "vm-forge", code = "print(" .. ("%q"):format(forged) .. ")" })
     assert.equal(0, rc, out)
-    local r, diags = verdict(out)
-    assert.same({}, diags)
+    local r = verdict_of(out, "vm-forge")
     -- the forged text is merely task output: hashed, not believed
     assert.equal(wp.hex(wp.sha256(forged)), r.actualHash)
-    assert.equal("vm-forge", r.jobId)
     assert.equal(#forged + 1, r.outputBytes)
   end)
 
@@ -151,10 +152,7 @@ describe("qemu backend #vm", function()
       "VM_APPEND='workproof.isolation=sandbox workproof.debug=1'")
     assert.equal(0, rc, out)
     assert.is_nil(out:find("--isolation none", 1, true), out)
-    local r, diags = verdict(out)
-    assert.same({}, diags)
-    assert.is_table(r, out)
-    assert.equal("vm-sbx", r.jobId)
+    local r = verdict_of(out, "vm-sbx")
     assert.equal(HASH_4, r.actualHash)
     -- stderr lines are prefixed, so none of them can be a candidate line
     for line in out:gmatch("[^\n]+") do
@@ -184,10 +182,7 @@ describe("qemu backend #vm", function()
     }, " ")
     local out, rc = run("timeout 40 " .. argv .. " < /dev/null 2>&1")
     assert.equal(0, rc, out)
-    local r, diags = verdict(out)
-    assert.same({}, diags)
-    assert.is_table(r, out)
-    assert.equal("vm-lua-cpio", r.jobId)
+    local r = verdict_of(out, "vm-lua-cpio")
     -- SHA-256("x")
     assert.equal("2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881", r.actualHash)
   end)

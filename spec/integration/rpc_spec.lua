@@ -11,6 +11,7 @@
 local wp = require "workproof"
 local host = require "workproof.host"
 local rpc = require "workproof.rpc"
+local h = require "helpers"
 
 local ANVIL_KEY0 = wp.unhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
 local ACCOUNT0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -38,15 +39,7 @@ local function find_anvil()
   end
 end
 
--- wait until pred() or fail after `limit` seconds (polling on the loop)
-local function eventually(pred, limit)
-  local deadline = wp.now() + (limit or 10)
-  while not pred() do
-    if wp.now() > deadline then return false end
-    wp.sleep(0.01)
-  end
-  return true
-end
+local eventually = h.eventually
 
 -- The failure paths talk to spec/fixtures/evm/http_server.lua, run as its
 -- own host process (a server inside this process would keep the loop alive
@@ -160,14 +153,10 @@ describe("wp.rpc against anvil #integration", function()
   end
 
   setup(function()
-    proc = assert(host.process_spawn { file = anvil_path,
-      args = { "--host", "127.0.0.1", "--port", "0", "--chain-id", "31337" }, timeout = 600 })
-    local buf = ""
-    while not buf:find("Listening on [%d%.]+:%d+") do
-      local c = proc:read()
-      if not c then error("anvil did not start:\n" .. buf .. proc:wait().stderr) end
-      buf = buf .. c
-    end
+    local buf
+    proc, buf = h.spawn_until({ file = anvil_path,
+      args = { "--host", "127.0.0.1", "--port", "0", "--chain-id", "31337" }, timeout = 600 },
+      "Listening on [%d%.]+:%d+", "anvil")
     url = "http://" .. buf:match("Listening on ([%d%.]+:%d+)")
     -- anvil logs every call to stdout: keep draining it so it never blocks
     wp.spawn(function() while proc:read() do end end)

@@ -52,15 +52,8 @@ end
 
 -- Start a long-running command through /bin/sh, wait for the controller.
 local function start(cmd)
-  local p = assert(host.process_spawn { file = "/bin/sh", args = { "-c", cmd }, timeout = 900,
-    stderr_limit = 1048576 })
-  local buf = ""
-  while not buf:find("listening on 127%.0%.0%.1:8402") do
-    local c = p:read()
-    if not c then error("did not start:\n" .. buf .. p:wait().stderr, 2) end
-    buf = buf .. c
-  end
-  return p
+  return (h.spawn_until({ file = "/bin/sh", args = { "-c", cmd }, timeout = 900, stderr_limit = 1048576 },
+    "listening on 127%.0%.0%.1:8402", cmd))
 end
 
 local function stop(p)
@@ -159,11 +152,26 @@ local function protections(pay, net)
     assert.equal(10, ran)
   end)
 
-  it("caps the workers of all clients at 100", function()
-    -- 11 clients x 10 jobs: every client within its own cap, 110 > 100
+  it("caps the workers of all clients at 100, and stays responsive while they loop", function()
+    -- 11 clients x 10 jobs: every client within its own cap, 110 > 100.
+    -- Meanwhile /health is asked every 0.2 s: a hundred busy tasks must not
+    -- starve the host (tasks run at the lowest priority, their sessions'
+    -- autogroups too: worker/main.c)
+    local slowest, busy = 0, true
+    wp.spawn(function()
+      wp.sleep(1)
+      while busy do
+        local t = host.now()
+        h.http("GET", URL .. "/health")
+        slowest = math.max(slowest, host.now() - t)
+        wp.sleep(0.2)
+      end
+    end)
     local res = together(110, function(i)
       return post(SLOWER, ("%s.%d"):format(net, 10 + (i % 11)), pay(200 + i))
     end)
+    busy = false
+    assert.truthy(slowest < 3, ("/health took %.1f s while the tasks ran"):format(slowest))
     local capped, ran, other = 0, 0, {}
     for _, r in ipairs(res) do
       if r[1] == 503 and r[2].code == "ECAPACITY" then

@@ -8,38 +8,21 @@ local wp = require "workproof"
 local h = require "helpers"
 local cjson = require "cjson.safe"
 
-local function sha(s) return wp.hex(wp.sha256(s)) end
+local sha = h.sha
 
-local CONFIG = [[
-return {
-  state_dir = "@DIR@/var",
-  policies_dir = "@DIR@/policies",
-  limits = { timeout_min = 1 },
-  worker = { memory_bytes = 67108864 },
-  policies = {
-    -- the pattern scan would refuse the hogs before they run
-    task_types = {}, code_patterns = { enabled = false }, worker_threshold = {},
-    rate_limit = { config = { limit = 1000 } },
-    circuit_breaker = { config = { failure_threshold = 1000 } },
-  },
-}
-]]
+-- the pattern scan would refuse the hogs before they run
+local CONFIG = h.config("limits = { timeout_min = 1 }, worker = { memory_bytes = 67108864 },",
+  { code_patterns = "{ enabled = false }" })
 
 describe("verdict classes through the controller #integration", function()
-  local srv
-  setup(function()
-    local dir = h.tmpdir()
-    os.execute("mkdir -p " .. h.q(dir .. "/policies") .. " && cp policies/*.lua " .. h.q(dir .. "/policies/"))
-    srv = h.start_controller(CONFIG, { dir = dir })
-  end)
-  teardown(function() h.stop(srv) end)
+  local srv = h.controller_for(CONFIG)
 
   local function verify(language, code, timeout)
     local t0 = wp.now()
-    local st, _, b = h.http("POST", srv.url .. "/verify", cjson.encode({ taskType = "code-execution",
-      language = language, code = code, expectedHash = sha("4"), timeoutSeconds = timeout or 10 }))
-    assert.equal(200, st, b)
-    return cjson.decode(b), wp.now() - t0
+    local st, r = h.verify(srv, { taskType = "code-execution", language = language, code = code,
+      expectedHash = sha("4"), timeoutSeconds = timeout or 10 })
+    assert.equal(200, st, cjson.encode(r))
+    return r, wp.now() - t0
   end
 
   local FORGED = {

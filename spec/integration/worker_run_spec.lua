@@ -75,27 +75,22 @@ describe("wp.worker.run failure paths (stand-in workers)", function()
     assert.is_true(wp.now() - t0 < 2)
   end)
 
-  it("a worker that dies without a result: ENORESULT with its stderr", function()
-    sh_backend("crash", "echo 'segfault-ish' >&2; kill -SEGV $$")
-    local r, err = worker.run(task("x"), { backend = "crash" })
-    assert.is_nil(r)
-    assert.matches("^ENORESULT: worker exited %(signal 11%)", err)
-    assert.matches("segfault%-ish", err)
-  end)
-
-  it("a result for another job is rejected: EBADRESULT", function()
-    sh_backend("liar", [[echo 'NOTARY_RESULT: {"jobId":"other","actualHash":"00"}']])
-    local r, err = worker.run(task("x"), { backend = "liar" })
-    assert.is_nil(r)
-    assert.matches("^EBADRESULT: result for job other", err)
-  end)
-
-  it("a malformed result line is rejected: EBADRESULT", function()
-    sh_backend("garbled", "echo 'NOTARY_RESULT: {not json'")
-    local r, err = worker.run(task("x"), { backend = "garbled" })
-    assert.is_nil(r)
-    assert.matches("^EBADRESULT:", err)
-  end)
+  -- { what, backend name, its script, patterns its error must match }
+  for _, c in ipairs {
+    { "a worker that dies without a result: ENORESULT with its stderr", "crash",
+      "echo 'segfault-ish' >&2; kill -SEGV $$", { "^ENORESULT: worker exited %(signal 11%)", "segfault%-ish" } },
+    { "a result for another job is rejected: EBADRESULT", "liar",
+      [[echo 'NOTARY_RESULT: {"jobId":"other","actualHash":"00"}']], { "^EBADRESULT: result for job other" } },
+    { "a malformed result line is rejected: EBADRESULT", "garbled", "echo 'NOTARY_RESULT: {not json'",
+      { "^EBADRESULT:" } },
+  } do
+    it(c[1], function()
+      sh_backend(c[2], c[3])
+      local r, err = worker.run(task("x"), { backend = c[2] })
+      assert.is_nil(r)
+      for _, want in ipairs(c[4]) do assert.matches(want, err) end
+    end)
+  end
 
   it("returns as soon as the result arrives and tears the worker down", function()
     local t = task("x")
@@ -139,20 +134,7 @@ describe("reaper", function()
   end)
 
   -- running, not a zombie waiting for whoever adopted it to reap it
-  local function alive(pid)
-    local f = io.open("/proc/" .. pid .. "/stat")
-    if not f then return false end
-    local state = f:read("*a"):match("^%d+ %b() (%a)")
-    f:close()
-    return state ~= "Z" and state ~= "X"
-  end
-
-  local function ls(path)
-    local p = io.popen("ls " .. path .. " 2>/dev/null")
-    local out = p:read("*a")
-    p:close()
-    return out
-  end
+  local alive, ls = h.alive, h.ls
 
   it("records live workers durably, under this instance, and forgets them when they end", function()
     sh_backend("slow", [[cat >/dev/null; sleep 0.3]])
@@ -164,13 +146,15 @@ describe("reaper", function()
       seen = ls(own)
     end)
     worker.run(task("x"), { backend = "slow" })
-    assert.matches("^%d+\nowner\n$", seen)
-    assert.equal(me.id .. "\n", ls(dir .. "/workers"))
-    assert.equal("owner\n", ls(own))
+    assert.equal(2, #seen)
+    assert.matches("^%d+$", seen[1])
+    assert.equal("owner", seen[2])
+    assert.same({ me.id }, ls(dir .. "/workers"))
+    assert.same({ "owner" }, ls(own))
     local o = owner.parse(h.read(own .. "/owner"))
     assert.same({ id = me.id, pid = host.pid, start = me.start, boot = me.boot }, o)
     worker.release_records()
-    assert.equal("", ls(dir .. "/workers"))
+    assert.same({}, ls(dir .. "/workers"))
   end)
 
   -- a process in its own session and its start time (field 22)
@@ -193,14 +177,14 @@ describe("reaper", function()
     h.write(other .. "/" .. worker_pid, worker_pid .. " " .. worker_start .. "\n")
     assert.equal(0, worker.reap_orphans())
     assert.is_true(alive(worker_pid))
-    assert.equal("00aa\n", ls(dir .. "/workers"))
+    assert.same({ "00aa" }, ls(dir .. "/workers"))
     -- the owner dies (kill -9): its worker is an orphan now
     host.kill(owner_pid, 9)
     wp.sleep(0.1)
     assert.equal(1, worker.reap_orphans())
     wp.sleep(0.05)
     assert.is_false(alive(worker_pid))
-    assert.equal("", ls(dir .. "/workers"))
+    assert.same({}, ls(dir .. "/workers"))
   end)
 
   it("an owner record whose pid now names another process (start time differs) is dead", function()
@@ -220,7 +204,7 @@ describe("reaper", function()
     assert.equal(1, worker.reap_orphans())
     wp.sleep(0.05)
     assert.is_false(alive(worker_pid))
-    assert.equal("", ls(dir .. "/workers"))
+    assert.same({}, ls(dir .. "/workers"))
     -- malformed owner files never name a live owner
     assert.is_nil(owner.parse("12 x"))
     assert.is_nil(owner.parse("abc 1 - 00"))

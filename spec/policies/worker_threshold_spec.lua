@@ -1,6 +1,7 @@
 -- SPDX-License-Identifier: MIT
 -- policies/worker_threshold.lua: the cap on active workers and per client.
 local policy = require "workproof.policy"
+local h = require "helpers"
 
 local FILE = "policies/worker_threshold.lua"
 
@@ -31,10 +32,9 @@ describe("worker_threshold policy: schema", function()
   end)
 
   it("reports every bad setting exactly", function()
-    local conf, errs = policy.configure(p, {
+    local errs = h.refused_config(policy.configure, p, {
       max_active = 0, per_client = "10", retry_after = 2.5, lease_seconds = -1, max = 3,
     })
-    assert.is_nil(conf)
     assert.same({
       max_active = "must be >= 1",
       per_client = "expected an integer",

@@ -4,13 +4,7 @@ local wp = require "workproof"
 local h = require "helpers"
 local bit = require "bit"
 
--- Local hex helpers: the specs must not depend on another area's encoder.
-local function unhex(s)
-  return (s:gsub("%x%x", function(c) return string.char(tonumber(c, 16)) end))
-end
-local function hex(s)
-  return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end
+local hex, unhex = h.plain_hex, h.plain_unhex
 
 -- XOR one byte of s (1-based position) with mask.
 local function flip(s, pos, mask)

@@ -1,10 +1,7 @@
 -- SPDX-License-Identifier: MIT
 --- wp.eth: addresses from keys, EIP-55 checksum encoding and validation.
 local wp = require "workproof"
-
-local function unhex(s)
-  return (s:gsub("%x%x", function(c) return string.char(tonumber(c, 16)) end))
-end
+local unhex = require("helpers").plain_unhex
 
 local function key(n) return unhex(("%064x"):format(n)) end
 

@@ -1,13 +1,9 @@
 -- SPDX-License-Identifier: MIT
 --- wp.secp256k1: RFC 6979 vectors, Ethereum signatures, recovery, range edges.
 local wp = require "workproof"
+local h = require "helpers"
 
-local function unhex(s)
-  return (s:gsub("%x%x", function(c) return string.char(tonumber(c, 16)) end))
-end
-local function hex(s)
-  return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end
+local hex, unhex = h.plain_hex, h.plain_unhex
 
 local N = "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"
 local HALF_N = "7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0"

@@ -8,14 +8,7 @@ local BUILD = os.getenv("WORKPROOF_BUILD") or "build"
 local EXE = BUILD .. "/workproof"
 local vdf = wp.vdf
 
-local function hex(s)
-  return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end
-
-local function unhex(s)
-  assert(#s % 2 == 0 and not s:find("[^0-9a-fA-F]"), "bad hex in spec")
-  return (s:gsub("..", function(c) return string.char(tonumber(c, 16)) end))
-end
+local hex, unhex = h.plain_hex, h.plain_unhex
 
 -- big-endian byte string -> decimal string (repeated division by 10^7)
 local function to_decimal(s)

@@ -33,4 +33,21 @@ const char *wp_strerror(int code);
 /** Compare two buffers in time independent of their contents. 0 if equal. */
 int wp_memeq_ct(const void *a, const void *b, size_t n);
 
+/** The big-endian 64-bit integer at p. */
+static inline uint64_t wp_load_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/** Store v at p as 8 bytes, big-endian. */
+static inline void wp_store_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
 #endif

@@ -15,7 +15,7 @@
  *   consumerSig  = Ed25519(consumer, SHA-256(M || providerSig))
  *   hash         = SHA-256(M || providerSig || consumerSig)
  *
- * With V empty this is exactly the XE heartbeat (DESIGN.md).
+ * With V empty this is exactly the XE heartbeat (docs/uptime.md §1).
  *
  * Heartbeat building, provider signing and consumer countersigning are three
  * separate calls because the two parties are different processes: the
