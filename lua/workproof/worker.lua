@@ -19,6 +19,7 @@
 local host = require "workproof.host"
 local logscan = require "workproof.logscan"
 local owner = require "workproof.owner"
+local fs = require "workproof.fs"
 local cjson = require "cjson.safe"
 local json = require "workproof.json"
 
@@ -138,8 +139,6 @@ _M.backends = backends
 
 local starttime = owner.starttime
 
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
 -- this instance's record dir: <state_dir>/workers/<instance id>
 local function own_dir()
   return config.state_dir and (config.state_dir .. "/workers/" .. owner.self().id) or nil
@@ -157,7 +156,7 @@ local function make_dir()
   -- the owner file is in place before the dir has its name: a dir under
   -- workers/ without one is never a live instance's
   local tmp = d .. ".new"
-  os.execute("mkdir -p " .. sh_quote(tmp))
+  fs.mkdir_p(tmp)
   local f = io_open(tmp .. "/owner", "w")
   if not f then return false end
   f:write(owner.format(owner.self()))
@@ -186,11 +185,15 @@ local function unrecord(pid)
   if p then os_remove(p) end
 end
 
+-- The names in dir, sorted, directories with a trailing "/" (none when
+-- dir does not exist).
 local function list_dir(dir)
-  local names = {}
-  local p = io.popen("ls -1p " .. sh_quote(dir) .. " 2>/dev/null")
-  for name in p:lines() do names[#names + 1] = name end
-  p:close()
+  local names = fs.scandir(dir) or {}
+  for i, name in ipairs(names) do
+    local st = fs.stat(dir .. "/" .. name)
+    if st and st.type == "directory" then names[i] = name .. "/" end
+  end
+  table.sort(names)
   return names
 end
 
