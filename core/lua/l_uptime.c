@@ -243,7 +243,7 @@ static int l_payload(lua_State *L)
 	size_t len;
 
 	if (checkbeat(L, 1, &hb))
-		return 2;
+		return LWP_FAIL_N;
 	wp_hb_payload(&hb, buf, &len);
 	lua_pushlstring(L, buf, len);
 	return 1;
@@ -257,7 +257,7 @@ static int l_sign(lua_State *L)
 	int rc;
 
 	if (checkbeat(L, 1, &hb))
-		return 2;
+		return LWP_FAIL_N;
 	rc = wp_hb_sign(&hb, sk);
 	if (rc)
 		return lwp_fail_err(L, rc, "signing failed");
@@ -274,7 +274,7 @@ static int l_countersign(lua_State *L)
 	int rc;
 
 	if (checkbeat(L, 1, &hb))
-		return 2;
+		return LWP_FAIL_N;
 	rc = wp_hb_countersign(&hb, pk, sk);
 	if (rc == WP_EPROTO)
 		return lwp_fail(L, "EPROTO", "BAD_PROVIDER_SIG: the provider signature does not "
@@ -293,7 +293,7 @@ static int l_hash(lua_State *L)
 	struct wp_hb hb;
 
 	if (checkbeat(L, 1, &hb))
-		return 2;
+		return LWP_FAIL_N;
 	wp_hb_compute_hash(&hb, h);
 	push_bytes(L, h, HLEN);
 	return 1;
@@ -308,7 +308,7 @@ static int l_verify(lua_State *L)
 	struct wp_hb hb;
 
 	if (checkbeat(L, 1, &hb))
-		return 2;
+		return LWP_FAIL_N;
 	return push_reason(L, wp_hb_verify(&hb, pk, ck, t));
 }
 
@@ -352,7 +352,7 @@ static int l_verify_chain(lua_State *L)
 	o.prev_hash = optbytes(L, 7, HLEN);
 	beats = checkbeats(L, 1, &n);
 	if (!beats)
-		return 2;
+		return LWP_FAIL_N;
 	rc = wp_hb_verify_chain(beats, n, &o, &res);
 	if (rc)
 		return lwp_fail_err(L, rc, "key ranges must be sorted by first and not overlap");
@@ -368,7 +368,7 @@ static int l_count(lua_State *L)
 	size_t n;
 
 	if (!checkbeats(L, 1, &n))
-		return 2;
+		return LWP_FAIL_N;
 	lua_pushnumber(L, (lua_Number)n);
 	return 1;
 }
@@ -408,7 +408,7 @@ static int l_rollup(lua_State *L)
 	o.claim_flags = (uint8_t)checkcount(L, 4);
 	beats = checkbeats(L, 1, &n);
 	if (!beats)
-		return 2;
+		return LWP_FAIL_N;
 	if (!n)
 		return lwp_fail(L, "EINVAL", "no beats to roll up");
 	epochs = lua_newuserdata(L, ((n + WP_UPTIME_EPOCH_BEATS - 1) / WP_UPTIME_EPOCH_BEATS) *
@@ -560,7 +560,7 @@ static int l_claim_unpack(lua_State *L)
 	uint8_t h[HLEN];
 
 	if (checkclaim(L, 1, &c))
-		return 2;
+		return LWP_FAIL_N;
 	lua_pushnumber(L, c.version);
 	lua_pushnumber(L, c.flags);
 	push_bytes(L, c.lease_id, HLEN);
@@ -585,7 +585,7 @@ static int l_claim_hash(lua_State *L)
 	uint8_t h[HLEN];
 
 	if (checkclaim(L, 1, &c))
-		return 2;
+		return LWP_FAIL_N;
 	wp_uptime_claim_hash(&c, h);
 	push_bytes(L, h, HLEN);
 	return 1;
@@ -599,7 +599,7 @@ static int l_claim_sign(lua_State *L)
 	int rc;
 
 	if (checkclaim(L, 1, &c))
-		return 2;
+		return LWP_FAIL_N;
 	rc = wp_uptime_claim_sign(&c, sk);
 	if (rc)
 		return lwp_fail_err(L, rc, "signing failed");
@@ -614,7 +614,7 @@ static int l_claim_verify(lua_State *L)
 	struct wp_uptime_claim c;
 
 	if (checkclaim(L, 1, &c))
-		return 2;
+		return LWP_FAIL_N;
 	lua_pushboolean(L, wp_uptime_claim_verify(&c, pk));
 	return 1;
 }
@@ -628,7 +628,7 @@ static int l_claim_countersign(lua_State *L)
 	int rc;
 
 	if (checkclaim(L, 1, &c))
-		return 2;
+		return LWP_FAIL_N;
 	rc = wp_uptime_claim_countersign(&c, sk, sig);
 	if (rc)
 		return lwp_fail_err(L, rc, "signing failed");
@@ -644,7 +644,7 @@ static int l_claim_verify_countersign(lua_State *L)
 	struct wp_uptime_claim c;
 
 	if (checkclaim(L, 1, &c))
-		return 2;
+		return LWP_FAIL_N;
 	lua_pushboolean(L, wp_uptime_claim_verify_countersign(&c, pk, sig));
 	return 1;
 }
@@ -665,10 +665,10 @@ static int l_proof_make(lua_State *L)
 
 	es = checkepochs(L, 3, &ne);
 	if (checkclaim(L, 4, &c))
-		return 2;
+		return LWP_FAIL_N;
 	beats = checkbeats(L, 1, &n);
 	if (!beats)
-		return 2;
+		return LWP_FAIL_N;
 	if (i < 1 || i > n)
 		return lwp_fail(L, "ERANGE", "beat index out of range 1 .. %d", (int)n);
 	/* the beats of the beat's epoch, located by sequence within the array */
@@ -707,7 +707,7 @@ static int l_proof_unpack(lua_State *L)
 	uint8_t out[WP_HB_PACKED_FIXED + WP_HB_EXT_MAX];
 
 	if (checkproof(L, 1, p))
-		return 2;
+		return LWP_FAIL_N;
 	wp_hb_compute_hash(&p->beat, p->beat.hash);
 	push_bytes(L, out, wp_hb_pack(&p->beat, out));
 	push_record(L, &p->epoch);
@@ -727,7 +727,7 @@ static int l_proof_verify(lua_State *L)
 	struct wp_uptime_proof *p = lua_newuserdata(L, sizeof(*p));
 
 	if (checkproof(L, 1, p))
-		return 2;
+		return LWP_FAIL_N;
 	return push_reason(L, wp_uptime_proof_verify(p, pk, ck, sk, t));
 }
 

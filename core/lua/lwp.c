@@ -13,7 +13,8 @@ static int vfail(lua_State *L, const char *code, const char *fmt, va_list ap)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	lua_pushnil(L);
 	lua_pushfstring(L, "%s: %s", code, msg);
-	return 2;
+	lua_pushstring(L, code);   /* luv's convention: the bare code third */
+	return 3;
 }
 
 int lwp_fail(lua_State *L, const char *code, const char *fmt, ...)

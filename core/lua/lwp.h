@@ -16,7 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Push nil and "CODE: message" and return 2 (for `return lwp_fail(...)`). */
+/* How many values lwp_fail pushes: nil, "CODE: message", "CODE". */
+#define LWP_FAIL_N 3
+
+/* Push nil, "CODE: message" and "CODE"; return LWP_FAIL_N (for
+ * `return lwp_fail(...)`). */
 int lwp_fail(lua_State *L, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
