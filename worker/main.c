@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -476,6 +477,40 @@ static void lower_autogroup(void)
 	close(fd);
 }
 
+/*
+ * <directory of this executable>/runtime: the language runtimes' trusted
+ * files (js_runner.js). Found from /proc/self/exe, never compiled in, so an
+ * installed worker (<prefix>/libexec/workproof/) works without the source
+ * tree; in a build tree cmake links <build>/runtime to worker/runtime.
+ * Left empty if the executable cannot be located: a JavaScript task then
+ * fails with SANDBOX (cannot start the runtime), a Lua task is unaffected.
+ */
+static char runtime_dir[PATH_MAX];
+
+const char *wk_runtime_dir(void)
+{
+	return runtime_dir;
+}
+
+static void find_runtime_dir(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+	int m;
+
+	if (n <= 0 || (size_t)n >= sizeof(exe) - 1)
+		return;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	m = snprintf(runtime_dir, sizeof(runtime_dir), "%s/runtime", exe);
+	if (m < 0 || (size_t)m >= sizeof(runtime_dir))
+		runtime_dir[0] = '\0';
+}
+
 int main(int argc, char **argv)
 {
 	struct wk_opts o;
@@ -496,6 +531,7 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
+	find_runtime_dir();
 	if (!o.uid_given) {
 		/* root maps the sandbox to nobody; anyone else can only map
 		 * their own ids */

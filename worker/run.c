@@ -48,7 +48,8 @@
 /* The node binary's path inside the sandbox and the runner's. */
 #define SANDBOX_NODE "/usr/bin/node"
 #define SANDBOX_RUNNER "/workproof/runtime/js_runner.js"
-#define HOST_RUNNER WP_WORKER_DIR "/runtime/js_runner.js"
+/* the runner outside a sandbox: <wk_runtime_dir()>/HOST_RUNNER_NAME */
+#define HOST_RUNNER_NAME "js_runner.js"
 /* Headroom of RLIMIT_DATA over the V8 old generation: young generation,
  * code space, node's own C++ heap, thread stacks (node needs < 64 MiB of
  * it for a small task: README, "Limits"). ArrayBuffers count here too. */
@@ -295,6 +296,9 @@ __attribute__((noreturn)) static void child_sandbox(const struct wk_opts *o, con
 __attribute__((noreturn)) static void child_plain(const struct wk_task *t, const char *node,
 						  const int fds[5], pid_t worker)
 {
+	char runner[PATH_MAX];
+	int n;
+
 	wk_setup_fd = fds[4];
 	status_fd = fds[3];
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL)) {
@@ -315,7 +319,12 @@ __attribute__((noreturn)) static void child_plain(const struct wk_task *t, const
 		wk_setup_abort();
 	if (t->lang == WK_LANG_LUA)
 		wk_lua_main(t, 0);
-	exec_node(t, node, HOST_RUNNER, 0);
+	n = snprintf(runner, sizeof(runner), "%s/" HOST_RUNNER_NAME, wk_runtime_dir());
+	if (n < 0 || (size_t)n >= sizeof(runner)) {
+		wk_fail("the runtime directory's path is too long");
+		wk_setup_abort();
+	}
+	exec_node(t, node, runner, 0);
 }
 
 /* --- capture ------------------------------------------------------------- */

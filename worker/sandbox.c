@@ -237,7 +237,7 @@ int wk_build_root(const struct wk_opts *o, enum wk_lang lang, const char *node)
 		b[n++] = (struct bind){ "/usr/lib/" MULTIARCH, "/usr/lib/" MULTIARCH, 0, -1, 1 };
 		b[n++] = (struct bind){ "/usr/lib64", "/usr/lib64", 1, -1, 1 };
 		b[n++] = (struct bind){ "/etc/ld.so.cache", "/etc/ld.so.cache", 1, -1, 0 };
-		b[n++] = (struct bind){ WP_WORKER_DIR "/runtime", "/workproof/runtime", 0, -1, 1 };
+		b[n++] = (struct bind){ wk_runtime_dir(), "/workproof/runtime", 0, -1, 1 };
 	}
 	for (i = 0; i < o->nro; i++)
 		b[n++] = (struct bind){ o->ro[i], o->ro[i], 0, -1, 0 };

@@ -143,6 +143,10 @@ enum wk_class {
 #undef WK_CLASS_ENUM
 };
 
+/** <directory of the worker executable>/runtime (the JS runner lives
+ *  there); "" if the executable could not be located. Static storage. */
+const char *wk_runtime_dir(void);
+
 /** The class's name as printed ("TIMEOUT", ...); NULL for WK_CLASS_NONE
  *  and out-of-range values. Static storage. */
 const char *wk_class_name(enum wk_class c);

@@ -183,7 +183,9 @@ file_is_static "$CACHE/busybox" || die "busybox from busybox-static is not stati
 
 # --- the worker ----------------------------------------------------------------
 if [ -z "${WORKER:-}" ]; then
-	for w in "${WORKPROOF_BUILD:-}/workproof-worker" "$REPO/build/workproof-worker"; do
+	# a build dir, the default one, or installed: <prefix>/libexec/workproof/vm/..
+	for w in "${WORKPROOF_BUILD:-}/workproof-worker" "$REPO/build/workproof-worker" \
+		"$HERE/../workproof-worker"; do
 		[ -x "$w" ] && { WORKER=$w; break; }
 	done
 fi
@@ -242,21 +244,16 @@ copy_with_deps "$WORKER" /bin/workproof-worker
 copy_with_deps "$CJSON"
 for f in ${EXTRA_FILES:-}; do copy_with_deps "$f"; done
 # JavaScript (opt-in): node and the worker's runner, where the worker looks
-# for them (/usr/bin/node; WP_WORKER_DIR/runtime = <repo>/worker/runtime).
+# for them (/usr/bin/node; <the worker's directory>/runtime = /bin/runtime).
+# The runner comes from ../runtime beside this script: worker/runtime in the
+# source tree, <prefix>/libexec/workproof/runtime installed.
 # node is ~100 MB: the image grows ninefold and the guest needs -m 512.
 if [ "${WITH_NODE:-0}" = 1 ]; then
 	need_pkgs nodejs
 	copy_with_deps "$(readlink -f "$(command -v node)")" /usr/bin/node
-	mkdir -p "$ROOT$REPO/worker/runtime"
-	cp "$REPO"/worker/runtime/* "$ROOT$REPO/worker/runtime/"
+	mkdir -p "$ROOT/bin/runtime"
+	cp "$HERE"/../runtime/* "$ROOT/bin/runtime/"
 fi
-# Lua files the worker loads at run time from its source directory, if any
-# (it is compiled in as WP_WORKER_DIR = <repo>/worker)
-for f in "$REPO"/worker/*.lua; do
-	[ -e "$f" ] || continue
-	mkdir -p "$ROOT$REPO/worker"
-	cp "$f" "$ROOT$REPO/worker/"
-done
 
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$ROOT/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$ROOT/etc/group"
