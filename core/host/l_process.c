@@ -5,7 +5,8 @@
  * back-pressure, capped stderr, a wall-clock deadline, kill, wait.
  *
  *   local p = host.process_spawn{ file=, args={...}, stdin="...",
- *                                 timeout=seconds, stderr_limit=bytes }
+ *                                 timeout=seconds, stderr_limit=bytes,
+ *                                 inherit_stderr=false }
  *   p:read()  -> chunk | nil (EOF)      yields the calling host coroutine
  *   p:wait()  -> { exit_status=, term_signal=, timed_out=, stderr=, pid= }
  *   p:kill([signal=SIGKILL])            signals the whole process group
@@ -243,10 +244,15 @@ static int l_spawn(lua_State *L)
 	const char *in;
 	size_t in_len = 0;
 	double timeout;
-	int rc;
+	int rc, inherit_err;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	get_args(L, args);
+	/* a long-lived child (a serve process under --processes) logs straight
+	 * to our stderr instead of into a capped buffer */
+	lua_getfield(L, 1, "inherit_stderr");
+	inherit_err = lua_toboolean(L, -1);
+	lua_pop(L, 1);
 	lua_getfield(L, 1, "stdin");
 	in = luaL_optlstring(L, -1, "", &in_len);
 	lua_getfield(L, 1, "timeout");
@@ -285,8 +291,13 @@ static int l_spawn(lua_State *L)
 	stdio[0].data.stream = (uv_stream_t *)&p->in;
 	stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
 	stdio[1].data.stream = (uv_stream_t *)&p->out;
-	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	stdio[2].data.stream = (uv_stream_t *)&p->err;
+	if (inherit_err) {
+		stdio[2].flags = UV_INHERIT_FD;
+		stdio[2].data.fd = 2;
+	} else {
+		stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+		stdio[2].data.stream = (uv_stream_t *)&p->err;
+	}
 	o.file = args[0];
 	o.args = args;
 	o.exit_cb = proc_exited;
@@ -317,7 +328,10 @@ static int l_spawn(lua_State *L)
 	} else {
 		close_once(p, (uv_handle_t *)&p->in);
 	}
-	uv_read_start((uv_stream_t *)&p->err, alloc_err, on_err);
+	if (inherit_err)
+		close_once(p, (uv_handle_t *)&p->err);   /* never opened: the child has our fd 2 */
+	else
+		uv_read_start((uv_stream_t *)&p->err, alloc_err, on_err);
 	if (timeout > 0)
 		uv_timer_start(&p->deadline, on_deadline, (uint64_t)(timeout * 1000.0 + 0.5), 0);
 

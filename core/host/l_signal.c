@@ -7,12 +7,21 @@
  *   local w = host.watch(path, function(path, events) ... end)
  *   h:stop(); w:stop()
  *
+ * A watch on a directory reports changes to the names in it. A watch on
+ * anything else (a file, or a name that does not exist yet) watches the
+ * directory it is in and reports only that name: an inotify watch on the
+ * file itself follows the inode, and an editor's or `sed -i`'s save (write
+ * a new file, rename it over the old) would leave it on the old, deleted
+ * inode, deaf to every later edit. The directory's watch sees the rename,
+ * a delete and a re-create alike, for as long as the directory lives.
+ *
  * Handles are malloc'd and freed only in their uv_close callback; the
  * callback's registry ref is dropped there too.
  */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <lauxlib.h>
 
@@ -32,6 +41,7 @@ struct watch {
 	int fn_ref;
 	lua_State *L;
 	struct watch **box;
+	char *name;   /* watching the parent directory: report only this name */
 };
 
 static const struct {
@@ -49,6 +59,7 @@ static void watch_closed(uv_handle_t *h)
 	luaL_unref(w->L, LUA_REGISTRYINDEX, w->fn_ref);
 	if (w->box)
 		*w->box = NULL;
+	free(w->name);
 	free(w);
 }
 
@@ -78,6 +89,8 @@ static void on_fs(uv_fs_event_t *h, const char *filename, int events, int status
 
 	if (status < 0)
 		return;
+	if (w->name && (!filename || strcmp(filename, w->name)))
+		return;   /* another name in the directory */
 	call_back(w, filename ? filename : "", events);
 }
 
@@ -123,18 +136,52 @@ static int l_on_signal(lua_State *L)
 	return 1;
 }
 
+/* What to watch for path: itself when it is a directory (*dir = NULL),
+ * else its parent directory (*dir, malloc'd) with w->name its last part. */
+static int watch_target(struct watch *w, const char *path, char **dir)
+{
+	struct stat st;
+	const char *slash;
+	size_t n;
+
+	*dir = NULL;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	slash = strrchr(path, '/');
+	if (slash && !slash[1])
+		return UV_ENOTDIR;   /* "x/" that is not a directory */
+	w->name = strdup(slash ? slash + 1 : path);
+	n = slash ? (size_t)(slash - path) : 1;
+	*dir = malloc(n + 1);
+	if (!w->name || !*dir)
+		return UV_ENOMEM;
+	if (!slash)
+		memcpy(*dir, ".", 2);
+	else if (n == 0)
+		memcpy(*dir, "/", 2);
+	else {
+		memcpy(*dir, path, n);
+		(*dir)[n] = '\0';
+	}
+	return 0;
+}
+
 /* host.watch(path, fn) -> handle | nil, "EWATCH: ..." */
 static int l_watch(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	struct watch *w;
+	char *dir = NULL;
 	int rc;
 
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	w = new_watch(L, 2);
 	uv_fs_event_init(wp_host_of(L)->loop, &w->u.fs);
 	w->u.fs.data = w;
-	rc = uv_fs_event_start(&w->u.fs, on_fs, path, 0);
+	rc = watch_target(w, path, &dir);
+	if (!rc)
+		rc = uv_fs_event_start(&w->u.fs, on_fs, dir ? dir : path, 0);
+	free(dir);
 	if (rc) {
 		uv_close(&w->u.handle, watch_closed);
 		return lwp_fail(L, "EWATCH", "%s: %s", path, uv_strerror(rc));
