@@ -2,7 +2,7 @@
 # Two commands do everything on a fresh Debian 12 machine:
 #   make run    install what is missing, build, start the main job
 #   make test   install what is missing, build, run every test
-# Also: build, demo, bench, fuzz, test-asan, lint, clean.
+# Also: build, demo, bench, fuzz, test-asan, lint, install, clean.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -10,15 +10,18 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 30
 CMAKE      := cmake
+PREFIX     ?= /usr/local
+# DESTDIR (staging root for packagers) is read from the environment or the
+# command line: make install PREFIX=/usr DESTDIR=/tmp/stage
 
 # Debian 12 packages the build, the tests and the tools need.
 APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
-	libluajit-5.1-dev luajit lua-cjson lua-busted lua-check cppcheck \
+	libluajit-5.1-dev luajit lua-cjson lua-yaml lua-busted lua-check cppcheck \
 	libuv1-dev libsodium-dev libsecp256k1-dev nettle-dev libssl-dev openssl \
 	libgmp-dev libsqlite3-dev libseccomp-dev libcurl4-openssl-dev libh2o-dev \
 	wrk nodejs qemu-system-x86 cpio xz-utils prometheus
 
-.PHONY: all deps build run serve demo test bench fuzz test-asan lint clean
+.PHONY: all deps build run serve demo test bench fuzz test-asan lint install clean
 
 all: build
 
@@ -83,6 +86,15 @@ fuzz: deps
 		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 			$(FUZZ_BUILD)/corpus/$$name spec/fuzz/corpus/$$name || exit 1; \
 	done
+
+# FHS layout under PREFIX (docs/operations.md, "Installing"): bin/workproof,
+# libexec/workproof/ (worker, runtimes, VM scripts), share/lua/5.1/workproof,
+# lib/lua/5.1/workproof/core.so, share/workproof/policies, share/doc/workproof.
+# Stripped: no path of this tree ends up in the installed binaries.
+# Builds only what is installed (no npm, no tests).
+install: deps $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) -j $(JOBS) --target workproof workproof-worker wpcore_module
+	DESTDIR="$(DESTDIR)" $(CMAKE) --install $(BUILD) --prefix "$(PREFIX)" --strip
 
 lint: build
 	cd $(BUILD) && ctest -R '^lint/' --output-on-failure

@@ -3,11 +3,12 @@
 --   build/workproof serve examples/config.lua
 -- A config file is Lua returning a table, loaded as text with only
 -- os.getenv available. Unknown keys are errors. Changing this file (or any
--- file under policies_dir) reloads the controller; `listen`, `reuseport`,
+-- file under policies_dir) reloads the controller; `listen`, `reuseport`, `processes`,
 -- `state_dir` and `store` take effect at the next start.
 return {
-  listen = "127.0.0.1:8402",        -- HOST:PORT ([::1]:PORT for IPv6)
-  reuseport = true,                 -- several processes may share the port
+  listen = "127.0.0.1:8402",        -- HOST:PORT: IPv4, a host name (resolved at start) or [IPv6]:PORT; 0: any port
+  reuseport = false,                -- share the port with other processes (SO_REUSEPORT); off: a busy port fails
+  processes = 1,                    -- N > 1: N serve processes on one port under a parent restarting them
   state_dir = "./var",              -- live-worker records, the store
   -- store = "./var/workproof.db",  -- SQLite file (default: <state_dir>/workproof.db)
   -- policies_dir = "<repo>/policies",
@@ -17,10 +18,17 @@ return {
     hook_ms = 250,                  -- one hook call (over it: the hook's fallback)
     mem_mb = 256,                   -- Lua heap growth during one call
   },
-  log_level = "info",               -- debug | info | warn | error
+  log_level = "info",               -- debug | info | warn | error (WORKPROOF_LOG wins when set)
+  log_format = "text",              -- text | json: one JSON object per line (WORKPROOF_LOG_FORMAT wins)
+  access_log = true,                -- an info line per HTTP request answered in Lua
+  cors = {                          -- browser clients on other origins (docs/http-api.md, CORS)
+    -- origins = { "https://app.example" },   -- or "*"; unset (the default): CORS off
+    max_age = 600,                  -- seconds a browser may cache a preflight answer
+  },
 
   worker = {
     backend = "sandbox",            -- sandbox | qemu | none (development only)
+    -- path = "<build>/workproof-worker",  -- the worker binary (default: the one built beside this host)
     grace = 2,                      -- seconds past a task's timeout before the host kills
     reaper_interval = 5,            -- seconds between orphan sweeps
     memory_bytes = 268435456,       -- per task
@@ -61,6 +69,43 @@ return {
     -- my_policy = { enabled = true, file = "/etc/workproof/my_policy.lua", config = {} },
   },
 
-  payments = { enabled = false },
-  chain = { enabled = false },
+  -- payments need the chain (chain.enabled = true); examples/local.lua
+  -- turns both on against a local anvil
+  payments = {
+    enabled = false,
+    x402 = {                        -- x402 v2 "exact": an EIP-3009 authorization in X-PAYMENT
+      enabled = true,
+      -- network = "eip155:31337",  -- CAIP-2 (default: from the chain id)
+      -- asset = "0x...",           -- the EIP-3009 token (default: from chain.deployment)
+      amount = "10000",             -- atomic units (0.01 USDC)
+      -- pay_to = "0x...",          -- default: the signer's address
+      token_name = "USD Coin",      -- the token's EIP-712 domain
+      token_version = "2",
+      max_timeout_seconds = 300,
+      -- facilitator = "https://facilitator.example",  -- verify and settle there (POST /verify, /settle)
+      min_validity_seconds = 70,    -- an authorization must stay valid this long (settled after the verdict)
+    },
+    txhash = {                      -- legacy: the client pays first and sends the tx hash
+      enabled = true,
+      -- pay_to = "0x...",          -- default: the signer's address
+      amount_wei = "1000000000000000",   -- 0.001 ETH
+      confirmations = 2,
+    },
+  },
+
+  chain = {
+    enabled = false,                -- attestations on chain (ValidationRegistry)
+    rpc = "http://127.0.0.1:8545",
+    -- chain_id = 31337,            -- checked against the node at start (default: from the deployment)
+    -- deployment = "contracts/deployments/local.json",   -- fills registry, erc8004, token, chain id
+    -- registry = "0x...",          -- the ValidationRegistry address
+    -- erc8004 = "0x...",           -- the ERC-8004 registry it forwards to (fixed at its deployment)
+    -- key_file = "/etc/workproof/signer.key",   -- 64 hex, mode 0600 or 0400
+    key_env = "WORKPROOF_SIGNER_KEY",   -- else the key comes from this environment variable
+    method = "reexecution-v1-code-execution",
+    wait_receipt = 15,              -- seconds a request waits for its receipt (then: pending)
+    reprice_after = 30,             -- seconds before a stuck transaction is re-sent with more gas
+    stuck_after = 120,              -- seconds before an unmined outbox row is logged as a warning
+    reorg_depth = 12,               -- blocks within which mined rows are re-checked for a reorg
+  },
 }

@@ -229,7 +229,8 @@ function _M.metrics(srv)
 end
 
 --- Start `workproof serve` with a config (Lua source text) in a fresh state
--- dir on an ephemeral loopback port. Returns a server table
+-- dir on an ephemeral loopback port (opts.listen: another address;
+-- opts.args: more serve options). Returns a server table
 -- { url, port, dir, proc, log = function() }; stop it with _M.stop(server).
 function _M.start_controller(config_src, opts)
   opts = opts or {}
@@ -243,6 +244,7 @@ function _M.start_controller(config_src, opts)
   f:write((((config_src or "return {}"):gsub("@DIR@", dir))))
   f:close()
   local file, args = _M.build .. "/workproof", { "serve", cfg, "--listen", opts.listen or "127.0.0.1:0" }
+  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end   -- more serve options
   if opts.nofile then   -- a descriptor limit (RLIMIT_NOFILE); exec keeps the pid the controller's
     table.insert(args, 1, file)
     table.insert(args, 1, ("ulimit -n %d && exec \"$0\" \"$@\""):format(opts.nofile))

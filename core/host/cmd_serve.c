@@ -6,3 +6,9 @@ int wp_cmd_serve(int argc, char **argv)
 {
 	return wp_host_run_module("workproof.cli.serve", argc, argv);
 }
+
+/* `workproof check ...`: lua/workproof/cli/check.lua */
+int wp_cmd_check(int argc, char **argv)
+{
+	return wp_host_run_module("workproof.cli.check", argc, argv);
+}

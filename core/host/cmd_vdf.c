@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * workproof vdf eval SEED_HEX ITERATIONS [--json] [--progress]
+ * workproof vdf eval SEED_HEX ITERATIONS [--json] [--progress|--no-progress]
  * workproof vdf verify SEED_HEX ITERATIONS Y_HEX PROOF_HEX
+ * (each declared once below: the declaration prints the help)
  *
  * Exit codes: 0 done / valid, 1 invalid proof or failed evaluation,
  * 2 unusable input (bad hex, wrong length, iterations out of range, usage).
@@ -18,23 +19,56 @@
 #include "workproof/encoding.h"
 #include "workproof/vdf.h"
 
-static const char usage_text[] =
-	"usage: workproof vdf eval SEED_HEX ITERATIONS [--json] [--progress]\n"
-	"       workproof vdf verify SEED_HEX ITERATIONS Y_HEX PROOF_HEX\n"
-	"\n"
+static const struct wp_cli_opt eval_pos[] = {
+	{ "SEED_HEX", NULL, "any even number of hex digits, may start with 0x (\"\" is allowed)" },
+	{ "ITERATIONS", NULL, "T: a decimal integer in [0, 2^53]" },
+	{ NULL, NULL, NULL },
+};
+
+static const struct wp_cli_opt eval_opts[] = {
+	{ "--json", NULL, "print {modulus, x, y, proof, l, iterations, seconds} as JSON" },
+	{ "--progress", NULL, "draw a progress bar on stderr (default: when stderr is a terminal)" },
+	{ "--no-progress", NULL, "no progress bar, even on a terminal" },
+	{ NULL, NULL, NULL },
+};
+
+static const struct wp_cli_decl eval_decl = {
+	"workproof vdf eval", "evaluate y = x^(2^T) mod N and its proof",
+	"SEED_HEX ITERATIONS [options]",
+	"Evaluates the Wesolowski VDF over the RSA-2048 challenge modulus (docs/vdf.md):\n"
+	"x = H2G(seed), y = x^(2^ITERATIONS) mod N, proof = Wesolowski's pi. Prints y and\n"
+	"the proof as two lines of lowercase hex (512 digits each). Ctrl-C cancels (exit\n"
+	"130). Exit 1 if the evaluation fails, 2 on unusable input.",
+	eval_pos, eval_opts,
+};
+
+static const struct wp_cli_opt verify_pos[] = {
+	{ "SEED_HEX", NULL, "any even number of hex digits, may start with 0x" },
+	{ "ITERATIONS", NULL, "T: a decimal integer in [0, 2^53]" },
+	{ "Y_HEX", NULL, "y: exactly 512 hex digits, may start with 0x" },
+	{ "PROOF_HEX", NULL, "the proof: exactly 512 hex digits, may start with 0x" },
+	{ NULL, NULL, NULL },
+};
+
+static const struct wp_cli_decl verify_decl = {
+	"workproof vdf verify", "check a proof: prints valid or invalid",
+	"SEED_HEX ITERATIONS Y_HEX PROOF_HEX",
+	"Verifies a Wesolowski proof (docs/vdf.md). Exit 0 if it is valid, 1 if it is\n"
+	"not, 2 if the input is unusable (bad hex, Y/PROOF not 256 bytes, bad ITERATIONS).",
+	verify_pos, NULL,
+};
+
+static const struct wp_cli_decl *const vdf_subs[] = { &eval_decl, &verify_decl, NULL };
+
+static const char vdf_description[] =
 	"Wesolowski VDF over the RSA-2048 challenge modulus (docs/vdf.md).\n"
-	"  x = H2G(seed), y = x^(2^ITERATIONS) mod N, proof = Wesolowski's pi.\n"
-	"\n"
-	"eval    prints y and the proof as two lines of lowercase hex (512 digits\n"
-	"        each); --json prints {\"modulus\",\"x\",\"y\",\"proof\",\"l\",\n"
-	"        \"iterations\",\"seconds\"} instead. A progress bar goes to stderr\n"
-	"        when stderr is a terminal or with --progress. Ctrl-C cancels.\n"
-	"verify  exit 0 if the proof is valid, 1 if it is not, 2 if the input is\n"
-	"        unusable (bad hex, Y/PROOF not 256 bytes, bad ITERATIONS).\n"
-	"\n"
-	"SEED_HEX is any even number of hex digits (may be empty: \"\"), Y_HEX and\n"
-	"PROOF_HEX exactly 512; all may start with 0x. ITERATIONS is a decimal\n"
-	"integer in [0, 2^53].\n";
+	"Exit codes: 0 done / valid, 1 invalid proof or failed evaluation,\n"
+	"2 unusable input (bad hex, wrong length, iterations out of range, usage).";
+
+const struct wp_cli_decl wp_vdf_decl = {
+	"workproof vdf", "Wesolowski VDF over RSA-2048: eval, verify", "eval|verify",
+	vdf_description, NULL, NULL,
+};
 
 static volatile sig_atomic_t interrupted;
 
@@ -113,14 +147,30 @@ static double now(void)
 
 struct bar {
 	int show;
+	int width;	/* characters of the line drawn last */
 	double t0, last;
 	uint64_t T;
 };
+
+/*
+ * Redraw the bar's line: a carriage return, the new text, then spaces over
+ * whatever the previous, longer line left (the prove line is shorter than
+ * the eval line; an ETA shrinks). Spaces rather than ESC[K so a log file
+ * or a dumb terminal sees a clean line too.
+ */
+static void draw(struct bar *b, const char *text)
+{
+	int n = (int)strlen(text);
+
+	fprintf(stderr, "\r%s%*s", text, b->width > n ? b->width - n : 0, "");
+	b->width = n;
+}
 
 static int progress(void *ud, enum wp_vdf_phase phase, uint64_t done, uint64_t total)
 {
 	struct bar *b = ud;
 	double t = now();
+	char line[160];
 
 	if (interrupted)
 		return 1;
@@ -132,12 +182,13 @@ static int progress(void *ud, enum wp_vdf_phase phase, uint64_t done, uint64_t t
 		double rate = (double)done / (t - b->t0 + 1e-9);
 		int w = (int)(frac * 30);
 
-		fprintf(stderr, "\r  eval  [%.*s%*s] %5.1f%%  %.2f M sq/s  ETA %.0fs   ",
-			w, "##############################", 30 - w, "", frac * 100,
-			rate / 1e6, rate > 0 ? (double)(total - done) / rate : 0.0);
+		snprintf(line, sizeof(line), "  eval  [%.*s%*s] %5.1f%%  %.2f M sq/s  ETA %.0fs",
+			 w, "##############################", 30 - w, "", frac * 100,
+			 rate / 1e6, rate > 0 ? (double)(total - done) / rate : 0.0);
 	} else {
-		fprintf(stderr, "\r  prove %" PRIu64 "/%" PRIu64 " steps%30s", done, total, "");
+		snprintf(line, sizeof(line), "  prove %" PRIu64 "/%" PRIu64 " steps", done, total);
 	}
+	draw(b, line);
 	return 0;
 }
 
@@ -161,18 +212,15 @@ static int cmd_eval(int argc, char **argv)
 			show = 1;
 		else if (!strcmp(argv[i], "--no-progress"))
 			show = 0;
-		else if (npos < 2 && (argv[i][0] != '-' || !argv[i][1]))
+		else if (argv[i][0] == '-' && argv[i][1] && !(argv[i][1] >= '0' && argv[i][1] <= '9'))
+			return wp_cli_usage_error(&eval_decl, "unknown option %s", argv[i]);
+		else if (npos < 2)
 			pos[npos++] = argv[i];
-		else {
-			fprintf(stderr, "workproof vdf eval: unexpected argument '%s'\n\n%s",
-				argv[i], usage_text);
-			return 2;
-		}
+		else
+			return wp_cli_usage_error(&eval_decl, "unexpected argument '%s'", argv[i]);
 	}
-	if (npos != 2) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
+	if (npos != 2)
+		return wp_cli_usage_error(&eval_decl, "missing %s", eval_pos[npos].flag);
 	if (parse_T(pos[1], &T))
 		return 2;
 	seed = unhex("SEED_HEX", pos[0], &seed_len);
@@ -181,6 +229,7 @@ static int cmd_eval(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	bar.show = show;
+	bar.width = 0;
 	bar.T = T;
 	bar.t0 = bar.last = now();
 	o.progress = progress;
@@ -230,10 +279,13 @@ static int cmd_verify(int argc, char **argv)
 	uint64_t T;
 	int rc = 2;
 
-	if (argc != 4) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
+	for (int i = 0; i < argc; i++)
+		if (argv[i][0] == '-' && argv[i][1] && !(argv[i][1] >= '0' && argv[i][1] <= '9'))
+			return wp_cli_usage_error(&verify_decl, "unknown option %s", argv[i]);
+	if (argc < 4)
+		return wp_cli_usage_error(&verify_decl, "missing %s", verify_pos[argc].flag);
+	if (argc > 4)
+		return wp_cli_usage_error(&verify_decl, "unexpected argument '%s'", argv[4]);
 	if (parse_T(argv[1], &T))
 		return 2;
 	seed = unhex("SEED_HEX", argv[0], &seed_len);
@@ -268,17 +320,35 @@ out:
 int wp_cmd_vdf(int argc, char **argv)
 {
 	if (argc < 1) {
-		fputs(usage_text, stderr);
+		wp_cli_group_help(stderr, wp_vdf_decl.name, vdf_description, vdf_subs);
 		return 2;
 	}
-	if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-		fputs(usage_text, stdout);
+	if (!strcmp(argv[0], "help") && argc > 1) {
+		/* `vdf help eval` = `vdf eval --help` */
+		argv++;
+		argc = 1;
+		for (const struct wp_cli_decl *const *s = vdf_subs; *s; s++)
+			if (!strcmp(strrchr((*s)->name, ' ') + 1, argv[0])) {
+				wp_cli_help(stdout, *s);
+				return 0;
+			}
+	} else if (wp_cli_is_help(argv[0]) || !strcmp(argv[0], "help")) {
+		wp_cli_group_help(stdout, wp_vdf_decl.name, vdf_description, vdf_subs);
 		return 0;
 	}
-	if (!strcmp(argv[0], "eval"))
+	if (!strcmp(argv[0], "eval")) {
+		if (wp_cli_wants_help(argc - 1, argv + 1)) {
+			wp_cli_help(stdout, &eval_decl);
+			return 0;
+		}
 		return cmd_eval(argc - 1, argv + 1);
-	if (!strcmp(argv[0], "verify"))
+	}
+	if (!strcmp(argv[0], "verify")) {
+		if (wp_cli_wants_help(argc - 1, argv + 1)) {
+			wp_cli_help(stdout, &verify_decl);
+			return 0;
+		}
 		return cmd_verify(argc - 1, argv + 1);
-	fprintf(stderr, "workproof vdf: unknown subcommand '%s'\n\n%s", argv[0], usage_text);
-	return 2;
+	}
+	return wp_cli_usage_error(&wp_vdf_decl, "unknown command '%s'", argv[0]);
 }

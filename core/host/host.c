@@ -130,7 +130,7 @@ int wp_host_resume(lua_State *co, int nargs)
 	return st;
 }
 
-static void set_lua_path(lua_State *L)
+static int set_lua_path(lua_State *L)
 {
 	static const luaL_Reg linked[] = {
 		{ "workproof.core", luaopen_workproof_core },
@@ -138,9 +138,15 @@ static void set_lua_path(lua_State *L)
 		{ NULL, NULL },
 	};
 	const char *dir = getenv("WORKPROOF_LUA_DIR");
+	const struct wp_layout *l;
 
-	if (!dir || !*dir)
-		dir = WP_LUA_DIR;
+	if (!dir || !*dir) {
+		/* where this executable runs from decides (layout.c) */
+		l = wp_layout();
+		if (!l)
+			return -1;
+		dir = l->lua_dir;
+	}
 	/* trusted host library first, then whatever LUA_PATH/defaults give */
 	lua_getglobal(L, "package");
 	lua_getfield(L, -1, "path");
@@ -152,6 +158,7 @@ static void set_lua_path(lua_State *L)
 	lua_getfield(L, -1, "preload");
 	lwp_setfuncs(L, linked);
 	lua_pop(L, 2);
+	return 0;
 }
 
 int wp_host_init(struct wp_host *h)
@@ -175,8 +182,14 @@ int wp_host_init(struct wp_host *h)
 	lua_pushlightuserdata(h->L, &threads_key);
 	lua_newtable(h->L);
 	lua_rawset(h->L, LUA_REGISTRYINDEX);
-	set_lua_path(h->L);
+	if (set_lua_path(h->L))
+		goto fail_state;
+	if (wp_log_attach(h->loop))
+		wp_log(WP_LOG_WARN, "log lines are written unbuffered: out of memory");
 	return 0;
+fail_state:
+	lua_close(h->L);
+	h->L = NULL;
 fail_loop:
 	uv_loop_close(h->loop);
 fail:

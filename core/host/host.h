@@ -35,8 +35,71 @@ struct wp_hbase {
 
 enum wp_log_level { WP_LOG_DEBUG, WP_LOG_INFO, WP_LOG_WARN, WP_LOG_ERROR };
 
+enum wp_log_format { WP_LOG_TEXT, WP_LOG_JSON };
+
+/** One extra field of a log line. val is len bytes, not owned; raw: a JSON
+ *  literal (number, true, false, null) written as is, else a string. */
+struct wp_log_field {
+	const char *key;
+	const char *val;
+	size_t len;
+	int raw;
+};
+
+/** Log a printf-formatted message (no fields) if lvl is enabled. */
 void wp_log(enum wp_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/** Log msg (len bytes, not owned) with nf fields, as one line written with
+ *  one call, in the configured format. */
+void wp_log_fields(enum wp_log_level lvl, const char *msg, size_t len,
+		   const struct wp_log_field *f, int nf);
+
+/** Set the minimum level and the format (a negative value keeps the
+ *  current one). WORKPROOF_LOG and WORKPROOF_LOG_FORMAT, when set to a
+ *  valid value, win over both. */
+void wp_log_configure(int level, int format);
+
+/** A level / format name -> its enum value, -1 if unknown. */
+int wp_log_parse_level(const char *name);
+int wp_log_parse_format(const char *name);
+
+/** The effective settings (static strings). */
+const char *wp_log_level_name(void);
+const char *wp_log_format_name(void);
+
+/** Would a line at lvl be written? */
+int wp_log_enabled(enum wp_log_level lvl);
+
+/** Gather the lines logged on this (the loop's) thread and write them once
+ *  per iteration of loop (an unreferenced prepare handle, closed with the
+ *  host's handles), at the latest at exit; error lines go at once.
+ *  Returns 0 or -ENOMEM (then every line is written at once). */
+int wp_log_attach(uv_loop_t *loop);
+
+/** Write what waits (the loop's thread only; elsewhere a no-op). */
+void wp_log_flush(void);
+
+/*
+ * Where the companions of this executable live, found from /proc/self/exe
+ * (core/host/layout.c). Empty strings for what a layout does not have
+ * (prefix in a build tree; build_dir and source_dir when installed).
+ */
+struct wp_layout {
+	int installed;                 /* 1: <prefix>/bin/workproof; 0: a build tree */
+	char exe_dir[4096];
+	char prefix[4096];
+	char build_dir[4096];
+	char source_dir[4096];
+	char lua_dir[4096];            /* the trusted library: <lua_dir>/workproof/ */
+	char policies_dir[4096];
+	char libexec_dir[4096];        /* workproof-worker */
+	char vm_scripts_dir[4096];     /* build-initramfs.sh, kvm-probe.sh, ... */
+};
+
+/** The layout, computed on first use; NULL (and logged) if the executable
+ *  cannot be located. Static storage: never free it. */
+const struct wp_layout *wp_layout(void);
 
 /** Create the host: a loop and a Lua state with the workproof modules
  *  preloaded. Returns 0 or a negative errno-style value. */
@@ -95,11 +158,23 @@ void wp_host_http_free(void);
 /** Adds http_listen and the server metatable to the table on top. */
 void lwp_host_open_http(lua_State *L);
 
+/** Resolve host (an IPv4 or IPv6 literal, else a name: getaddrinfo, the
+ *  first IPv4 or IPv6 answer) with port into ss. 0 or a negative UV_E*. */
+int wp_host_resolve(uv_loop_t *loop, const char *host, int port, struct sockaddr_storage *ss);
+
+/** Adds resolve and tcp_reserve (a port held for a process group) to the table on top. */
+void lwp_host_open_net(lua_State *L);
+
 /** Adds process_spawn and the process metatable to the table on top. */
 void lwp_host_open_process(lua_State *L);
 
 /** Adds mkdir, rmdir, scandir, rename, unlink and stat to the table on top. */
 void lwp_host_open_fs(lua_State *L);
+
+/** host.log and its settings (l_log.c); lwp_host_log is the C function
+ *  behind host.log, also handed to the HTTP trampoline. */
+void lwp_host_open_log(lua_State *L);
+int lwp_host_log(lua_State *L);
 
 /** Opener of the "workproof.host" module (sleep, spawn, now, time). */
 int luaopen_workproof_host(lua_State *L);

@@ -91,6 +91,40 @@ static int l_in_coroutine(lua_State *L)
 	return 1;
 }
 
+static void set_path(lua_State *L, const char *name, const char *value)
+{
+	if (!value || !*value)
+		return;   /* absent in this layout: nil, so a misuse fails loudly */
+	lua_pushstring(L, value);
+	lua_setfield(L, -2, name);
+}
+
+/*
+ * Where this executable's companions live (layout.c): installed, prefix,
+ * lua_dir, policies_dir, libexec_dir (workproof-worker), vm_scripts_dir;
+ * in a build tree also build_dir (WORKPROOF_BUILD overrides it, as ctest
+ * sets it) and source_dir. docs/lua-api.md, "Host paths".
+ */
+static void push_layout(lua_State *L)
+{
+	const struct wp_layout *l = wp_layout();
+	const char *env = getenv("WORKPROOF_BUILD");
+
+	if (!l)
+		return;   /* host init already refused to start without one */
+	lua_pushboolean(L, l->installed);
+	lua_setfield(L, -2, "installed");
+	set_path(L, "prefix", l->prefix);
+	set_path(L, "lua_dir", l->lua_dir);
+	set_path(L, "policies_dir", l->policies_dir);
+	set_path(L, "libexec_dir", l->installed || !env || !*env ? l->libexec_dir : env);
+	set_path(L, "vm_scripts_dir", l->vm_scripts_dir);
+	if (!l->installed) {
+		set_path(L, "build_dir", env && *env ? env : l->build_dir);
+		set_path(L, "source_dir", l->source_dir);
+	}
+}
+
 int luaopen_workproof_host(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
@@ -110,13 +144,21 @@ int luaopen_workproof_host(lua_State *L)
 	lwp_host_open_rpc(L);
 	lwp_host_open_work(L);
 	lwp_host_open_fs(L);
-	/* where this build's companion binaries (workproof-worker, vm/) live */
-	lua_pushstring(L, getenv("WORKPROOF_BUILD") ? getenv("WORKPROOF_BUILD") : WP_BUILD_DIR);
-	lua_setfield(L, -2, "build_dir");
+	lwp_host_open_log(L);
+	lwp_host_open_net(L);
 	lua_pushinteger(L, (lua_Integer)getpid());
 	lua_setfield(L, -2, "pid");
-	lua_pushstring(L, WP_SOURCE_DIR);   /* worker/vm scripts */
-	lua_setfield(L, -2, "source_dir");
+	{
+		/* this executable, for processes that run it again (serve --processes) */
+		char exe[4096];
+		size_t n = sizeof(exe);
+
+		if (uv_exepath(exe, &n) == 0) {
+			lua_pushlstring(L, exe, n);
+			lua_setfield(L, -2, "exepath");
+		}
+	}
+	push_layout(L);
 	lua_pushstring(L, WP_VERSION);
 	lua_setfield(L, -2, "version");
 	return 1;

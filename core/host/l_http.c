@@ -5,9 +5,12 @@
  * worker, an RPC call) while other requests go on.
  *
  *   local srv = host.http_listen{ host = "127.0.0.1", port = 8402,
- *                                 reuseport = true, max_body = 2097152,
+ *                                 reuseport = false, max_body = 2097152,
  *                                 handler = function(req) ... end }
  *   handler(req) -> status, headers_table, body_string
+ *   host: an IPv4 or IPv6 literal or a name (resolved once, the first
+ *   answer); reuseport (default false): SO_REUSEPORT, several processes on
+ *   one port (serve --processes); without it a busy port is an ELISTEN
  *   req = { method, path, query, headers = {lowercase name = value},
  *           body, authority (the Host), peer, version }
  *   srv.port, srv.active (requests in flight), srv:close() (stop accepting),
@@ -803,17 +806,17 @@ static int bind_listener(struct server *srv, uv_loop_t *loop, const char *host,
 	int family, rc, one = 1, len = sizeof(ss);
 	uv_os_fd_t fd;
 
-	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) == 0)
-		family = AF_INET;
-	else if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) == 0)
-		family = AF_INET6;
-	else
-		return UV_EINVAL;
+	/* an address literal, else a name resolved once, at start-up */
+	rc = wp_host_resolve(loop, host, port, &ss);
+	if (rc)
+		return rc;
+	family = ss.ss_family;
 	rc = uv_tcp_init_ex(loop, &srv->listener, family);
 	if (rc)
 		return rc;
 	srv->listener.data = srv;
-	/* several host processes may share one port (reuseport, docs/operations.md) */
+	/* several host processes share one port only when asked (serve
+	 * --processes, docs/operations.md): without it a busy port fails */
 	if (reuseport && uv_fileno((uv_handle_t *)&srv->listener, &fd) == 0)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
@@ -842,8 +845,6 @@ static const char trampoline_src[] =
 	"  end\n"
 	"  return respond(token, unpack(r, 2, 4))\n"
 	"end\n";
-
-static int l_log(lua_State *L);
 
 /*
  * h2o_context_init() opens handles of its own (timers, the multithread
@@ -908,7 +909,7 @@ static int l_listen(lua_State *L)
 	lua_getfield(L, 1, "max_body");
 	max_body = luaL_optinteger(L, -1, 2 * 1024 * 1024);
 	lua_getfield(L, 1, "reuseport");
-	reuseport = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+	reuseport = lua_toboolean(L, -1);
 	lua_getfield(L, 1, "max_connections_per_client");
 	per_client = luaL_optinteger(L, -1, 64);
 	lua_getfield(L, 1, "fd_reserve");
@@ -958,7 +959,7 @@ static int l_listen(lua_State *L)
 	if (luaL_loadstring(L, trampoline_src))
 		return lua_error(L);
 	lua_pushcfunction(L, l_respond);
-	lua_pushcfunction(L, l_log);
+	lua_pushcfunction(L, lwp_host_log);
 	lua_getglobal(L, "debug");
 	lua_getfield(L, -1, "traceback");
 	lua_remove(L, -2);
@@ -1047,16 +1048,6 @@ static int l_static_hits(lua_State *L)
 	return 1;
 }
 
-/* host.log(level, message): level debug | info | warn | error */
-static int l_log(lua_State *L)
-{
-	static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
-	int lvl = luaL_checkoption(L, 1, "info", levels);
-
-	wp_log((enum wp_log_level)lvl, "%s", luaL_checkstring(L, 2));
-	return 0;
-}
-
 /*
  * Host teardown, before the loop's remaining handles are closed: stop every
  * server and let h2o close its own handles (timers, the queue) the proper
@@ -1108,7 +1099,7 @@ void wp_host_http_free(void)
 void lwp_host_open_http(lua_State *L)
 {
 	static const luaL_Reg meta[] = { { "__index", l_index }, { NULL, NULL } };
-	static const luaL_Reg fns[] = { { "http_listen", l_listen }, { "log", l_log }, { NULL, NULL } };
+	static const luaL_Reg fns[] = { { "http_listen", l_listen }, { NULL, NULL } };
 
 	lwp_class(L, SERVER_MT, meta, NULL);
 	lwp_setfuncs(L, fns);

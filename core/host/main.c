@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * workproof: the host executable. Subcommands are a table so that later
- * ones (serve, uptime, vdf) slot in beside run.
+ * workproof: the host executable. Subcommands are a table; each answers
+ * --help from its own declaration (struct wp_cli_decl here and in cmd_vdf.c,
+ * lua/workproof/cli/args.lua for the Lua ones), `workproof help CMD [SUB]`
+ * asks the command for it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,13 +44,36 @@ static int run_main(struct wp_host *h, int nargs)
 	return rc;
 }
 
+static const struct wp_cli_opt run_pos[] = {
+	{ "SCRIPT.lua", NULL, "the script; `arg` is set as the stand-alone interpreter sets it" },
+	{ "ARGS...", NULL, "passed to the script as `...` (--help here is the script's)" },
+	{ NULL, NULL, NULL },
+};
+
+static const struct wp_cli_decl run_decl = {
+	"workproof run", "run a Lua script in the host's event loop", "SCRIPT.lua [ARGS...]",
+	"Runs SCRIPT.lua as the main coroutine of the host: wp.sleep, wp.spawn, HTTP,\n"
+	"timers work as under `serve`. An integer the script returns is the exit code;\n"
+	"an error in any coroutine makes it 1; a script that cannot be loaded, 2.",
+	run_pos, NULL,
+};
+
+static const struct wp_cli_decl version_decl = {
+	"workproof version", "print the version", "",
+	"Prints the version of workproof, LuaJIT and libuv (also: workproof --version).",
+	NULL, NULL,
+};
+
 int wp_cmd_run(int argc, char **argv)
 {
 	struct wp_host h;
 
-	if (argc < 1) {
-		fputs("workproof run: missing SCRIPT.lua\n", stderr);
-		return 2;
+	if (argc < 1)
+		return wp_cli_usage_error(&run_decl, "missing SCRIPT.lua");
+	/* only before the script: after it, --help is the script's argument */
+	if (wp_cli_is_help(argv[0])) {
+		wp_cli_help(stdout, &run_decl);
+		return 0;
 	}
 	if (wp_host_init(&h)) {
 		fputs("workproof: cannot initialise the host\n", stderr);
@@ -86,36 +111,86 @@ int wp_host_run_module(const char *module, int argc, char **argv)
 
 static int cmd_version(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
+	if (argc > 0 && wp_cli_wants_help(argc, argv)) {
+		wp_cli_help(stdout, &version_decl);
+		return 0;
+	}
+	if (argc > 0)
+		return wp_cli_usage_error(&version_decl, "unexpected argument '%s'", argv[0]);
 	printf("workproof %s (%s, libuv %s)\n", WP_VERSION, LUAJIT_VERSION,
 	       uv_version_string());
 	return 0;
 }
 
+/* the Lua commands declare themselves in lua/workproof/cli/<name>.lua; this
+ * is their line in the listing below */
 static const struct wp_command commands[] = {
-	{ "serve", "serve [CONFIG.lua] [--listen HOST:PORT]  the notary controller (HTTP API)",
+	{ "serve", NULL, "[CONFIG.lua] [options]", "the notary controller (HTTP API)",
 	  wp_cmd_serve },
-	{ "run", "run SCRIPT.lua [ARGS...]   run a Lua script in the host's event loop",
-	  wp_cmd_run },
-	{ "vdf", "vdf eval|verify ...        Wesolowski VDF over RSA-2048 (workproof vdf --help)",
-	  wp_cmd_vdf },
-	{ "uptime", "uptime verify|simulate|claim|report ...  heartbeat chains (workproof uptime --help)",
-	  wp_cmd_uptime },
-	{ "version", "version                    print the version", cmd_version },
-	{ NULL, NULL, NULL },
+	{ "check", NULL, "[CONFIG.lua] [options]", "validate a config, its policies and flow, then exit",
+	  wp_cmd_check },
+	{ "run", &run_decl, NULL, NULL, wp_cmd_run },
+	{ "vdf", &wp_vdf_decl, NULL, NULL, wp_cmd_vdf },
+	{ "uptime", NULL, "verify|simulate|...",
+	  "proof of uptime: heartbeat chains, epochs, claims", wp_cmd_uptime },
+	{ "version", &version_decl, NULL, NULL, cmd_version },
+	{ NULL, NULL, NULL, NULL, NULL },
 };
 
 static void usage(FILE *out)
 {
 	fputs("usage: workproof <command> [args]\n\ncommands:\n", out);
-	for (const struct wp_command *c = commands; c->name; c++)
-		fprintf(out, "  %s\n", c->synopsis);
-	fputs("  help, --help, -h           this text\n"
+	for (const struct wp_command *c = commands; c->name; c++) {
+		const char *syn = c->decl ? c->decl->synopsis : c->synopsis;
+		const char *sum = c->decl ? c->decl->summary : c->summary;
+		int n = fprintf(out, "  %s%s%s", c->name, *syn ? " " : "", syn) - 2;
+
+		if (n > 34)
+			fprintf(out, "\n  %34s  %s\n", "", sum);
+		else
+			fprintf(out, "%*s  %s\n", 34 - n, "", sum);
+	}
+	fputs("  help [COMMAND [SUBCOMMAND]]         this text, or one command's help\n"
+	      "\n"
+	      "`workproof help COMMAND` and `workproof COMMAND --help` describe one command.\n"
 	      "\n"
 	      "environment:\n"
-	      "  WORKPROOF_LUA_DIR  where the trusted Lua library lives (default: built-in)\n"
+	      "  WORKPROOF_LUA_DIR  where the trusted Lua library lives (default: <src>/lua in a\n"
+	      "                     build tree, <prefix>/share/lua/5.1 installed)\n"
+	      "  WORKPROOF_VM_DIR   the micro-VM image directory (qemu backend)\n"
 	      "  WORKPROOF_LOG      debug | info | warn | error (default: info)\n", out);
+}
+
+static const struct wp_command *find(const char *name)
+{
+	for (const struct wp_command *c = commands; c->name; c++)
+		if (!strcmp(name, c->name))
+			return c;
+	return NULL;
+}
+
+/* `workproof help CMD [SUB]`: the command answers `[SUB] --help` itself */
+static int help(int argc, char **argv)
+{
+	const struct wp_command *c;
+	char *args[3];
+	int n = 0;
+
+	if (argc < 1) {
+		usage(stdout);
+		return 0;
+	}
+	c = find(argv[0]);
+	if (!c) {
+		fprintf(stderr, "workproof help: unknown command '%s'\n\n", argv[0]);
+		usage(stderr);
+		return 2;
+	}
+	if (argc > 1 && strcmp(c->name, "run") && strcmp(c->name, "version"))
+		args[n++] = argv[1];
+	args[n++] = (char *)"--help";
+	args[n] = NULL;
+	return c->run(n, args);
 }
 
 int main(int argc, char **argv)
@@ -126,15 +201,16 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+	if (!strcmp(cmd, "help"))
+		return help(argc - 2, argv + 2);
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		usage(stdout);
 		return 0;
 	}
 	if (!strcmp(cmd, "--version"))
 		cmd = "version";
-	for (const struct wp_command *c = commands; c->name; c++)
-		if (!strcmp(cmd, c->name))
-			return c->run(argc - 2, argv + 2);
+	if (find(cmd))
+		return find(cmd)->run(argc - 2, argv + 2);
 	fprintf(stderr, "workproof: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return 2;

@@ -10,17 +10,45 @@ local schema = require "workproof.schema"
 
 local _M = {}
 
--- <repo>/policies, next to the trusted library dir <repo>/lua
+-- The shipped policies: where the host says (host.policies_dir: <repo>/policies
+-- in a build tree, <prefix>/share/workproof/policies installed); under plain
+-- luajit from where this file was loaded: <repo>/lua -> <repo>/policies,
+-- <prefix>/share/lua/5.1 -> <prefix>/share/workproof/policies.
 local function default_policies_dir()
+  local ok, host = pcall(require, "workproof.host")
+  if ok and type(host) == "table" and host.policies_dir then return host.policies_dir end
   local src = debug.getinfo(1, "S").source:sub(2)
   local lua_dir = src:match("^(.*)/workproof/config%.lua$")
-  return (lua_dir and (lua_dir .. "/../policies")) or "policies"
+  if not lua_dir then return "policies" end
+  local prefix = lua_dir:match("^(.*)/share/lua/5%.1$")
+  if prefix then return prefix .. "/share/workproof/policies" end
+  return lua_dir .. "/../policies"
 end
 
 _M.FLOW = {
   "validate", "size", "rate_limit", "code_patterns", "circuit_breaker", "payment",
   "worker_threshold", "spawn", "result", "attestation", "cleanup",
 }
+
+-- cors.origins: "*" or a list of origins as browsers send them
+-- (scheme://host[:port], no path)
+local function check_origins(v)
+  if v == "*" then return true end
+  if type(v) ~= "table" or #v == 0 then return nil, 'expected "*" or a non-empty list of origins' end
+  local n = 0
+  for k in pairs(v) do
+    n = n + 1
+    if type(k) ~= "number" or k < 1 or k > #v or k % 1 ~= 0 then return nil, "expected a list, not a map" end
+  end
+  if n ~= #v then return nil, "expected a list without holes" end
+  for k, o in ipairs(v) do
+    if type(o) ~= "string" or not o:match("^https?://[%w%.%-]+$") and not o:match("^https?://[%w%.%-]+:%d+$")
+      and not o:match("^https?://%[[%x:%.]+%]:?%d*$") then
+      return nil, ("origin %d: expected scheme://host[:port] (no path), got %s"):format(k, tostring(o))
+    end
+  end
+  return true
+end
 
 local policy_conf = { type = "record", fields = {
   enabled = { type = "boolean", default = true },
@@ -30,8 +58,12 @@ local policy_conf = { type = "record", fields = {
 } }
 
 _M.schema = {
-  listen = { type = "string", default = "127.0.0.1:8402", match = "^.+:%d+$" },
-  reuseport = { type = "boolean", default = true },
+  listen = { type = "string", default = "127.0.0.1:8402",
+    description = "HOST:PORT: an IPv4 address, a host name (resolved at start) or [IPv6]; port 0-65535 (0: any)" },
+  reuseport = { type = "boolean", default = false,
+    description = "share the port with other processes (SO_REUSEPORT); off, a busy port fails the start" },
+  processes = { type = "integer", min = 1, max = 256, default = 1,
+    description = "serve processes sharing the port under one supervising parent (docs/operations.md)" },
   state_dir = { type = "string", default = "./var" },
   store = { type = "string", description = "SQLite file (default: <state_dir>/workproof.db)" },
   policies_dir = { type = "string", default = default_policies_dir() },
@@ -41,7 +73,18 @@ _M.schema = {
     hook_ms = { type = "number", min = 1, default = 250, description = "one hook call" },
     mem_mb = { type = "number", min = 1, default = 256, description = "Lua heap growth during one call" },
   } },
-  log_level = { type = "string", one_of = { "debug", "info", "warn", "error" }, default = "info" },
+  cors = { type = "record", fields = {
+      origins = { type = "any", custom = check_origins,
+        description = '"*" (any origin) or a list such as { "https://app.example" }; unset: CORS off '
+          .. "(docs/http-api.md, CORS)" },
+      max_age = { type = "integer", min = 0, max = 86400, default = 600,
+        description = "seconds a browser may cache a preflight answer" },
+    } },
+  log_level = { type = "string", one_of = { "debug", "info", "warn", "error" }, default = "info",
+    description = "the least severe level written (WORKPROOF_LOG wins when set); applied at start and on reload" },
+  log_format = { type = "string", one_of = { "text", "json" }, default = "text",
+    description = "every log line as text or as one JSON object (WORKPROOF_LOG_FORMAT wins when set)" },
+  access_log = { type = "boolean", default = true, description = "an info line per HTTP request answered in Lua" },
   worker = { type = "record", fields = {
     backend = { type = "string", one_of = { "sandbox", "qemu", "none" }, default = "sandbox" },
     path = { type = "string", description = "workproof-worker (default: the one built beside this host)" },
@@ -120,19 +163,65 @@ _M.schema = {
   } },
 }
 
+--- Split a listen address "HOST:PORT", "[IPV6]:PORT" into host and port.
+-- Returns host, port or nil, "EINVAL: text", "EINVAL".
+function _M.parse_listen(s)
+  if type(s) ~= "string" then return nil, "EINVAL: listen must be a string HOST:PORT", "EINVAL" end
+  local h, p = s:match("^%[([^%]]*)%]:(%d+)$")
+  if h then
+    if not h:find(":") then
+      return nil, ("EINVAL: %q: brackets are for IPv6 addresses ([::1]:8402)"):format(s), "EINVAL"
+    end
+  else
+    h, p = s:match("^([^:%[%]]+):(%d+)$")
+  end
+  if not h or h == "" or h:find("%s") then
+    return nil, ("EINVAL: %q: expected HOST:PORT or [IPV6]:PORT"):format(s), "EINVAL"
+  end
+  local port = tonumber(p)
+  if #p > 5 or port > 65535 then
+    return nil, ("EINVAL: %q: port %s out of range (0-65535)"):format(s, p), "EINVAL"
+  end
+  return h, port
+end
+
 --- The defaults alone (what `workproof serve` runs with no config file).
 function _M.defaults()
   return assert(schema.validate(_M.schema, {}))
 end
 
+-- The line of src where the setting `dotted` ("chain.rpcc") is written:
+-- each name in turn, as a table key (`name =` or `["name"] =`), searched
+-- after the previous one; nil when not found (a missing field, an array
+-- element).
+local function locate(src, dotted)
+  local at
+  for name in dotted:gmatch("[^.]+") do
+    if not name:find("^[%a_][%w_]*$") then break end
+    local from = at or 1
+    local a = src:find("%f[%w_]" .. name .. "%s*=[^=]", from)
+    local b = src:find("%[%s*[\"']" .. name .. "[\"']%s*%]%s*=[^=]", from)
+    local p = (a and b) and math.min(a, b) or a or b
+    if not p then return nil end
+    at = p + #name
+  end
+  if not at then return nil end
+  local line = 1
+  for _ in src:sub(1, at):gmatch("\n") do line = line + 1 end
+  return line
+end
+
+_M.locate = locate
+
 --- Load and validate a config file; raises "file:line: ..." or a readable
--- list of schema errors. With path nil returns the defaults.
+-- list of schema errors, one per line ("file:line: key: message" where the
+-- key is written in the file). With path nil returns the defaults.
 function _M.load(path, overrides)
-  local raw = {}
+  local raw, src = {}, nil
   if path then
     local f, err = io.open(path, "rb")
     if not f then error("cannot read config: " .. tostring(err), 0) end
-    local src = f:read("*a")
+    src = f:read("*a")
     f:close()
     local env = { os = { getenv = os.getenv }, tostring = tostring, tonumber = tonumber }
     local fn, lerr = load(src, "@" .. path, "t", env)
@@ -145,8 +234,15 @@ function _M.load(path, overrides)
   for k, v in pairs(overrides or {}) do raw[k] = v end
   local conf, errs = schema.validate(_M.schema, raw)
   if not conf then
-    error((path or "config") .. ": invalid settings:\n  " .. table.concat(schema.format_errors(errs), "\n  "), 0)
+    local lines = schema.format_errors(errs)
+    for i, l in ipairs(lines) do
+      local line = src and locate(src, l:match("^([^:]*):") or "")
+      lines[i] = (path or "config") .. (line and (":" .. line) or "") .. ": " .. l
+    end
+    error(table.concat(lines, "\n"), 0)
   end
+  local lh, lerr = _M.parse_listen(conf.listen)
+  if not lh then error((path or "config") .. ": listen: " .. lerr:gsub("^EINVAL: ", ""), 0) end
   if conf.limits.timeout_min > conf.limits.timeout_max then
     error((path or "config") .. ": limits.timeout_min > limits.timeout_max", 0)
   end

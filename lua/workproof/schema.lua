@@ -117,14 +117,56 @@ local function validate_value(def, v)
   return v
 end
 
+-- Levenshtein distance of a and b, or nil once it must exceed `cap`.
+local function distance(a, b, cap)
+  if math.abs(#a - #b) > cap then return nil end
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur, best = { [0] = i }, i
+    local ca = a:byte(i)
+    for j = 1, #b do
+      local cost = (ca == b:byte(j)) and 0 or 1
+      local d = prev[j - 1] + cost
+      if prev[j] + 1 < d then d = prev[j] + 1 end
+      if cur[j - 1] + 1 < d then d = cur[j - 1] + 1 end
+      cur[j] = d
+      if d < best then best = d end
+    end
+    if best > cap then return nil end
+    prev = cur
+  end
+  return prev[#b] <= cap and prev[#b] or nil
+end
+
+--- The known name closest to `name` by edit distance (at most 2; the
+-- alphabetically first of equals), or nil: "did you mean ...?" for typos.
+function _M.closest(name, known)
+  if type(name) ~= "string" then return nil end
+  local best, best_d
+  for _, k in ipairs(known) do
+    local d = distance(name, k, 2)
+    if d and (not best_d or d < best_d or (d == best_d and k < best)) then best, best_d = k, d end
+  end
+  return best
+end
+
 validate_record = function(fields, conf)
   local out, errs = {}, nil
   local function fail(k, e)
     errs = errs or {}
     errs[k] = e
   end
+  local known
   for k in pairs(conf) do
-    if fields[k] == nil then fail(k, "unknown field") end
+    if fields[k] == nil then
+      if not known then
+        known = {}
+        for f in pairs(fields) do if type(f) == "string" then known[#known + 1] = f end end
+      end
+      local near = _M.closest(k, known)
+      fail(k, near and ("unknown field (did you mean '" .. near .. "'?)") or "unknown field")
+    end
   end
   local names = {}
   for k in pairs(fields) do names[#names + 1] = k end

@@ -30,8 +30,12 @@ local _M = {}
 
 local config = {
   backend = "sandbox",
-  worker = host.build_dir .. "/workproof-worker",
-  vm_dir = host.build_dir .. "/vm",
+  -- beside the host in a build tree, <prefix>/libexec/workproof installed
+  -- (core/host/layout.c); the VM image: WORKPROOF_VM_DIR, else <build>/vm,
+  -- else <prefix>/libexec/workproof/vm/image (docs/operations.md, "Installing")
+  worker = host.libexec_dir .. "/workproof-worker",
+  vm_dir = os.getenv("WORKPROOF_VM_DIR") or (host.build_dir and host.build_dir .. "/vm")
+    or (host.vm_scripts_dir .. "/image"),
   qemu = "qemu-system-x86_64",
   qemu_accel = "tcg",          -- set from the KVM probe (worker/vm/README.md)
   qemu_memory_mb = 256,
@@ -92,7 +96,7 @@ local function vm_settings()
     -- first task since this host booted: probe (KVM often opens yet hangs);
     -- it takes seconds, so it runs as a child this coroutine waits for
     local probe = host.process_spawn { file = "/bin/sh",
-      args = { host.source_dir .. "/worker/vm/kvm-probe.sh", dir }, timeout = 120 }
+      args = { host.vm_scripts_dir .. "/kvm-probe.sh", dir }, timeout = 120 }
     if probe then
       while probe:read() do end
       probe:wait()

@@ -186,7 +186,7 @@ return {
     assert.equal(16, metric(text, 'wp_http_connections_rejected_total{reason="per_client"}'))
     assert.equal(0, metric(text, 'wp_http_connections_rejected_total{reason="fd_reserve"}'))
     assert.equal(65, metric(text, "wp_http_connections_open"))   -- and this request's own
-    assert.equal(256, metric(text, "wp_process_max_fds"))
+    assert.equal(256, metric(text, "process_max_fds"))
     proc.finish(true)
   end)
 
@@ -221,10 +221,10 @@ return {
     local text = first.groups.metrics.data[1]
     assert.matches("^HTTP/1.1 200", text)
     assert.equal(1, metric(text, 'wp_breaker_state{state="closed"}'))
-    assert.equal(0, metric(text, "wp_workers_spawn_failed"))
-    assert.equal(3, metric(text, "wp_workers_spawned"))
+    assert.equal(0, metric(text, "wp_workers_spawn_failed_total"))
+    assert.equal(3, metric(text, "wp_workers_spawned_total"))
     assert.equal(flood.closed, metric(text, 'wp_http_connections_rejected_total{reason="fd_reserve"}'))
-    local open_fds, max_fds = metric(text, "wp_process_open_fds"), metric(text, "wp_process_max_fds")
+    local open_fds, max_fds = metric(text, "process_open_fds"), metric(text, "process_max_fds")
     assert.is_true(open_fds <= max_fds - 64 + 1, ("%d of %d descriptors open"):format(open_fds, max_fds))
     proc.finish(true)
 

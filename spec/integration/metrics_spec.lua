@@ -78,6 +78,45 @@ describe("/metrics under hostile requests #integration", function()
 
   local function page() return (h.metrics(srv)) end
 
+  local function value(text, name)
+    return tonumber(text:match("\n" .. name:gsub("[{}%.%-\"]", "%%%0") .. " (%S+)\n"))
+  end
+
+  it("counters are named _total, build_info and the standard process_* metrics; promtool has nothing to say",
+    function()
+      local text = page()
+      local ok, out = promtool(text)
+      assert.is_true(ok, out)
+      assert.equal("", out, "promtool lint findings")
+      for _, k in ipairs({ "spawned", "finished", "timed_out", "crashed", "reaped", "spawn_failed" }) do
+        assert.matches("# TYPE wp_workers_" .. k .. "_total counter\n", text, 1, true)
+        assert.not_matches("\nwp_workers_" .. k .. " ", text, 1, true)
+      end
+      local wp = require "workproof"
+      assert.matches(('workproof_build_info{arch="%s",luajit="%s",os="%s",version="%s"} 1\n'):format(
+        jit.arch, jit.version, jit.os, wp.version), text, 1, true)
+      assert.not_matches("wp_process_", text, 1, true)
+      assert.matches("# TYPE process_cpu_seconds_total counter\n", text, 1, true)
+      for _, g in ipairs({ "resident_memory_bytes", "virtual_memory_bytes", "start_time_seconds", "open_fds",
+        "max_fds" }) do
+        assert.matches("# TYPE process_" .. g .. " gauge\n", text, 1, true)
+      end
+      -- against what ps(1) says about the controller
+      local pid = tostring(srv.proc.pid)
+      local ps = h.run("/bin/ps", { "-o", "etimes=,rss=,times=", "-p", pid })
+      local etimes, rss_kb, cpu_s = ps:match("(%d+)%s+(%d+)%s+(%d+)")
+      assert.is_truthy(etimes, ps)
+      local now = require("workproof.host").time()
+      assert.near(now - tonumber(etimes), value(text, "process_start_time_seconds"), 2.5)
+      local rss = value(text, "process_resident_memory_bytes")
+      assert.is_true(rss > tonumber(rss_kb) * 1024 * 0.5 and rss < tonumber(rss_kb) * 1024 * 2,
+        ("rss %d vs ps %d KiB"):format(rss, rss_kb))
+      local cpu = value(text, "process_cpu_seconds_total")
+      assert.is_true(cpu > 0 and cpu <= tonumber(cpu_s) + 1.5, ("cpu %s vs ps %s s"):format(cpu, cpu_s))
+      local fds, max = value(text, "process_open_fds"), value(text, "process_max_fds")
+      assert.is_true(fds > 3 and fds < max, ("%s of %s"):format(fds, max))
+    end)
+
   it("hostile paths and methods label with route patterns; the page parses", function()
     -- 405s on every known route, with paths and methods a client chose
     local codes = requests(srv, "DELETE", { '/verify/a"}x{b="c', "/verify/a\\b", "/verify", "/health",

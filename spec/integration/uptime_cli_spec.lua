@@ -129,7 +129,7 @@ describe("workproof uptime CLI #integration", function()
     assert.matches("%-%-provider%-key: expected 64 hex digits", out)
     code, out = run("verify", chain)
     assert.equal(2, code)
-    assert.matches("%-%-provider%-key: expected 64 hex digits", out)
+    assert.matches("%-%-provider%-key is required", out)
     code, out = run("frobnicate")
     assert.equal(2, code)
     assert.matches("unknown command", out)
@@ -233,6 +233,39 @@ describe("workproof uptime CLI #integration", function()
     end
     code = run("report", chain)
     assert.equal(2, code)
+  end)
+
+  it("a report's --title keeps the uptime; a 48-hour chart dates its time axis", function()
+    local c48, svg = dir .. "/c48.jsonl", dir .. "/r48.svg"
+    -- 2025-12-05 01:20 UTC, 48 h of 10-minute beats, 3 h down on the first day
+    local code, out = run("simulate", "--out", c48, "--hours", "48", "--interval", "600", "--jitter", "0",
+      "--start", "1764897600", "--gap", "600:780", "--provider-seed", PSEED, "--consumer-seed", CSEED)
+    assert.equal(0, code, out)
+    code, out = run("report", c48, "--interval", "600", "--title", "Rack <7>", "--out", svg)
+    assert.equal(0, code, out)
+    local s = read(svg)
+    local pct = out:match("uptime (%d+%.%d)%d* %%")
+    assert.is_truthy(pct, out)
+    assert.matches("<title>Rack &lt;7&gt;  ·  uptime " .. pct:gsub("%.", "%%.") .. "%d %%</title>", s)
+    assert.matches(">Rack &lt;7&gt;  ·  uptime " .. pct:gsub("%.", "%%.") .. "%d %%</text>", s)
+    -- ticks every 6 h: times repeat, so each day's first tick carries its date
+    local dates = {}
+    for d in s:gmatch('fill="#666">(%d%d%d%d%-%d%d%-%d%d)</text>') do dates[#dates + 1] = d end
+    assert.same({ "2025-12-05", "2025-12-06", "2025-12-07" }, dates)
+    local times = {}
+    for tm in s:gmatch('fill="#333">(%d%d:%d%d)</text>') do times[tm] = (times[tm] or 0) + 1 end
+    assert.equal(2, times["06:00"])
+    -- one day only: no dates under the ticks (the 2-hour chart of the spec
+    -- above, pinned to one day)
+    local c2, svg2 = dir .. "/c2.jsonl", dir .. "/r2.svg"
+    code, out = run("simulate", "--out", c2, "--hours", "2", "--start", "1764897600",
+      "--provider-seed", PSEED, "--consumer-seed", CSEED)
+    assert.equal(0, code, out)
+    code, out = run("report", c2, "--out", svg2)
+    assert.equal(0, code, out)
+    s = read(svg2)
+    assert.not_matches('fill="#666">%d%d%d%d%-', s)
+    assert.matches("<title>Lease %x+…  uptime 100%.00 %%</title>", s)
   end)
 
   it("hardens a chain with VDFs and checks them", function()

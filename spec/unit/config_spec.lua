@@ -54,3 +54,59 @@ describe("config", function()
     assert.truthy(err:find("c.lua:1:", 1, true), err)
   end)
 end)
+
+describe("examples/config.lua", function()
+  local schema = require "workproof.schema"
+  local src = h.read("examples/config.lua")
+
+  -- every dotted path of the schema: records are walked, a map (policies)
+  -- or an array (flow) is one setting
+  local function paths(fields, prefix, out)
+    for name, def in pairs(fields) do
+      local p = prefix .. name
+      out[#out + 1] = p
+      if def.type == "record" and def.fields then paths(def.fields, p .. ".", out) end
+    end
+    return out
+  end
+
+  it("names every setting of the schema (set or commented out)", function()
+    local missing = {}
+    for _, p in ipairs(paths(config.schema, "", {})) do
+      -- each name of the path appears as a key, in order, after the one before
+      local at = 1
+      for name in p:gmatch("[^.]+") do
+        local s = src:find("%f[%w_]" .. name .. "%s*=", at)
+        if not s then missing[#missing + 1] = p break end
+        at = s + #name
+      end
+    end
+    table.sort(missing)
+    assert.same({}, missing)
+  end)
+
+  it("loads, validates and equals the embedded defaults for what it sets", function()
+    local conf = config.load("examples/config.lua")
+    local defaults = config.defaults()
+    -- the settings written out have their default values
+    local env = { os = { getenv = function() return nil end } }
+    local raw = assert(load(src, "=examples/config.lua", "t", env))()
+    local function same_as_default(t, d, p)
+      for k, v in pairs(t) do
+        if type(v) == "table" and type(d[k]) == "table" and not schema.is_array(v) and k ~= "policies" then
+          same_as_default(v, d[k], p .. k .. ".")
+        elseif k ~= "policies" then
+          assert.same(d[k], v, "examples/config.lua: " .. p .. k .. " is not its default")
+        end
+      end
+    end
+    same_as_default(raw, defaults, "")
+    assert.equal(defaults.listen, conf.listen)
+  end)
+
+  it("the walk finds a missing key (the check can fail)", function()
+    local fields = { a = { type = "record", fields = { bb = { type = "string" } } } }
+    assert.same({ "a", "a.bb" }, (function() local t = paths(fields, "", {}) table.sort(t) return t end)())
+    assert.is_nil(("return { a = { } }"):find("%f[%w_]bb%s*="))
+  end)
+end)

@@ -45,6 +45,29 @@ describe("schema.validate", function()
     }, errs)
   end)
 
+  it("suggests the closest known field for an unknown one (edit distance <= 2)", function()
+    local _, errs = schema.validate(fields, { name = "a", limt = 5, mdoe = "warn", windw = { secnds = 2 },
+      weihgts = {}, completely_else = 1, [7] = true, cidr = {} })
+    assert.same({
+      limt = "unknown field (did you mean 'limit'?)",          -- one deletion
+      mdoe = "unknown field (did you mean 'mode'?)",           -- a swap is two edits
+      windw = "unknown field (did you mean 'window'?)",
+      weihgts = "unknown field (did you mean 'weights'?)",
+      completely_else = "unknown field",                       -- nothing close: no guess
+      [7] = "unknown field",                                   -- not a name at all
+      cidr = "unknown field (did you mean 'cidrs'?)",
+    }, errs)
+    -- nested records suggest from their own fields
+    _, errs = schema.validate(fields, { name = "a", window = { secnds = 2 } })
+    assert.same({ window = { secnds = "unknown field (did you mean 'seconds'?)" } }, errs)
+    assert.equal("listen", schema.closest("lisen", { "listen", "log_level", "store" }))
+    assert.is_nil(schema.closest("lsn", { "listen" }))                  -- three edits away
+    assert.equal("ab", schema.closest("ac", { "ad", "ab" }))           -- ties: alphabetical
+    assert.equal("x", schema.closest("", { "x", "yyy" }))
+    assert.is_nil(schema.closest("abc", {}))
+    assert.is_nil(schema.closest(nil, { "a" }))
+  end)
+
   it("checks ranges and patterns", function()
     local _, errs = schema.validate(fields, { name = "ABC", limit = 5000 })
     assert.same({ name = "invalid value: ABC", limit = "must be <= 1000" }, errs)

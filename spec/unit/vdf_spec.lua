@@ -421,4 +421,20 @@ describe("workproof vdf (command line)", function()
     assert.matches("eval", err)
     assert.matches("100.0%", err, 1, true)
   end)
+
+  it("--progress clears what a longer line left when a shorter one overwrites it", function()
+    local code, _, err = run(EXE .. " vdf eval '' 70000 --progress")
+    assert.equal(0, code)
+    -- replay the carriage returns as a terminal does: each redraw writes
+    -- from column 0 over what is there
+    local screen, last, redraws = {}, "", 0
+    for seg in err:match("^(.-)\n"):gmatch("\r([^\r]*)") do
+      for i = 1, #seg do screen[i] = seg:sub(i, i) end
+      last, redraws = seg, redraws + 1
+    end
+    assert.is_true(redraws >= 2, err)
+    assert.matches("^  prove %d+/%d+ steps", last)   -- the shorter line, drawn after the eval line
+    local shown = table.concat(screen):gsub(" +$", "")
+    assert.equal((last:gsub(" +$", "")), shown)   -- nothing of the eval line shows through
+  end)
 end)

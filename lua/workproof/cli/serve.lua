@@ -1,5 +1,8 @@
 -- SPDX-License-Identifier: MIT
---- `workproof serve [CONFIG.lua] [--listen HOST:PORT]`: the notary controller.
+--- `workproof serve [CONFIG.lua] [--listen HOST:PORT] [--processes N]`: the
+-- notary controller. With N > 1 (or `processes` in the config) this
+-- process supervises N serve children on one port (cli/supervise.lua).
+-- Any start-up failure exits at once, non-zero, with one line on stderr.
 --
 -- Start-up: load and validate the config and every policy (a broken one is
 -- fatal here, with file:line), open the store (registering this instance),
@@ -14,74 +17,94 @@
 local host = require "workproof.host"
 local controller = require "workproof.controller"
 local worker = require "workproof.worker"
+local config = require "workproof.config"
+local args = require "workproof.cli.args"
 
 local _M = {}
 
-local USAGE = [[
-usage: workproof serve [CONFIG.lua] [--listen HOST:PORT]
+local DECL = {
+  name = "workproof serve",
+  summary = "the notary controller (HTTP API)",
+  description = "Runs the notary controller. With no CONFIG it runs on the embedded defaults\n"
+    .. "(127.0.0.1:8402, sandbox backend, SQLite under ./var/, payments and chain\n"
+    .. "off); examples/config.lua lists every setting. `workproof check CONFIG`\n"
+    .. "validates a config without serving. SIGHUP reloads; SIGTERM drains and stops.",
+  positionals = { { "CONFIG.lua", optional = true, help = "the config file" } },
+  options = {
+    { "--listen", arg = "HOST:PORT",   -- checked by config.parse_listen
+      help = "overrides the config's listen (a name is resolved; [::1]:8402 for IPv6)" },
+    { "--processes", arg = "N", match = "^%d+$",
+      help = "N processes sharing the port under a supervising parent (overrides the config's processes)" },
+    { "--supervised-by", arg = "PID", match = "^%d+$",
+      help = "internal: run as a child of `serve --processes` (the port is shared; exits when PID does)" },
+  },
+}
 
-Runs the notary controller. With no CONFIG it runs on the embedded defaults
-(127.0.0.1:8402, sandbox backend, SQLite under ./var/, payments and chain
-off); examples/config.lua lists every setting.
-]]
-
-local function parse_args(args)
-  local opts = {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--listen" then
-      opts.listen = args[i + 1]
-      if not opts.listen or not opts.listen:find("^.+:%d+$") then return nil, "--listen needs HOST:PORT" end
-      i = i + 2
-    elseif a == "-h" or a == "--help" then
-      return nil, nil, true
-    elseif a:sub(1, 1) == "-" then
-      return nil, "unknown option " .. a
-    elseif opts.config then
-      return nil, "only one CONFIG file"
-    else
-      opts.config = a
-      i = i + 1
-    end
-  end
-  return opts
+-- A start-up failure: one line on stderr, then undo what was set up and
+-- exit at once (a timer or a watch left behind would hold the loop, and a
+-- supervisor would see a process that is up but does not listen).
+local cleanups = {}
+local function fail(code, msg)
+  io.stderr:write("workproof serve: ", msg, "\n")
+  for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
+  io.stdout:flush()
+  io.stderr:flush()
+  os.exit(code)
 end
 
-local function split_listen(s)
-  local h, p = s:match("^%[?(.-)%]?:(%d+)$")
-  return h, tonumber(p)
+-- A child of `serve --processes` ends itself when its parent is gone (a
+-- SIGKILLed parent cannot forward a SIGTERM): it is re-parented then.
+local function watch_parent(ppid, shutdown)
+  local ffi = require "ffi"
+  pcall(ffi.cdef, "int getppid(void);")
+  host.spawn(function()
+    while ffi.C.getppid() == ppid do host.sleep(0.5) end
+    host.log("warn", "supervising parent " .. ppid .. " is gone: stopping")
+    shutdown("TERM")
+  end)
 end
 
 function _M.main(...)
-  local opts, err, help = parse_args({ ... })
-  if help then io.stdout:write(USAGE) return 0 end
-  if not opts then io.stderr:write("workproof serve: ", err, "\n", USAGE) return 2 end
+  local opts, code = args.run(DECL, { ... })
+  if not opts then return code end
+  opts.config = opts[1]
+  if opts.listen then
+    local ok, lerr = config.parse_listen(opts.listen)
+    if not ok then fail(2, "--listen: " .. lerr:gsub("^EINVAL: ", "")) end
+  end
+  local nproc = opts.processes and tonumber(opts.processes)
+  if nproc and (nproc < 1 or nproc > 256) then
+    fail(2, "--processes: expected 1 to 256, got " .. opts.processes)
+  end
+  local ppid = opts["supervised-by"] and tonumber(opts["supervised-by"])
 
-  controller.configure(opts.config, opts.listen and { listen = opts.listen } or nil)
+  local over = {}
+  if opts.listen then over.listen = opts.listen end
+  if ppid then over.reuseport = true end   -- the port is the process group's
+  controller.configure(opts.config, next(over) and over or nil)
   local gen, rerr = controller.reload("start")
-  if not gen then
-    io.stderr:write("workproof serve: ", rerr, "\n")
-    return 2
-  end
+  if not gen then fail(2, rerr) end
   local conf = gen.config
-  local store, derr = controller.open_store(conf.store)
-  if not store then
-    io.stderr:write("workproof serve: ", derr, "\n")
-    return 1
+  nproc = nproc or conf.processes
+  if nproc > 1 and not ppid then
+    return require("workproof.cli.supervise").run {
+      config = opts.config, listen = conf.listen, processes = nproc,
+      grace = conf.limits.shutdown_grace, fail = fail,
+    }
   end
+  local h, port = config.parse_listen(conf.listen)
+  local store, derr = controller.open_store(conf.store)
+  if not store then fail(1, derr) end
+  cleanups[#cleanups + 1] = controller.close
   controller.recover_jobs()
   local cok, cerr = controller.setup_chain(conf)
-  if not cok then
-    io.stderr:write("workproof serve: chain: ", cerr, "\n")
-    return 2
-  end
+  if not cok then fail(2, "chain: " .. tostring(cerr)) end
   worker.configure { state_dir = conf.state_dir }
   local orphans = worker.reap_orphans()
   if orphans > 0 then host.log("warn", orphans .. " orphaned worker(s) of a stopped host killed") end
   local stop_reaper = worker.start_reaper(conf.worker.reaper_interval)
+  cleanups[#cleanups + 1] = function() stop_reaper(); worker.release_records() end
 
-  local h, port = split_listen(conf.listen)
   local srv, lerr = host.http_listen {
     host = h, port = port, reuseport = conf.reuseport,
     max_body = conf.limits.max_body * 2,   -- over max_body: our JSON 413; over twice: h2o's own
@@ -91,18 +114,16 @@ function _M.main(...)
     body_timeout = conf.limits.body_timeout,
     handler = controller.handle,
   }
-  if not srv then
-    io.stderr:write("workproof serve: ", lerr, "\n")
-    return 1
-  end
+  if not srv then fail(1, lerr) end
   -- health checks are answered in C, without entering Lua: they stay cheap
   -- under load and answer while Lua is busy (the Lua route stays as the
   -- fallback); a draining host answers 503
   controller.set_server(srv)
   srv:static("/health", 200, controller.HEALTH, "application/json")
+  local shown = h:find(":") and ("[" .. h .. "]") or h
   host.log("info", ("workproof %s serving on http://%s:%d (generation %d, backend %s, store %s)"):format(
-    host.version, h, srv.port, gen.id, conf.worker.backend, conf.store))
-  io.stdout:write(("listening on %s:%d\n"):format(h, srv.port))
+    host.version, shown, srv.port, gen.id, conf.worker.backend, conf.store))
+  io.stdout:write(("listening on %s:%d\n"):format(shown, srv.port))
   io.stdout:flush()
 
   -- reloads: SIGHUP, file changes (debounced: editors write in bursts)
@@ -149,6 +170,7 @@ function _M.main(...)
   end
   handles[#handles + 1] = host.on_signal("TERM", shutdown)
   handles[#handles + 1] = host.on_signal("INT", shutdown)
+  if ppid then watch_parent(ppid, shutdown) end
 
   -- the server's listener keeps the loop alive; main returns and serves
   return done and 0 or nil

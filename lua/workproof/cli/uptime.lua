@@ -6,6 +6,7 @@
 local wp = require "workproof"
 local policy = require "workproof.policy"
 local cjson = require "cjson.safe"
+local args = require "workproof.cli.args"
 local bit = require "bit"
 
 local io, os, type, tostring, tonumber, ipairs, pairs, floor, concat, fmt =
@@ -16,29 +17,90 @@ local _M = {}
 
 local NS = 1e9
 
-local USAGE = [[
-usage: workproof uptime <command> [options]
+local POLICIES_OPT = { "--policies", arg = "DIR", help = "policy files (default: <repo>/policies)" }
 
-commands:
-  verify CHAIN.jsonl --provider-key HEX --consumer-key HEX [--interval S]
-         [--tolerance S] [--drift S] [--rotations FILE] [--governance-key HEX]
-         [--vdf-t T] [--json]
-      verify signatures, links, sequence, key rotation and timestamps;
-      exit 0 valid, 1 invalid, 2 unusable input
-  simulate --out FILE [--hours H] [--interval S] [--gap FROM_MIN:TO_MIN]...
-         [--provider-seed HEX --consumer-seed HEX] [--lease HEX]
-         [--start UNIX_SECONDS] [--jitter S] [--vdf-t T]
-         [--rotate provider|consumer:MINUTE]... [--rotations-out FILE]
-      write a signed chain (one JSON heartbeat per line); prints the keys
-  claim CHAIN.jsonl [--out DIR] [--beat SEQUENCE] [--provider-seed HEX]
-         [--provider-key HEX --consumer-key HEX] [--json]
-      roll the chain into epochs and claims (194-byte encodings), and make a
-      disclosure proof for one beat
-  report CHAIN.jsonl --out FILE.svg [--interval S] [--title TEXT]
-      render the uptime timeline as SVG
+-- One declaration per command: parses its arguments and prints its help
+-- (workproof.cli.args).
+local DECL = {
+  verify = {
+    name = "workproof uptime verify",
+    summary = "verify signatures, links, sequence, key rotation and timestamps",
+    description = "Verifies a heartbeat chain: signatures, hash links, sequence, key rotation and\n"
+      .. "timestamps (docs/uptime.md). Exit 0 valid, 1 invalid, 2 unusable input.",
+    positionals = { { "CHAIN.jsonl", help = "one JSON heartbeat per line (or a JSON array)" } },
+    options = {
+      { "--provider-key", arg = "HEX", required = true, help = "the provider's ed25519 public key (64 hex)" },
+      { "--consumer-key", arg = "HEX", required = true, help = "the consumer's ed25519 public key (64 hex)" },
+      { "--interval", arg = "S", help = "expected seconds between beats (default: the timestamps policy's)" },
+      { "--tolerance", arg = "S", help = "seconds a beat may be late before it counts as a gap" },
+      { "--drift", arg = "S", help = "seconds a timestamp may lie ahead of this host's clock" },
+      { "--rotations", arg = "FILE", help = "key rotation records (JSON lines), e.g. from simulate --rotations-out" },
+      { "--governance-key", arg = "HEX", help = "the key that signs emergency rotations (64 hex)" },
+      { "--vdf-t", arg = "T", help = "the chain carries VDF blocks of T iterations" },
+      { "--json", help = "print the report as JSON" },
+      POLICIES_OPT,
+    },
+  },
+  simulate = {
+    name = "workproof uptime simulate",
+    summary = "write a signed chain (one JSON heartbeat per line); prints the keys",
+    description = "Writes a dual-signed heartbeat chain, with gaps and key rotations if asked.",
+    options = {
+      { "--out", arg = "FILE", required = true, help = "where the chain goes" },
+      { "--hours", arg = "H", default = 24, help = "length of the chain" },
+      { "--interval", arg = "S", default = 60, help = "seconds between beats" },
+      { "--gap", arg = "FROM_MIN:TO_MIN", list = true, help = "leave out the beats in these minutes" },
+      { "--provider-seed", arg = "HEX", help = "the provider key's ed25519 seed (64 hex; default: random)" },
+      { "--consumer-seed", arg = "HEX", help = "the consumer key's ed25519 seed (64 hex; default: random)" },
+      { "--lease", arg = "HEX", help = "the lease id (64 hex; default: derived from the seeds)" },
+      { "--start", arg = "UNIX_SECONDS", help = "the first beat's time (default: so the chain ends now)" },
+      { "--jitter", arg = "S", default = 2, help = "random +- seconds on each beat, below interval / 4" },
+      { "--seed", arg = "N", default = 1, help = "seed of the jitter's random numbers" },
+      { "--vdf-t", arg = "T", default = 0, help = "harden each beat with a VDF of T iterations" },
+      { "--rotate", arg = "provider|consumer:MINUTE", list = true, help = "rotate that party's key at MINUTE" },
+      { "--rotations-out", arg = "FILE", help = "write the rotation records here (for verify --rotations)" },
+      POLICIES_OPT,
+    },
+  },
+  claim = {
+    name = "workproof uptime claim",
+    summary = "roll the chain into epochs and claims, and a disclosure proof for one beat",
+    description = "Rolls a chain into Merkle epochs and chained daily claims (194-byte encodings),\n"
+      .. "and makes a disclosure proof for one beat. With both keys the chain is verified first.",
+    positionals = { { "CHAIN.jsonl", help = "one JSON heartbeat per line (or a JSON array)" } },
+    options = {
+      { "--out", arg = "DIR", help = "write epochs.json, claims.json, claim-*.bin (and proof-*) here" },
+      { "--beat", arg = "SEQUENCE", help = "make a disclosure proof for this beat" },
+      { "--provider-seed", arg = "HEX", help = "sign the claims with this provider seed (64 hex)" },
+      { "--provider-key", arg = "HEX", help = "verify with this provider public key (64 hex)" },
+      { "--consumer-key", arg = "HEX", help = "verify with this consumer public key (64 hex)" },
+      { "--interval", arg = "S", help = "expected seconds between beats (for the verification)" },
+      { "--rotations", arg = "FILE", help = "key rotation records (JSON lines)" },
+      { "--vdf-t", arg = "T", help = "the chain carries VDF blocks of T iterations" },
+      { "--json", help = "print the result as JSON" },
+      POLICIES_OPT,
+    },
+  },
+  report = {
+    name = "workproof uptime report",
+    summary = "render the uptime timeline as SVG",
+    positionals = { { "CHAIN.jsonl", help = "one JSON heartbeat per line (or a JSON array)" } },
+    options = {
+      { "--out", arg = "FILE.svg", required = true, help = "where the SVG goes" },
+      { "--interval", arg = "S", help = "expected seconds between beats (default: the timestamps policy's)" },
+      { "--tolerance", arg = "S", help = "seconds a beat may be late before it counts as a gap" },
+      { "--title", arg = "TEXT", help = "the chart's title (default: lease and uptime)" },
+      POLICIES_OPT,
+    },
+  },
+}
 
-common: --policies DIR (default: <repo>/policies)
-]]
+local GROUP = {
+  name = "workproof uptime",
+  description = "Proof of uptime: heartbeat chains, epochs and claims (docs/uptime.md).\n"
+    .. "Exit codes: 0 valid / done, 1 invalid chain, 2 unusable input or usage error.",
+  commands = { DECL.verify, DECL.simulate, DECL.claim, DECL.report },
+}
 
 -- ---- small helpers --------------------------------------------------------
 
@@ -46,43 +108,7 @@ local function errf(...) io.stderr:write(fmt(...), "\n") end
 local function outf(...) io.stdout:write(fmt(...), "\n") end
 
 local function usage_error(cmd, msg)
-  errf("workproof uptime%s: %s", cmd and (" " .. cmd) or "", msg)
-  errf("(workproof uptime --help for usage)")
-  return 2
-end
-
--- Options: spec maps name -> "flag" | "value" | "list"
-local function parse_args(args, spec)
-  local opts, pos, i = {}, {}, 1
-  while i <= #args do
-    local a = args[i]
-    if a:sub(1, 2) == "--" and #a > 2 then
-      local name, val = a:match("^%-%-([%w%-]+)=(.*)$")
-      name = name or a:sub(3)
-      local kind = spec[name]
-      if not kind then return nil, "unknown option --" .. name end
-      if kind == "flag" then
-        if val then return nil, "--" .. name .. " takes no value" end
-        opts[name] = true
-      else
-        if not val then
-          i = i + 1
-          val = args[i]
-        end
-        if val == nil then return nil, "--" .. name .. " needs a value" end
-        if kind == "list" then
-          opts[name] = opts[name] or {}
-          opts[name][#opts[name] + 1] = val
-        else
-          opts[name] = val
-        end
-      end
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
-  return opts, pos
+  return args.usage_error(cmd and DECL[cmd] or GROUP, msg)
 end
 
 local function hexkey(s, len, what)
@@ -286,14 +312,10 @@ end
 
 -- ---- verify ---------------------------------------------------------------------
 
-local function cmd_verify(args)
-  local opts, pos = parse_args(args, {
-    ["provider-key"] = "value", ["consumer-key"] = "value", interval = "value", tolerance = "value",
-    drift = "value", rotations = "value", ["governance-key"] = "value", ["vdf-t"] = "value",
-    json = "flag", policies = "value",
-  })
-  if not opts then return usage_error("verify", pos) end
-  if #pos ~= 1 then return usage_error("verify", "expected one CHAIN.jsonl file") end
+local function cmd_verify(argv)
+  local opts, code = args.run(DECL.verify, argv)
+  if not opts then return code end
+  local pos = opts
   local pk, err = hexkey(opts["provider-key"], 32, "--provider-key")
   if not pk then return usage_error("verify", err) end
   local ck
@@ -373,15 +395,9 @@ local function beat_line(b)
     b.consumerSig, b.hash, b.vdf and (',"vdf":"' .. b.vdf .. '"') or "")
 end
 
-local function cmd_simulate(args)
-  local opts, pos = parse_args(args, {
-    out = "value", hours = "value", interval = "value", gap = "list", ["provider-seed"] = "value",
-    ["consumer-seed"] = "value", start = "value", lease = "value", jitter = "value", ["vdf-t"] = "value",
-    rotate = "list", ["rotations-out"] = "value", seed = "value", policies = "value",
-  })
-  if not opts then return usage_error("simulate", pos) end
-  if #pos > 0 then return usage_error("simulate", "unexpected argument " .. pos[1]) end
-  if not opts.out then return usage_error("simulate", "--out FILE is required") end
+local function cmd_simulate(argv)
+  local opts, code = args.run(DECL.simulate, argv)
+  if not opts then return code end
   local hours, e1 = number_opt(opts.hours or "24", "--hours", 0)
   local interval, e2 = number_opt(opts.interval or "60", "--interval", 1)
   local jitter, e3 = number_opt(opts.jitter or "2", "--jitter", 0)
@@ -503,14 +519,10 @@ end
 
 -- ---- claim ----------------------------------------------------------------------
 
-local function cmd_claim(args)
-  local opts, pos = parse_args(args, {
-    out = "value", beat = "value", ["provider-seed"] = "value", ["provider-key"] = "value",
-    ["consumer-key"] = "value", interval = "value", json = "flag", policies = "value", rotations = "value",
-    ["vdf-t"] = "value",
-  })
-  if not opts then return usage_error("claim", pos) end
-  if #pos ~= 1 then return usage_error("claim", "expected one CHAIN.jsonl file") end
+local function cmd_claim(argv)
+  local opts, code = args.run(DECL.claim, argv)
+  if not opts then return code end
+  local pos = opts
   local psec, ppub, err
   if opts["provider-seed"] then
     local h
@@ -659,6 +671,7 @@ local function render_svg(beats, tr, interval, title)
   local function add(...) o[#o + 1] = fmt(...) end
   add('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
     .. 'font-family="DejaVu Sans, Arial, sans-serif">', W, H, W, H)
+  add('<title>%s</title>', esc(title))
   add('<rect width="%d" height="%d" fill="#ffffff"/>', W, H)
   add('<text x="%d" y="30" font-size="18" font-weight="bold" fill="#222">%s</text>', x0, esc(title))
   local missed = 0
@@ -692,11 +705,21 @@ local function render_svg(beats, tr, interval, title)
   local ay = y0 + bh + 25
   add('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>', x0, ay - 12, x1, ay - 12)
   local t = (floor(t0 / step) + 1) * step
+  -- a chart over more than one UTC day dates its time ticks (a 48-hour
+  -- chart would otherwise repeat 06:00 12:00 ... with nothing to tell the
+  -- days apart): the date under the first tick and under each new day's
+  local multiday = os.date("!%Y-%m-%d", floor(t0)) ~= os.date("!%Y-%m-%d", floor(t1))
+  local prev_day
   while t < t1 do
     local x = X(t)
     add('<line x1="%.2f" y1="%d" x2="%.2f" y2="%d" stroke="#333"/>', x, ay - 16, x, ay - 8)
     add('<text x="%.2f" y="%d" font-size="11" text-anchor="middle" fill="#333">%s</text>', x, ay + 4,
       os.date(step >= 86400 and "!%m-%d" or "!%H:%M", floor(t)))
+    local day = os.date("!%Y-%m-%d", floor(t))
+    if multiday and step < 86400 and day ~= prev_day then
+      add('<text x="%.2f" y="%d" font-size="10" text-anchor="middle" fill="#666">%s</text>', x, ay + 17, day)
+    end
+    prev_day = day
     t = t + step
   end
   -- legend
@@ -713,13 +736,10 @@ local function render_svg(beats, tr, interval, title)
   return concat(o, "\n") .. "\n"
 end
 
-local function cmd_report(args)
-  local opts, pos = parse_args(args, {
-    out = "value", interval = "value", title = "value", policies = "value", tolerance = "value",
-  })
-  if not opts then return usage_error("report", pos) end
-  if #pos ~= 1 then return usage_error("report", "expected one CHAIN.jsonl file") end
-  if not opts.out then return usage_error("report", "--out FILE.svg is required") end
+local function cmd_report(argv)
+  local opts, code = args.run(DECL.report, argv)
+  if not opts then return code end
+  local pos = opts
   local interval, ierr = number_opt(opts.interval, "--interval", 1)
   local tolerance, terr = number_opt(opts.tolerance, "--tolerance", 0)
   if ierr or terr then return usage_error("report", ierr or terr) end
@@ -736,7 +756,9 @@ local function cmd_report(args)
     return 2
   end
   local lease = type(beats[1].leaseId) == "string" and beats[1].leaseId or "?"
-  local title = opts.title or fmt("Lease %s…  uptime %.2f %%", lease:sub(1, 16), tr.uptime * 100)
+  -- the uptime is the chart's point: in the title whatever --title says
+  local pct = fmt("uptime %.2f %%", tr.uptime * 100)
+  local title = opts.title and (opts.title .. "  ·  " .. pct) or fmt("Lease %s…  %s", lease:sub(1, 16), pct)
   local ok, werr = write_file(opts.out, render_svg(beats, tr, conf.interval_s, title))
   if not ok then errf("workproof uptime report: cannot write %s: %s", opts.out, tostring(werr)) return 2 end
   outf("wrote %s: %d beats, uptime %.3f %%, %d gap(s)%s", opts.out, #beats, tr.uptime * 100, #tr.gaps,
@@ -747,23 +769,9 @@ end
 local COMMANDS = { verify = cmd_verify, simulate = cmd_simulate, claim = cmd_claim, report = cmd_report }
 
 function _M.main(...)
-  local args = { ... }
-  local cmd = args[1]
-  if cmd == nil or cmd == "help" or cmd == "--help" or cmd == "-h" then
-    io[cmd and "stdout" or "stderr"]:write(USAGE)
-    return cmd and 0 or 2
-  end
-  local fn = COMMANDS[cmd]
-  if not fn then return usage_error(nil, "unknown command '" .. tostring(cmd) .. "'") end
-  local rest = {}
-  for i = 2, #args do
-    if args[i] == "--help" or args[i] == "-h" then
-      io.stdout:write(USAGE)
-      return 0
-    end
-    rest[#rest + 1] = args[i]
-  end
-  return fn(rest)
+  local decl, rest = args.dispatch(GROUP, { ... })
+  if not decl then return rest end
+  return COMMANDS[decl.name:match("(%S+)$")](rest)
 end
 
 return _M

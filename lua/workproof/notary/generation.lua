@@ -15,6 +15,7 @@ local schema = require "workproof.schema"
 local worker = require "workproof.worker"
 local errors = require "workproof.errors"
 local nmetrics = require "workproof.notary.metrics"
+local wlog = require "workproof.log"
 
 local type, pairs, ipairs, tostring, pcall, error, concat, sort =
   type, pairs, ipairs, tostring, pcall, error, table.concat, table.sort
@@ -58,12 +59,12 @@ function _M.hook(gen, name, fn, fallback, absent, ...)
 end
 
 -- A built-in stage, or a policy's `stage(conf, ctx)` hook as one.
-local function resolve_stage(gen, i, name)
+local function resolve_stage(gen, i, name, where)
   if flow.builtin(name) then return require("workproof.stages." .. name).run end
   local pol = gen.policies[name]
   if not (pol and type(pol.policy.stage) == "function") then
-    error(("flow[%d]: unknown stage '%s' (not built in, and no enabled policy with a stage hook)")
-      :format(i, name), 0)
+    error(("%sflow[%d]: unknown stage '%s' (not built in, and no enabled policy with a stage hook)")
+      :format(where and (where .. ": ") or "", i, name), 0)
   end
   local p, pconf = pol.policy, pol.conf
   local failed = errors.refusal("EPOLICY")
@@ -72,15 +73,23 @@ local function resolve_stage(gen, i, name)
   end
 end
 
-local function build()
+-- With `errs` (a list) every policy and stage error is appended to it and
+-- the build goes on, so `workproof check` reports them all; without, the
+-- first one raises (a reload).
+local function build(path, over, errs)
   local t0 = host.now()
-  local conf = config.load(config_path, overrides)
+  local conf = config.load(path, over)
   local gen = { config = conf, policies = {}, flow = {}, files = {} }
-  local digest = { read_all(config_path or "/dev/null") }
+  local digest = { read_all(path or "/dev/null") }
+  local function attempt(fn, ...)
+    if not errs then return fn(...) end
+    local ok, err = pcall(fn, ...)
+    if not ok then errs[#errs + 1] = tostring(err) end
+  end
   local names = {}
   for name in pairs(conf.policies) do names[#names + 1] = name end
   sort(names)
-  for _, name in ipairs(names) do
+  local function add_policy(name)
     local pc = conf.policies[name]
     if pc.enabled then
       local file = pc.file or (conf.policies_dir .. "/" .. name .. ".lua")
@@ -95,21 +104,34 @@ local function build()
             { policy = name, hook = hook_name })
         end,
       })
-      local pconf, errs = policy.configure(p, pc.config)
+      local pconf, perrs = policy.configure(p, pc.config)
       if not pconf then
-        error(file .. ": invalid config for policy '" .. name .. "':\n  "
-          .. concat(schema.format_errors(errs), "\n  "), 0)
+        local lines = schema.format_errors(perrs)
+        if not path then
+          error(file .. ": invalid config for policy '" .. name .. "':\n  " .. concat(lines, "\n  "), 0)
+        end
+        -- the mistake is in the config file: point at it
+        for k, l in ipairs(lines) do
+          local key = "policies." .. name .. ".config." .. l
+          local line = config.locate(digest[1], key:match("^([^:]*):") or "")
+          lines[k] = path .. (line and (":" .. line) or "") .. ": " .. key
+        end
+        error(concat(lines, "\n") .. "\n  (policy '" .. name .. "', " .. file .. ")", 0)
       end
       gen.policies[name] = { policy = p, conf = pconf, file = file }
       gen.files[#gen.files + 1] = file
       digest[#digest + 1] = read_all(file)
     end
   end
+  for _, name in ipairs(names) do attempt(add_policy, name) end
+  local flow_line = path and config.locate(digest[1], "flow")
+  local where = path and (path .. (flow_line and (":" .. flow_line) or ""))
   local ok, ferr = flow.check(conf.flow, { payments = conf.payments.enabled })
-  if not ok then error((config_path or "config") .. ": " .. ferr, 0) end
+  if not ok then attempt(error, (where or "config") .. ": " .. ferr, 0) end
   for i, name in ipairs(conf.flow) do
-    gen.flow[i] = { name = name, run = resolve_stage(gen, i, name) }
+    attempt(function() gen.flow[i] = { name = name, run = resolve_stage(gen, i, name, where) } end)
   end
+  if errs and #errs > 0 then return nil end
   gen.hash = wp.hex(wp.sha256(concat(digest, "\0"))):sub(1, 12)
   gen.build_ms = (host.now() - t0) * 1000
   return gen
@@ -118,24 +140,42 @@ end
 --- Build a new generation and swap it in. Returns the generation, or nil and
 -- the reason (the old generation keeps serving).
 function _M.reload(reason)
-  local ok, gen = pcall(build)
+  local ok, gen = pcall(build, config_path, overrides)
   if not ok then
     nmetrics.counter("wp_reloads_total", "Policy/config reloads", { result = "rejected" })
     last_reload = { ok = false, error = tostring(gen), reason = reason, at = host.time() }
-    log("error", ("reload (%s) rejected, generation %d keeps serving: %s"):format(
-      tostring(reason), current and current.id or 0, tostring(gen)))
+    -- the first build has no generation to keep: its caller reports the
+    -- error (once) and does not start
+    if current then
+      log("error", ("reload (%s) rejected, generation %d keeps serving: %s"):format(
+        tostring(reason), current.id, tostring(gen)))
+    end
     return nil, tostring(gen)
   end
   seq = seq + 1
   gen.id = seq
   current = gen   -- the swap: one assignment, no yield in between
+  wlog.configure(gen.config)   -- log_level, log_format, access_log: before the line below
   worker.configure { backend = gen.config.worker.backend, grace = gen.config.worker.grace,
-    worker = gen.config.worker.path or (host.build_dir .. "/workproof-worker") }
+    worker = gen.config.worker.path or (host.libexec_dir .. "/workproof-worker") }
   nmetrics.counter("wp_reloads_total", "Policy/config reloads", { result = "accepted" })
   nmetrics.gauge("wp_generation", "Current policy generation", gen.id)
   last_reload = { ok = true, generation = gen.id, reason = reason, at = host.time() }
   log("info", ("generation %d (%s) applied in %.1f ms (%s)"):format(gen.id, gen.hash, gen.build_ms,
     tostring(reason)))
+  return gen
+end
+
+--- Build a generation from the config file `path` (nil: the defaults) and
+-- `over` exactly as a reload does, without swapping it in (`workproof
+-- check`). Returns the generation, or nil and the list of every error
+-- found, each once (config errors come as one entry: the config must load
+-- before its policies can).
+function _M.build(path, over)
+  local errs = {}
+  local ok, gen = pcall(build, path, over, errs)
+  if not ok then errs[#errs + 1] = tostring(gen) end
+  if #errs > 0 then return nil, errs end
   return gen
 end
 

@@ -13,8 +13,12 @@ local payment = require "workproof.notary.payment"
 local registry = require "workproof.notary.registry"
 local runner = require "workproof.notary.runner"
 local nmetrics = require "workproof.notary.metrics"
+local wlog = require "workproof.log"
+local procstat = require "workproof.procstat"
+local openapi = require "workproof.openapi"
+local json = require "workproof.json"
 
-local ipairs, tonumber, type = ipairs, tonumber, type
+local ipairs, pairs, tonumber, tostring, type = ipairs, pairs, tonumber, tostring, type
 
 local _M = {}
 
@@ -22,6 +26,8 @@ _M.HEALTH = '{"status":"ok"}'
 
 local server          -- the HTTP server (host.http_listen), for its C-side counters
 local started = host.time()
+-- workproof_build_info's labels: what is running, for dashboards and bug reports
+local build_labels = nmetrics.key({ version = wp.version, luajit = jit.version, os = jit.os, arch = jit.arch })
 
 --- The listening server, once it listens.
 function _M.set_server(srv) server = srv end
@@ -35,6 +41,7 @@ local function info()
   return { status = 200, body = {
     version = wp.version,
     generation = gen.id,
+    pid = host.pid,   -- which process answered (serve --processes runs several)
     features = {
       backend = gen.config.worker.backend,
       languages = { "javascript", "lua" },
@@ -51,9 +58,20 @@ end
 
 nmetrics.collector(function(m)
   local ws = worker.stats()
+  m.gauge("workproof_build_info", "The running build (value 1)", 1, build_labels)
   m.gauge("wp_workers_active", "Workers running now", ws.active)
+  -- cumulative since start: counters, named _total (counted in worker.lua)
   for _, k in ipairs({ "spawned", "finished", "timed_out", "crashed", "reaped", "spawn_failed" }) do
-    m.gauge("wp_workers_" .. k, "Worker lifecycle count: " .. k, ws[k])
+    m.counter_total("wp_workers_" .. k .. "_total", "Workers " .. (k:gsub("_", " ")) .. " since start", nil, ws[k])
+  end
+  -- the standard process_* names (client libraries' own), so stock
+  -- dashboards and alerts work unchanged
+  local ps = procstat.sample()
+  if ps then
+    m.counter_total("process_cpu_seconds_total", "User and system CPU time spent in seconds", nil, ps.cpu_seconds)
+    m.gauge("process_resident_memory_bytes", "Resident memory size in bytes", ps.resident_bytes)
+    m.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes", ps.virtual_bytes)
+    m.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds", ps.start_time)
   end
   local gen = generation.current()
   local bs = generation.hook(gen, "circuit_breaker", "status", "unknown", "disabled",
@@ -82,8 +100,9 @@ nmetrics.collector(function(m)
       m.counter_total("wp_http_connections_timed_out_total", "HTTP connections closed for a slow request",
         ('phase="%s"'):format(p), cs["timeout_" .. p])
     end
-    if cs.fds_open then m.gauge("wp_process_open_fds", "Descriptors open now", cs.fds_open) end
-    if cs.fd_limit then m.gauge("wp_process_max_fds", "RLIMIT_NOFILE (soft)", cs.fd_limit) end
+    if cs.fds_open then m.gauge("process_open_fds", "Number of open file descriptors", cs.fds_open) end
+    if cs.fd_limit then m.gauge("process_max_fds", "Maximum number of open file descriptors (RLIMIT_NOFILE, soft)",
+      cs.fd_limit) end
   end
   m.gauge("wp_uptime_seconds", "Seconds since the host started", host.time() - started)
 end)
@@ -91,17 +110,35 @@ end)
 local function get_job(id)
   local j = jobs.get(id)
   if not j then return errors.refusal("ENOTFOUND", nil, nil, "no such job") end
-  return { status = 200, body = j.body, raw = j.raw }
+  -- a completed job is its stored document, sent as is: its id and
+  -- verdict for the access line without decoding it
+  return { status = 200, body = j.body, raw = j.raw, job_id = j.raw and id,
+    verdict = j.raw and j.raw:match('"result":"(%u+)"') }
+end
+
+-- the outbox's lists as JSON arrays even when empty (cjson would print an
+-- empty table as {}): json.stringify honours the ARRAY mark
+local function as_array(t)
+  t[json.ARRAY] = #t
+  return t
 end
 
 local function outbox(path)
   local chain = registry.chain()
   if not chain then return errors.refusal("ENOTFOUND", nil, nil, "the chain is not enabled") end
-  if path == "/outbox" then return { status = 200, body = chain.client:summary() } end
+  if path == "/outbox" then
+    local s = chain.client:summary()
+    for _, list in ipairs({ s.unmined, s.failed }) do
+      for _, row in ipairs(list) do as_array(row.hashes) end
+      as_array(list)
+    end
+    return { status = 200, raw = json.stringify(s) }
+  end
   local id = path:match("^/outbox/(%d+)$")
   local row = id and #id <= 15 and chain.client:describe(tonumber(id))
   if not row then return errors.refusal("ENOTFOUND", nil, nil, "no such outbox row") end
-  return { status = 200, body = row }
+  as_array(row.hashes)
+  return { status = 200, raw = json.stringify(row) }
 end
 
 local function admin_reload(req)
@@ -111,6 +148,17 @@ local function admin_reload(req)
   local gen, err = generation.reload("POST /admin/reload")
   if gen then return { status = 200, body = { accepted = true, generation = gen.id, hash = gen.hash } } end
   return { status = 400, body = { accepted = false, generation = generation.current().id, error = err } }
+end
+
+-- docs/openapi.yaml as JSON (workproof.openapi); a missing document is
+-- the installation's fault: 500, logged
+local function openapi_json()
+  local text, err = openapi.json()
+  if not text then
+    host.log("error", "GET /openapi.json: " .. tostring(err))
+    return errors.refusal("EINTERNAL", nil, nil, "the OpenAPI document cannot be read")
+  end
+  return { status = 200, raw = text }
 end
 
 -- pattern -> { methods allowed, handler(req) }; the pattern is the label
@@ -123,18 +171,66 @@ local EXACT = {
     return { status = 200, headers = { ["content-type"] = "text/plain; version=0.0.4" }, raw = nmetrics.render() }
   end },
   ["/admin/reload"] = { "POST", admin_reload },
+  ["/openapi.json"] = { "GET", openapi_json },
 }
 local PREFIX = {
   { "^/verify/", "/verify/:id", "GET", function(req) return get_job(req.path:sub(9)) end },
   { "^/outbox/", "/outbox/:id", "GET", function(req) return outbox(req.path) end },
 }
 
+--- Every route as { pattern, methods } (sorted by pattern): what
+-- docs/openapi.yaml must describe (spec/integration/openapi_spec.lua).
+function _M.routes()
+  local out = {}
+  for pattern, r in pairs(EXACT) do out[#out + 1] = { pattern, r[1] } end
+  for _, p in ipairs(PREFIX) do out[#out + 1] = { p[2], p[3] } end
+  table.sort(out, function(a, b) return a[1] < b[1] end)
+  return out
+end
+
 local function allowed(methods, m)
   return (", " .. methods .. ","):find(", " .. m .. ",", 1, true) ~= nil
 end
 
+-- CORS (config `cors`, docs/http-api.md): the routes a browser client on
+-- another origin uses — verify, poll, read the features, read the API.
+local CORS_ROUTES = { ["/verify"] = true, ["/verify/:id"] = true, ["/info"] = true, ["/openapi.json"] = true }
+local CORS_ALLOW_HEADERS = "Content-Type, PAYMENT-SIGNATURE, X-PAYMENT, X-402-Payment, Prefer"
+local CORS_EXPOSE_HEADERS = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-Payment-Response, Retry-After, X-Request-Id"
+local origin_sets = setmetatable({}, { __mode = "k" })   -- cors config table -> { [lower origin] = true }
+
+-- The Access-Control-Allow-Origin value for this request (nil: CORS off or
+-- the origin not allowed) and whether the answer varies by Origin.
+local function cors_origin(req)
+  local c = generation.current().config.cors
+  local origins = c and c.origins
+  local origin = req.headers.origin
+  if not origins or not origin then return nil, origins ~= nil and origins ~= "*" end
+  if origins == "*" then return "*", false end
+  local set = origin_sets[c]
+  if not set then
+    set = {}
+    for _, o in ipairs(origins) do set[o:lower()] = true end
+    origin_sets[c] = set
+  end
+  return set[origin:lower()] and origin or nil, true
+end
+
+-- A preflight (OPTIONS with Origin and Access-Control-Request-Method): 204,
+-- with the grant when the origin is allowed and nothing CORS when not.
+local function preflight(req, methods)
+  local res = { status = 204, raw = "", headers = { allow = methods .. ", OPTIONS" } }
+  local origin = cors_origin(req)
+  if origin then
+    res.headers["access-control-allow-methods"] = methods
+    res.headers["access-control-allow-headers"] = CORS_ALLOW_HEADERS
+    res.headers["access-control-max-age"] = tostring(generation.current().config.cors.max_age)
+  end
+  return res
+end
+
 -- The response and the route's pattern.
-local function route(req)
+local function dispatch(req)
   local r, label = EXACT[req.path], req.path
   if not r then
     for _, p in ipairs(PREFIX) do
@@ -142,10 +238,28 @@ local function route(req)
     end
   end
   if not r then return errors.refusal("ENOTFOUND", nil, nil, "no such route"), "other" end
+  if req.method == "OPTIONS" and CORS_ROUTES[label] and generation.current().config.cors.origins then
+    return preflight(req, r[1]), label
+  end
   if not allowed(r[1], req.method) then
     return errors.refusal("EMETHOD", nil, { allow = r[1] }), label
   end
   return r[2](req), label
+end
+
+-- dispatch, and the CORS grant on the routes that have one
+local function route(req)
+  local res, label = dispatch(req)
+  if CORS_ROUTES[label] then
+    local origin, vary = cors_origin(req)
+    if origin or vary then res.headers = res.headers or {} end
+    if origin then
+      res.headers["access-control-allow-origin"] = origin
+      res.headers["access-control-expose-headers"] = CORS_EXPOSE_HEADERS
+    end
+    if vary then res.headers.vary = "Origin" end
+  end
+  return res, label
 end
 
 local label_keys = {}
@@ -153,10 +267,16 @@ local label_keys = {}
 --- The HTTP handler given to host.http_listen.
 function _M.handle(req)
   local t0 = host.now()
+  -- the request id: the client's X-Request-Id when acceptable, else a new
+  -- one; echoed, and carried by every line this coroutine logs
+  local rid = wlog.request_id(req.headers["x-request-id"])
+  req.request_id = rid
+  host.log_request(rid)
   local res, label = route(req)
   local body = res.raw or cjson.encode(res.body)
   local headers = res.headers or {}
   if not headers["content-type"] then headers["content-type"] = "application/json" end
+  headers["x-request-id"] = rid
   -- label keys formatted once per (route, status): this runs on every
   -- request. Routes are patterns, statuses HTTP codes: a fixed set, so the
   -- page stays bounded whatever clients send.
@@ -171,7 +291,9 @@ function _M.handle(req)
     keys[res.status] = ks
   end
   nmetrics.counter("wp_http_requests_total", "HTTP requests", ks)
-  nmetrics.observe("wp_http_request_seconds", "HTTP request latency", host.now() - t0, keys.route)
+  local dt = host.now() - t0
+  nmetrics.observe("wp_http_request_seconds", "HTTP request latency", dt, keys.route)
+  if wlog.access then host.log("info", "access", wlog.access_fields(req, res, #body, dt)) end
   return res.status, headers, body
 end
 

@@ -61,6 +61,7 @@ function _M.verify(req)
   local ok, res, resume = pcall(run_from, ctx, 1)
   if ok and resume then
     host.spawn(function()
+      host.log_request(ctx.req.request_id)   -- its log lines carry the request's id
       local ok2, res2 = pcall(run_from, ctx, resume)
       finish(ctx, ok2, res2)
     end)

@@ -53,6 +53,9 @@ local function run(ctx)
   if ctx.outcome then
     nmetrics.counter("wp_verdicts_total", "Verification verdicts", { result = ctx.outcome.verdict })
     ctx.response_body = verdict_document(ctx)
+    local doc = ctx.response_body
+    host.log("info", "verdict", { jobId = doc.jobId, taskHash = doc.taskHash, verdict = doc.result,
+      code = ctx.outcome.code, ms = doc.totalTimeMs })
     if ctx.job_id then jobs.complete(ctx.job_id, ctx.response_body) end
   end
 end
