@@ -367,8 +367,8 @@ void wp_log_fields(enum wp_log_level lvl, const char *msg, size_t len,
 			cached[0] = '\0';
 		cached_sec = ts.tv_sec;
 	}
-	msec = ts.tv_nsec / 1000000;
-	snprintf(when, sizeof(when), "%s.%03ldZ", cached, msec);
+	msec = (ts.tv_nsec / 1000000) % 1000;
+	snprintf(when, sizeof(when), "%.30s.%03dZ", cached, (int)msec);
 	lb_init(&b);
 	if (format == WP_LOG_JSON) {
 		lb_puts(&b, "{\"time\":\"");
