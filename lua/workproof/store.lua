@@ -170,7 +170,13 @@ function db_mt:transaction(fn)
 end
 
 function db_mt:close()
-  for k in pairs(self.stmts) do self.stmts[k] = nil end
+  -- finalize now: close_v2 keeps a connection with live statements as a
+  -- zombie until they are collected, which a process ending with os.exit
+  -- never does (the connection's memory would be lost)
+  for k, st in pairs(self.stmts) do
+    C.sqlite3_finalize(ffi.gc(st, nil))
+    self.stmts[k] = nil
+  end
   if self.handle then
     C.sqlite3_close_v2(ffi.gc(self.handle, nil))
     self.handle = nil

@@ -171,7 +171,8 @@ local function protections(pay, net)
       return post(SLOWER, ("%s.%d"):format(net, 10 + (i % 11)), pay(200 + i))
     end)
     busy = false
-    assert.truthy(slowest < 3, ("/health took %.1f s while the tasks ran"):format(slowest))
+    -- (10-17 s before the fix; a sanitizer build needs a few seconds)
+    assert.truthy(slowest < 6, ("/health took %.1f s while the tasks ran"):format(slowest))
     local capped, ran, other = 0, 0, {}
     for _, r in ipairs(res) do
       if r[1] == 503 and r[2].code == "ECAPACITY" then

@@ -43,9 +43,13 @@ local DECL = {
 -- A start-up failure: one line on stderr, then undo what was set up and
 -- exit at once (a timer or a watch left behind would hold the loop, and a
 -- supervisor would see a process that is up but does not listen).
+-- Before anything holds the loop (config, flow, --listen errors) main
+-- simply returns the code, so the host closes everything properly; later
+-- (store, chain, listen) the cleanups run and the process exits at once.
 local cleanups = {}
 local function fail(code, msg)
   io.stderr:write("workproof serve: ", msg, "\n")
+  if #cleanups == 0 then error({ exit = code }, 0) end
   for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
   io.stdout:flush()
   io.stderr:flush()
@@ -64,7 +68,7 @@ local function watch_parent(ppid, shutdown)
   end)
 end
 
-function _M.main(...)
+local function main(...)
   local opts, code = args.run(DECL, { ... })
   if not opts then return code end
   opts.config = opts[1]
@@ -174,6 +178,13 @@ function _M.main(...)
 
   -- the server's listener keeps the loop alive; main returns and serves
   return done and 0 or nil
+end
+
+function _M.main(...)
+  local ok, r = pcall(main, ...)
+  if ok then return r end
+  if type(r) == "table" and r.exit then return r.exit end
+  error(r, 0)
 end
 
 return _M
