@@ -225,7 +225,9 @@ return {
     assert.equal(3, metric(text, "wp_workers_spawned_total"))
     assert.equal(flood.closed, metric(text, 'wp_http_connections_rejected_total{reason="fd_reserve"}'))
     local open_fds, max_fds = metric(text, "process_open_fds"), metric(text, "process_max_fds")
-    assert.is_true(open_fds <= max_fds - 64 + 1, ("%d of %d descriptors open"):format(open_fds, max_fds))
+    -- connections stop at the limit less the reserve; the reserve is the
+    -- workers' (one spawn, 8 descriptors, may hold some as the page renders)
+    assert.is_true(open_fds <= max_fds - 64 + 8, ("%d of %d descriptors open"):format(open_fds, max_fds))
     proc.finish(true)
 
     -- the flood gone, a new client is served again

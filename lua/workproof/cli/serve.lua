@@ -53,6 +53,7 @@ local function fail(code, msg)
   for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
   io.stdout:flush()
   io.stderr:flush()
+  collectgarbage("collect")
   os.exit(code)
 end
 
@@ -170,6 +171,7 @@ local function main(...)
     done = true
     io.stdout:flush()
     io.stderr:flush()
+    collectgarbage("collect")   -- finalizers free what finished jobs left (scanners)
     os.exit(0)
   end
   handles[#handles + 1] = host.on_signal("TERM", shutdown)
