@@ -206,6 +206,51 @@ describe("safe defaults #integration", function()
     it("runs with the state under ./var of its working directory", function()
       assert.truthy(h.slurp(dir .. "/var/workproof.db"))
     end)
+
+    it("says in /info what guards it: every protection on, at its default", function()
+      assert.same({
+        rateLimit = { limit = 100, window = 60, blockSeconds = 60 },
+        workers = { maxActive = 100, perClient = 10 },
+        breaker = { failureThreshold = 10, window = 60, countAsFailure = { "infra" } },
+        codePatterns = true, taskTypes = true,
+        policyBudget = { loadMs = 2000, hookMs = 250, memMb = 256 },
+        http = { maxConnectionsPerClient = 64, headerTimeout = 10, bodyTimeout = 30, fdReserve = 64,
+          maxBody = 1048576, reuseport = false, processes = 1, cors = false },
+        task = { maxCode = 102400, timeoutMin = 5, timeoutMax = 60, memoryBytes = 268435456,
+          outputLimitBytes = 1048576 },
+        logging = { level = "info", format = "text", accessLog = true },
+      }, info().protections)
+    end)
+
+    it("has the operator's features on: request ids, the API document, build info; CORS off", function()
+      local st, hd = h.http("POST", URL .. "/verify", body(), { ["x-request-id"] = "safe-defaults-1" },
+        { from = "127.0.1.60" })
+      assert.equal(200, st)
+      assert.equal("safe-defaults-1", hd["x-request-id"])
+      local _, hd2 = h.http("GET", URL .. "/health-not-a-route")
+      assert.matches("^%x+$", hd2["x-request-id"] or "")
+      local st3, _, api = h.http("GET", URL .. "/openapi.json")
+      assert.equal(200, st3)
+      assert.equal("3.1.0", cjson.decode(api).openapi)
+      local _, _, m = h.http("GET", URL .. "/metrics")
+      assert.matches('workproof_build_info{[^}]*version="', m)
+      assert.equal(405, (h.http("OPTIONS", URL .. "/verify", nil, { origin = "https://app.example" })))
+    end)
+
+    it("a second serve with no config on the same port fails loudly (reuseport is off)", function()
+      local other = h.tmpdir()
+      local out, st = h.run("/bin/sh", { "-c", ("cd %s && exec %s/workproof serve"):format(h.q(other), h.q(BUILD)) })
+      assert.equal("", out)
+      assert.is_not.equal(0, st.exit_status)
+      assert.matches("ELISTEN: 127%.0%.0%.1:8402: address already in use", st.stderr)
+    end)
+
+    it("logs an access line per request and a line per verdict", function()
+      local st = stop(p)
+      p = nil
+      assert.matches('%[info%] [^\n]*requestId=safe%-defaults%-1[^\n]*status=200', st.stderr)
+      assert.matches("%[info%] [^\n]*verdict=VALID", st.stderr)
+    end)
   end)
 
   it("refuses to start on a flow that would run code before it is paid for", function()

@@ -36,6 +36,38 @@ local function is_loopback(ip)
   return ip and (ip:find("^127%.") or ip == "::1" or ip:find("^::ffff:127%.")) ~= nil
 end
 
+-- A policy's effective setting, or nil when the policy is off.
+local function pconf(gen, name, key)
+  local p = gen.policies[name]
+  return p and p.conf[key] or nil
+end
+
+-- What guards this generation, as it is in effect (defaults filled in):
+-- an operator reads here what a config left on, changed or turned off.
+local function protections(gen)
+  local c = gen.config
+  local lim = c.limits
+  return {
+    rateLimit = { limit = pconf(gen, "rate_limit", "limit"), window = pconf(gen, "rate_limit", "window"),
+      blockSeconds = pconf(gen, "rate_limit", "block_seconds") },
+    workers = { maxActive = pconf(gen, "worker_threshold", "max_active"),
+      perClient = pconf(gen, "worker_threshold", "per_client") },
+    breaker = { failureThreshold = pconf(gen, "circuit_breaker", "failure_threshold"),
+      window = pconf(gen, "circuit_breaker", "window"), countAsFailure = pconf(gen, "circuit_breaker",
+        "count_as_failure") },
+    codePatterns = pconf(gen, "code_patterns", "enabled") or false,
+    taskTypes = gen.policies.task_types ~= nil,
+    policyBudget = { loadMs = c.policy_budget.load_ms, hookMs = c.policy_budget.hook_ms,
+      memMb = c.policy_budget.mem_mb },
+    http = { maxConnectionsPerClient = lim.max_connections_per_client, headerTimeout = lim.header_timeout,
+      bodyTimeout = lim.body_timeout, fdReserve = lim.fd_reserve, maxBody = lim.max_body,
+      reuseport = c.reuseport, processes = c.processes, cors = c.cors.origins ~= nil },
+    task = { maxCode = lim.max_code, timeoutMin = lim.timeout_min, timeoutMax = lim.timeout_max,
+      memoryBytes = c.worker.memory_bytes, outputLimitBytes = c.worker.output_limit_bytes },
+    logging = { level = c.log_level, format = c.log_format, accessLog = c.access_log },
+  }
+end
+
 local function info()
   local gen = generation.current()
   return { status = 200, body = {
@@ -53,6 +85,7 @@ local function info()
     chain = registry.info(),
     payment = payment.info(),
     policies = generation.policy_names(gen),
+    protections = protections(gen),
   } }
 end
 
