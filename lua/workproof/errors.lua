@@ -13,7 +13,7 @@
 -- its request, its code, its timeout — never maps to an infra code: the
 -- worker reports an enumerated class (worker/worker.h) from what it
 -- observed, and the host adds its own codes from what it observed.
-local type, tostring, error = type, tostring, error
+local tostring, error, pairs = tostring, error, pairs
 
 local _M = {}
 
@@ -63,11 +63,6 @@ _M.CODES = CODES
 -- a missing one) is the host's failure: EINTERNAL's meaning.
 function _M.get(code)
   return CODES[code] or CODES.EINTERNAL
-end
-
---- The ECODE of one of our own "ECODE: text" messages (nil if none).
-function _M.code_of(msg)
-  return type(msg) == "string" and msg:match("^(E[%u_]+):") or nil
 end
 
 --- A refusal: the response {status, headers, body = {error, code, details}}.

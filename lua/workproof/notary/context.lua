@@ -29,6 +29,7 @@
 --   record        { attestation, registry_tx, refund_tx } (the record phase)
 --   code          the code the request ended with (refusal or outcome)
 local host = require "workproof.host"
+local errors = require "workproof.errors"
 
 local _M = {}
 
@@ -43,7 +44,6 @@ end
 --- Set the job's outcome from a workproof.errors code (VALID, TIMEOUT,
 -- RUNTIME_ERROR, ESPAWN, ...) and the detail text shown to the client.
 function _M.conclude(ctx, code, detail, actual, execution_ms)
-  local errors = require "workproof.errors"
   ctx.outcome = { code = code, verdict = errors.get(code).verdict, detail = detail, actual = actual,
     execution_ms = execution_ms }
   ctx.code = code
