@@ -4,6 +4,18 @@ local wp = require "workproof"
 
 local _M = {}
 
+--- a - b for 32-byte big-endian strings (a >= b), e.g. n - s, a
+-- signature's malleable twin.
+function _M.sub256(a, b)
+  local out, borrow = {}, 0
+  for i = 32, 1, -1 do
+    local v = a:byte(i) - b:byte(i) - borrow
+    borrow = v < 0 and 1 or 0
+    out[i] = string.char(v % 256)
+  end
+  return table.concat(out)
+end
+
 --- Decode hex or fail the spec loudly (fixtures are trusted).
 function _M.unhex(h)
   local s, err = wp.unhex(h)

@@ -14,16 +14,7 @@ local NEG_GY = "b7c52588d95c3b9aa25b0403f1eef75702e84bb7597aabe663b82f6f04ef2777
 
 local function key(n) return unhex(("%064x"):format(n)) end
 
--- a - b for 32-byte big-endian strings (a >= b)
-local function sub256(a, b)
-  local out, borrow = {}, 0
-  for i = 32, 1, -1 do
-    local v = a:byte(i) - b:byte(i) - borrow
-    borrow = v < 0 and 1 or 0
-    out[i] = string.char(v % 256)
-  end
-  return table.concat(out)
-end
+local sub256 = h.sub256
 
 -- RFC 6979 deterministic ECDSA over secp256k1 with SHA-256 of the message:
 -- the vectors of trezor-crypto and CoreBitcoin as btcsuite/btcec publishes

@@ -9,6 +9,7 @@
 local wp = require "workproof"
 local cjson = require "cjson"
 local x402 = require "workproof.x402"
+local h = require "helpers"
 
 -- anvil accounts #1 (payer) and #2 (a stranger); #0 is paid
 local KEY = wp.unhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
@@ -96,15 +97,7 @@ end
 
 -- n - s over 32 big-endian bytes (the malleable twin of a signature)
 local N = wp.unhex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141")
-local function neg(s)
-  local out, borrow = {}, 0
-  for i = 32, 1, -1 do
-    local d = N:byte(i) - s:byte(i) - borrow
-    borrow = d < 0 and 1 or 0
-    out[i] = string.char(d % 256)
-  end
-  return table.concat(out)
-end
+local function neg(s) return h.sub256(N, s) end
 
 describe("x402 402 responses", function()
   it("v2 PaymentRequired carries the fields the v2 specification names", function()
@@ -124,9 +117,9 @@ describe("x402 402 responses", function()
   end)
 
   it("PAYMENT-REQUIRED is the base64 of that JSON", function()
-    local h = x402.required_header(CFG, "http://h/verify", "insufficient_funds")
-    assert.truthy(h:find("^[A-Za-z0-9+/]+=*$"))
-    assert.same(x402.required(CFG, "http://h/verify", "insufficient_funds"), cjson.decode(wp.base64.decode(h)))
+    local hdr = x402.required_header(CFG, "http://h/verify", "insufficient_funds")
+    assert.truthy(hdr:find("^[A-Za-z0-9+/]+=*$"))
+    assert.same(x402.required(CFG, "http://h/verify", "insufficient_funds"), cjson.decode(wp.base64.decode(hdr)))
   end)
 
   it("v1 PaymentRequirementsResponse has every field v1 requires, with its types", function()
