@@ -18,7 +18,8 @@ struct wp_host {
 	uv_loop_t *loop;
 	lua_State *L;          /* the main state; coroutines are its threads */
 	int errors;            /* coroutines that ended in an error */
-	int exit_code;         /* set by the main chunk's return value */
+	int exit_code;         /* set by the main chunk's return value or wp.stop */
+	int stopped;           /* wp.stop ran: exit_code stands, errors or not */
 	lua_State *main_co;    /* the main chunk's coroutine (NULL once done) */
 };
 

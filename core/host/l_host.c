@@ -84,6 +84,26 @@ static int l_time(lua_State *L)
 	return 1;
 }
 
+/*
+ * wp.stop([code]): end the host from any coroutine. The loop stops after
+ * this callback; the host then closes every handle and the Lua state (so
+ * finalizers run: a clean exit, unlike os.exit) and exits with code
+ * (default 0). The calling coroutine is never resumed.
+ */
+static int l_stop(lua_State *L)
+{
+	struct wp_host *h = wp_host_of(L);
+	lua_Integer code = luaL_optinteger(L, 1, 0);
+
+	luaL_argcheck(L, code >= 0 && code <= 255, 1, "exit code out of range (0 .. 255)");
+	if (!wp_host_is_coroutine(L))
+		return luaL_error(L, "wp.stop: not in a host coroutine (use wp.spawn)");
+	h->exit_code = (int)code;
+	h->stopped = 1;
+	uv_stop(h->loop);
+	return lua_yield(L, 0);
+}
+
 /* wp.in_coroutine(): may this code call yielding host functions? */
 static int l_in_coroutine(lua_State *L)
 {
@@ -133,6 +153,7 @@ int luaopen_workproof_host(lua_State *L)
 		{ "now", l_now },
 		{ "time", l_time },
 		{ "in_coroutine", l_in_coroutine },
+		{ "stop", l_stop },
 		{ NULL, NULL },
 	};
 

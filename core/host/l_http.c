@@ -15,6 +15,7 @@
  *           body, authority (the Host), peer, version }
  *   srv.port, srv.active (requests in flight), srv:close() (stop accepting),
  *   srv:shutdown() (also close idle keep-alive connections),
+ *   srv:drop() (end every open connection), srv.connections,
  *   srv:stats() -> { connections, accepted, rejected_per_client,
  *                    rejected_fd_reserve, timeout_header, timeout_body,
  *                    clients, fds_open, fd_limit }
@@ -744,6 +745,22 @@ static int l_shutdown(lua_State *L)
 	return 0;
 }
 
+/* srv:drop(): end every open connection now (at the end of a drain: idle
+ * keep-alive peers would otherwise hold h2o's connections, and its
+ * context, to the exit). shutdown(2) under h2o, which then reads EOF and
+ * closes each the ordinary way; srv.connections reaches 0 soon after. */
+static int l_drop(lua_State *L)
+{
+	struct server *srv = check_server(L);
+	uv_os_fd_t fd;
+
+	for (struct conn *c = srv->conns; c; c = c->next)
+		if (c->sock && !uv_is_closing((uv_handle_t *)&c->tcp) &&
+		    uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+			shutdown(fd, SHUT_RDWR);
+	return 0;
+}
+
 static void set_num(lua_State *L, const char *k, double v)
 {
 	lua_pushnumber(L, v);
@@ -788,6 +805,10 @@ static int l_index(lua_State *L)
 		lua_pushcfunction(L, l_close);
 	else if (!strcmp(k, "shutdown"))
 		lua_pushcfunction(L, l_shutdown);
+	else if (!strcmp(k, "drop"))
+		lua_pushcfunction(L, l_drop);
+	else if (!strcmp(k, "connections"))
+		lua_pushinteger(L, (lua_Integer)srv->nconns);
 	else if (!strcmp(k, "static"))
 		lua_pushcfunction(L, l_static);
 	else if (!strcmp(k, "static_hits"))
@@ -1069,6 +1090,12 @@ void wp_host_http_shutdown(void)
 			if (!uv_is_closing((uv_handle_t *)&c->tcp))
 				uv_close((uv_handle_t *)&c->tcp, conn_tcp_closed);
 		}
+		/* srv:shutdown() armed HTTP/2's one-second graceful-shutdown
+		 * timer on the context; with the connections gone it has
+		 * nothing left to do */
+		if (srv->started && !srv->nconns &&
+		    h2o_timeout_is_linked(&srv->ctx.http2._graceful_shutdown_timeout))
+			h2o_timeout_unlink(&srv->ctx.http2._graceful_shutdown_timeout);
 		/* h2o refuses to dispose of a context whose timeouts still
 		 * hold entries (a connection not yet torn down): then leave it
 		 * to the process exit rather than abort */

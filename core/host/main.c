@@ -39,7 +39,7 @@ static int run_main(struct wp_host *h, int nargs)
 	wp_host_resume(h->main_co, nargs);
 	lua_pop(h->L, 1);
 	uv_run(h->loop, UV_RUN_DEFAULT);
-	rc = h->errors ? 1 : h->exit_code;
+	rc = h->errors && !h->stopped ? 1 : h->exit_code;
 	wp_host_close(h);
 	return rc;
 }

@@ -35,7 +35,7 @@ local function needs_host(name)
   end
 end
 
-for _, name in pairs({ "sleep", "spawn", "now", "time", "in_coroutine" }) do
+for _, name in pairs({ "sleep", "spawn", "now", "time", "in_coroutine", "stop" }) do
   _M[name] = has_host and host[name] or needs_host(name)
 end
 

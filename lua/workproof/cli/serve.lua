@@ -41,20 +41,17 @@ local DECL = {
 }
 
 -- A start-up failure: one line on stderr, then undo what was set up and
--- exit at once (a timer or a watch left behind would hold the loop, and a
--- supervisor would see a process that is up but does not listen).
--- Before anything holds the loop (config, flow, --listen errors) main
--- simply returns the code, so the host closes everything properly; later
--- (store, chain, listen) the cleanups run and the process exits at once.
+-- stop the host at once (a timer or a watch left behind would hold the
+-- loop, and a supervisor would see a process that is up but does not
+-- listen). host.stop ends the loop; the host closes every handle and the
+-- Lua state, so nothing is left to the kernel (or to LeakSanitizer).
 local cleanups = {}
 local function fail(code, msg)
   io.stderr:write("workproof serve: ", msg, "\n")
-  if #cleanups == 0 then error({ exit = code }, 0) end
   for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
   io.stdout:flush()
   io.stderr:flush()
-  collectgarbage("collect")
-  os.exit(code)
+  host.stop(code)
 end
 
 -- A child of `serve --processes` ends itself when its parent is gone (a
@@ -152,7 +149,6 @@ local function main(...)
   end
 
   -- graceful shutdown
-  local done = false
   local function shutdown(signame)
     if controller.draining() then return end
     controller.drain()
@@ -164,29 +160,24 @@ local function main(...)
     while srv.active > 0 and host.now() < deadline do host.sleep(0.05) end
     for _, w in ipairs(worker.list()) do host.kill(w.pid, 9, true) end
     while srv.active > 0 and host.now() < deadline + 2 do host.sleep(0.05) end
+    srv:drop()   -- idle keep-alive peers: h2o closes their connections the ordinary way
+    local drop_by = host.now() + 1
+    while srv.connections > 0 and host.now() < drop_by do host.sleep(0.01) end
     for _, hd in ipairs(handles) do hd:stop() end
     worker.release_records()
     controller.close()   -- the outbox lease and the store
     host.log("info", "stopped")
-    done = true
     io.stdout:flush()
     io.stderr:flush()
-    collectgarbage("collect")   -- finalizers free what finished jobs left (scanners)
-    os.exit(0)
+    host.stop(0)   -- the host closes what is left (timers, sockets) and the Lua state
   end
   handles[#handles + 1] = host.on_signal("TERM", shutdown)
   handles[#handles + 1] = host.on_signal("INT", shutdown)
   if ppid then watch_parent(ppid, shutdown) end
 
   -- the server's listener keeps the loop alive; main returns and serves
-  return done and 0 or nil
 end
 
-function _M.main(...)
-  local ok, r = pcall(main, ...)
-  if ok then return r end
-  if type(r) == "table" and r.exit then return r.exit end
-  error(r, 0)
-end
+_M.main = main
 
 return _M

@@ -69,7 +69,7 @@ function _M.run(o)
     res:close()
     io.stdout:flush()
     io.stderr:flush()
-    os.exit(0)
+    host.stop(0)
   end
 
   -- one coroutine per slot: forward the child's stdout, wait, restart
@@ -147,7 +147,7 @@ function _M.run(o)
       if st.error then io.stderr:write("workproof serve: ", st.error, "\n") end
       res:close()
       io.stderr:flush()
-      os.exit(st.exit_status ~= 0 and st.exit_status or 1)
+      host.stop(st.exit_status ~= 0 and st.exit_status or 1)
     end
   end
   for i = 1, o.processes do host.spawn(keep, i) end
