@@ -2,7 +2,7 @@
 # Two commands do everything on a fresh Debian 12 machine:
 #   make run    install what is missing, build, start the main job
 #   make test   install what is missing, build, run every test
-# Also: build, demo, bench, fuzz, test-asan, lint, install, clean.
+# Also: build, demo, uptime-demo, bench, fuzz, test-asan, lint, install, clean.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -19,9 +19,9 @@ APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libluajit-5.1-dev luajit lua-cjson lua-yaml lua-busted lua-check cppcheck \
 	libuv1-dev libsodium-dev libsecp256k1-dev nettle-dev libssl-dev openssl \
 	libgmp-dev libsqlite3-dev libseccomp-dev libcurl4-openssl-dev libh2o-dev \
-	wrk nodejs qemu-system-x86 cpio xz-utils prometheus
+	wrk nodejs qemu-system-x86 cpio xz-utils prometheus faketime
 
-.PHONY: all deps build run serve demo test bench fuzz test-asan lint install clean
+.PHONY: all deps build run serve demo uptime-demo test bench fuzz test-asan lint install clean
 
 all: build
 
@@ -60,6 +60,10 @@ serve: build
 
 demo: build
 	$(BUILD)/workproof run examples/demo.lua
+
+# proof of uptime, live: a provider and a consumer on loopback (2 s beats)
+uptime-demo: build
+	$(BUILD)/workproof run examples/uptime/demo.lua
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -173,4 +173,39 @@ function _M.check_chain(conf, beats, ctx)
   return res
 end
 
+--- The live check a consumer makes before it countersigns (its own clock,
+-- now()): the beat is not ahead of it by more than drift_s (IN_FUTURE),
+-- not behind it by more than drift_s plus the exchange's round trip
+-- (STALE: a slow clock, or an old beat sent again), and on cadence after
+-- the previous beat (NOT_INCREASING, TOO_EARLY; later than the cadence is
+-- a gap, which the chain records). ctx: { rtt_s, start_ns }.
+-- Returns true | false, reason, detail.
+function _M.check_live(conf, beat, prev, ctx)
+  ctx = ctx or {}
+  local s, n = split(type(beat) == "table" and beat.timestamp)
+  if not s then return false, "BAD_TIMESTAMP", "not a decimal string of Unix nanoseconds" end
+  local now_s = now()
+  local now_whole = floor(now_s)
+  local ahead = diff(s, n, now_whole, (now_s - now_whole) * NS) / NS
+  if ahead > conf.drift_s then
+    return false, "IN_FUTURE", ("%.3f s ahead of this consumer's clock (drift_s %g)"):format(ahead, conf.drift_s)
+  end
+  if -ahead > conf.drift_s + (ctx.rtt_s or 0) then
+    return false, "STALE", ("%.3f s behind this consumer's clock (drift_s %g)"):format(-ahead, conf.drift_s)
+  end
+  if prev then
+    local ps, pn = split(prev.timestamp)
+    local d = diff(s, n, ps, pn)
+    if d <= 0 then return false, "NOT_INCREASING", ("%.3f s after the previous beat"):format(d / NS) end
+    if d < (conf.interval_s - conf.tolerance_s) * NS then
+      return false, "TOO_EARLY", ("%.3f s after the previous beat, cadence %g s +- %g s"):format(d / NS,
+        conf.interval_s, conf.tolerance_s)
+    end
+  elseif ctx.start_ns then
+    local ss, sn = split(ctx.start_ns)
+    if ss and diff(ss, sn, s, n) > conf.drift_s * NS then return false, "BEFORE_START", "before the lease started" end
+  end
+  return true
+end
+
 return _M

@@ -166,6 +166,50 @@ int wp_host_resolve(uv_loop_t *loop, const char *host, int port, struct sockaddr
 /** Adds resolve and tcp_reserve (a port held for a process group) to the table on top. */
 void lwp_host_open_net(lua_State *L);
 
+/*
+ * Mutually authenticated TLS 1.3 (l_tls.c, docs/transport.md); the reasons
+ * are enum wp_tls_reason of workproof/tlsid.h, passed here as int.
+ */
+struct ssl_ctx_st;        /* OpenSSL's SSL_CTX, X509_STORE_CTX, X509, EVP_PKEY */
+struct x509_store_ctx_st;
+struct x509_st;
+struct evp_pkey_st;
+
+/** Adds tls_identity and tls_peer_key to the table on top. */
+void lwp_host_open_tls(lua_State *L);
+
+/** 64 hex digits -> 32 bytes; 0 or -1. */
+int wp_tls_hexkey(const char *s, size_t len, uint8_t out[32]);
+/** The identity key at idx (64 hex) into out; raises when malformed. */
+void lwp_tls_checkkey(lua_State *L, int idx, uint8_t out[32]);
+/** Push a key as 64 lowercase hex. */
+void lwp_tls_pushkey(lua_State *L, const uint8_t key[32]);
+
+/** The pin half of a peer check: WP_TLS_OK or WP_TLS_UNKNOWN_KEY /
+ *  WP_TLS_WRONG_KEY, with a short text in detail. */
+typedef int (*wp_tls_pin_fn)(const uint8_t key[32], void *arg, char *detail, size_t len);
+
+/** The one peer check of both sides, for inside a cert verify callback:
+ *  wp_tls_check_cert() on the chain the peer sent, at the current time,
+ *  then pinned(). Sets the store's error (the alert the peer gets) and
+ *  returns the reason; key is the identity when WP_TLS_OK. */
+int wp_tls_verify_peer(struct x509_store_ctx_st *xs, wp_tls_pin_fn pinned, void *arg,
+		       uint8_t key[32], char *detail, size_t len);
+
+/** Parse a PEM certificate and its PEM private key, check that they
+ *  belong together and that the certificate is a valid identity
+ *  certificate (the clock aside). 0 with *x, *k owned by the caller, or -1
+ *  with "<reason>: text" in err. */
+int wp_tls_load_pair(const char *cert, size_t clen, const char *key, size_t klen,
+		     struct x509_st **x, struct evp_pkey_st **k, char *err, size_t errlen);
+
+/** A TLS-1.3-only server context presenting cert/key, requiring a client
+ *  certificate checked by verify(store, arg), without resumption. NULL
+ *  with "<reason>: text" in err. The caller owns the context. */
+struct ssl_ctx_st *wp_tls_server_ctx(const char *cert, size_t clen, const char *key, size_t klen,
+				     int (*verify)(struct x509_store_ctx_st *, void *), void *arg,
+				     char *err, size_t errlen);
+
 /** Adds process_spawn and the process metatable to the table on top. */
 void lwp_host_open_process(lua_State *L);
 

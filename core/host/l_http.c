@@ -12,13 +12,29 @@
  *   answer); reuseport (default false): SO_REUSEPORT, several processes on
  *   one port (serve --processes); without it a busy port is an ELISTEN
  *   req = { method, path, query, headers = {lowercase name = value},
- *           body, authority (the Host), peer, version }
+ *           body, authority (the Host), peer, peer_addr, version }
+ *   peer: the client's address, or on a TLS server its verified identity
+ *   key (64 lowercase hex, also as peer_key); peer_addr: the address, always
  *   srv.port, srv.active (requests in flight), srv:close() (stop accepting),
  *   srv:shutdown() (also close idle keep-alive connections),
  *   srv:drop() (end every open connection), srv.connections,
  *   srv:stats() -> { connections, accepted, rejected_per_client,
  *                    rejected_fd_reserve, timeout_header, timeout_body,
- *                    clients, fds_open, fd_limit }
+ *                    clients, fds_open, fd_limit
+ *                    [TLS: tls_handshakes, tls_refused_<reason>] }
+ *
+ * Mutually authenticated TLS 1.3 (the uptime agents, docs/transport.md):
+ *   tls = { cert = pem, key = pem, pins = { hex, ... } | "any" }
+ *   srv.tls (boolean)
+ *   srv:set_tls{ cert =, key = }   the certificate for new connections
+ *   srv:pin(hex [, on = true])     add or remove a pinned client key
+ * Every client must present an identity certificate (l_tls.c) whose key
+ * is pinned (or any valid one with pins = "any"); the request's peer is
+ * that key. Refusals are counted per reason: plaintext, protocol (not TLS
+ * 1.3), no_cert, bad_cert, bad_extension, bad_signature, stale_cert,
+ * unknown_key, other (the handshake failed or was abandoned). Pins and
+ * certificates apply to handshakes from then on; a connection keeps the
+ * identity it proved (Lua authorises each request by req.peer).
  *
  * Connection budgets (so idle sockets cannot starve the rest of the
  * process of descriptors; every option has a default and 0 turns the
@@ -55,12 +71,17 @@
 #include <sys/socket.h>
 
 #include <lauxlib.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
+#include <h2o/http1.h>
 
 #include "host.h"
 #include "lwp.h"
+#include "workproof/encoding.h"
+#include "workproof/tlsid.h"
 
 #define SERVER_MT "workproof.http_server"
 
@@ -93,6 +114,14 @@ struct conn {
 	int open;              /* handles not yet closed (tcp, timer) */
 	int killed;
 	struct conn *prev, *next;
+	/* TLS servers: what the handshake proved */
+	struct timeval connected_at;
+	int tls_reason;        /* enum wp_tls_reason of the verify callback */
+	int peer_ok;           /* peer_key verified (and pinned then) */
+	uint8_t peer_key[32];
+	SSL *ssl;              /* during the handshake (see server_info) */
+	uint8_t last[64], alert[64];
+	size_t last_len, alert_len;
 };
 
 struct server {
@@ -130,6 +159,12 @@ struct server {
 		double hits;
 	} statics[4];
 	int nstatics;
+	/* TLS (NULL: plain HTTP): the context for new connections, the pins */
+	SSL_CTX *tls_ctx;
+	int tls_any;           /* pins = "any": every valid identity */
+	uint8_t (*pins)[32];
+	size_t npins, pins_cap;
+	double tls_handshakes, tls_refused[WP_TLS_NREASONS];
 	struct server *next;   /* every server of the process, for teardown */
 };
 
@@ -168,7 +203,7 @@ static void push_iov(lua_State *L, h2o_iovec_t v)
 	lua_pushlstring(L, v.base ? v.base : "", v.len);
 }
 
-static void push_request(lua_State *L, h2o_req_t *req)
+static void push_request(lua_State *L, h2o_req_t *req, struct server *srv, struct conn *c)
 {
 	struct sockaddr_storage ss;
 	char host[NI_MAXHOST];
@@ -215,7 +250,20 @@ static void push_request(lua_State *L, h2o_req_t *req)
 	sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
 	if (sl && h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, host) != SIZE_MAX) {
 		lua_pushstring(L, host);
-		lua_setfield(L, -2, "peer");
+		lua_setfield(L, -2, "peer_addr");
+		if (!srv->tls_ctx) {
+			lua_pushstring(L, host);
+			lua_setfield(L, -2, "peer");
+		}
+	}
+	/* on a TLS server peer is the proven identity, never an address: a
+	 * request without one (cannot happen: the handshake refused it) has
+	 * no peer, which no lease authorises */
+	if (srv->tls_ctx && c && c->peer_ok) {
+		lwp_tls_pushkey(L, c->peer_key);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -3, "peer");
+		lua_setfield(L, -2, "peer_key");   /* the same, by an unambiguous name */
 	}
 }
 
@@ -282,7 +330,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, srv->trampoline_ref);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, srv->handler_ref);
-	push_request(L, req);
+	push_request(L, req, srv, c);
 	lua_pushlightuserdata(L, p);
 	wp_host_spawn(L, 3);   /* the trampoline always answers through respond */
 	lua_pop(L, 1);
@@ -646,6 +694,234 @@ static void reject(struct conn *c)
 	uv_close((uv_handle_t *)&c->tcp, reject_closed);
 }
 
+/* --- TLS (docs/transport.md) ------------------------------------------ */
+
+/*
+ * The connection an OpenSSL callback is about. h2o 2.2.5 makes the SSL
+ * itself (lib/common/socket.c: create_ossl() = SSL_new() + setup_bio(),
+ * from proceed_handshake()) and gives us no hook between SSL_new() and the
+ * first SSL_accept(), so SSL ex_data cannot be attached in time; but its
+ * BIO's data is the h2o_socket_t (setup_bio: BIO_set_data(bio, sock)), and
+ * our record holds that socket. The BIO data is only compared with the
+ * sockets of this server's records, never dereferenced: were a later h2o
+ * to put something else there, nothing would match and the handshake
+ * would be refused (fail closed), not misattributed. One pointer walk over
+ * the open connections per handshake. (A per-connection SSL_CTX would
+ * carry the record as its callback argument, at the price of loading the
+ * certificate and key for every connection.)
+ */
+static struct conn *conn_of_ssl(struct server *srv, SSL *ssl)
+{
+	BIO *bio = ssl ? SSL_get_rbio(ssl) : NULL;
+	const void *sock = bio ? BIO_get_data(bio) : NULL;
+
+	if (!sock)
+		return NULL;
+	for (struct conn *c = srv->conns; c; c = c->next)
+		if ((const void *)c->sock == sock)
+			return c;
+	return NULL;
+}
+
+static int server_pinned(const uint8_t key[32], void *arg, char *detail, size_t len)
+{
+	struct server *srv = arg;
+	char hex[65];
+
+	if (srv->tls_any)
+		return WP_TLS_OK;
+	for (size_t i = 0; i < srv->npins; i++)
+		if (!memcmp(srv->pins[i], key, 32))
+			return WP_TLS_OK;
+	wp_hex_encode(hex, key, 32);
+	hex[64] = '\0';
+	snprintf(detail, len, "identity %s is not pinned", hex);
+	return WP_TLS_UNKNOWN_KEY;
+}
+
+/* SSL_CTX_set_cert_verify_callback: every decision is wp_tls_verify_peer's */
+static int server_verify(X509_STORE_CTX *xs, void *arg)
+{
+	struct server *srv = arg;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct conn *c = conn_of_ssl(srv, ssl);
+	uint8_t key[32];
+	char why[192] = "";
+	int r;
+
+	if (!c) {
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+		return 0;
+	}
+	r = wp_tls_verify_peer(xs, server_pinned, srv, key, why, sizeof(why));
+	c->tls_reason = r;
+	if (r != WP_TLS_OK) {
+		wp_log(WP_LOG_DEBUG, "http: TLS client refused (%s): %s",
+		       wp_tls_reason_name((enum wp_tls_reason)r), why);
+		return 0;
+	}
+	memcpy(c->peer_key, key, 32);
+	c->peer_ok = 1;
+	return 1;
+}
+
+/*
+ * The alert a refusal owes the peer (RFC 8446 §6.2). OpenSSL writes it
+ * into h2o's BIO, but h2o 2.2.5 drops its pending output when a handshake
+ * fails (proceed_handshake -> Complete, no flush), so the peer would see a
+ * bare close. So during the handshake a BIO callback keeps a copy of the
+ * last record written (an alert is a record of its own, written once,
+ * after which OpenSSL reports SSL_CB_WRITE_ALERT), and on_tls_done() sends
+ * it on the raw socket before closing. Removed when the handshake succeeds.
+ */
+static long on_wbio(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+		    int ret, size_t *processed)
+{
+	struct conn *c = (struct conn *)BIO_get_callback_arg(b);
+
+	(void)len, (void)argi, (void)argl;
+	if (c && oper == (BIO_CB_WRITE | BIO_CB_RETURN) && ret > 0 && processed) {
+		c->last_len = *processed <= sizeof(c->last) ? *processed : 0;
+		memcpy(c->last, argp, c->last_len);
+	}
+	return ret;
+}
+
+static void server_info(const SSL *cssl, int where, int ret)
+{
+	SSL *ssl = (SSL *)cssl;   /* the callback's type; the BIO calls need it */
+	struct server *srv = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	BIO *w = SSL_get_wbio(ssl);
+	struct conn *c;
+
+	if (!srv || !w)
+		return;
+	if (where & SSL_CB_HANDSHAKE_START) {
+		c = conn_of_ssl(srv, ssl);
+		if (c && !c->ssl) {
+			c->ssl = ssl;
+			BIO_set_callback_arg(w, (char *)c);
+			BIO_set_callback_ex(w, on_wbio);
+		}
+	} else if ((where & SSL_CB_WRITE_ALERT) && (ret >> 8) == SSL3_AL_FATAL) {
+		c = (struct conn *)BIO_get_callback_arg(w);
+		if (c && c->ssl == ssl && c->last_len) {
+			memcpy(c->alert, c->last, c->last_len);
+			c->alert_len = c->last_len;
+		}
+	}
+}
+
+/* a new server context: the server's callbacks on it */
+static SSL_CTX *tls_ctx_new(struct server *srv, const char *cert, size_t clen, const char *key,
+			    size_t klen, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = wp_tls_server_ctx(cert, clen, key, klen, server_verify, srv, err, errlen);
+
+	if (ctx) {
+		SSL_CTX_set_app_data(ctx, srv);
+		SSL_CTX_set_info_callback(ctx, server_info);
+	}
+	return ctx;
+}
+
+/* why a handshake failed when the verify callback did not refuse: the
+ * errors OpenSSL queued (h2o clears the queue before each SSL_accept) */
+static int handshake_failure(void)
+{
+	unsigned long e;
+	int r = WP_TLS_OTHER;
+
+	while ((e = ERR_get_error()))
+		if (ERR_GET_LIB(e) == ERR_LIB_SSL)
+			switch (ERR_GET_REASON(e)) {
+			case SSL_R_UNSUPPORTED_PROTOCOL:
+				r = WP_TLS_PROTOCOL;
+				break;
+			case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+				r = WP_TLS_NO_CERT;
+				break;
+			case SSL_R_HTTP_REQUEST:
+			case SSL_R_HTTPS_PROXY_REQUEST:
+				r = WP_TLS_PLAINTEXT;
+				break;
+			default:
+				break;
+			}
+	return r;
+}
+
+static void tls_refused(struct server *srv, int r)
+{
+	if (r <= WP_TLS_OK || r >= WP_TLS_NREASONS)
+		r = WP_TLS_OTHER;
+	srv->tls_refused[r]++;
+}
+
+static void on_tls_done(h2o_socket_t *sock, const char *err)
+{
+	struct conn *c = sock->on_close.data;
+	struct server *srv = c->srv;
+
+	if (err || !c->peer_ok) {
+		int r = c->tls_reason != WP_TLS_OK ? c->tls_reason : handshake_failure();
+
+		ERR_clear_error();
+		if (r != c->tls_reason)   /* the verify callback logged its own */
+			wp_log(WP_LOG_DEBUG, "http: TLS handshake failed (%s): %s",
+			       wp_tls_reason_name((enum wp_tls_reason)r), err ? err : "no identity");
+		tls_refused(srv, r);
+		if (c->alert_len) {
+			uv_buf_t b = uv_buf_init((char *)c->alert, (unsigned)c->alert_len);
+
+			uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		}
+		h2o_socket_close(sock);
+		return;
+	}
+	if (c->ssl) {
+		BIO *w = SSL_get_wbio(c->ssl);
+
+		if (w)
+			BIO_set_callback_ex(w, NULL);
+		c->ssl = NULL;
+	}
+	srv->tls_handshakes++;
+	/* what h2o_accept() does after its own handshake (lib/core/util.c,
+	 * on_ssl_handshake_complete), HTTP/1.1 only: no ALPN is offered */
+	h2o_http1_accept(&srv->accept_ctx, sock, c->connected_at);
+}
+
+/*
+ * The first bytes of a TLS connection: a TLS record begins with 0x16 (a
+ * handshake record); anything else is a plaintext client, refused and
+ * counted as such before OpenSSL sees it. Then the handshake, on the
+ * context current now (srv:set_tls changes it for later connections;
+ * SSL_new holds its own reference, so the old one may go).
+ */
+static void on_tls_hello(h2o_socket_t *sock, const char *err)
+{
+	struct conn *c = sock->on_close.data;
+	struct server *srv = c->srv;
+
+	if (err) {   /* gone (or timed out) before saying anything */
+		h2o_socket_close(sock);
+		return;
+	}
+	if (!sock->input->size)
+		return;
+	h2o_socket_read_stop(sock);
+	if ((uint8_t)sock->input->bytes[0] != 0x16) {
+		wp_log(WP_LOG_DEBUG, "http: TLS client refused (plaintext)");
+		tls_refused(srv, WP_TLS_PLAINTEXT);
+		h2o_socket_close(sock);
+		return;
+	}
+	ERR_clear_error();
+	/* h2o moves the bytes read so far into the handshake's input */
+	h2o_socket_ssl_handshake(sock, srv->tls_ctx, NULL, on_tls_done);
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct server *srv = listener->data;
@@ -710,6 +986,13 @@ static void on_accept(uv_stream_t *listener, int status)
 	 * server counts connections with it); data finds the record again */
 	sock->on_close.cb = conn_sock_disposed;
 	sock->on_close.data = c;
+	if (srv->tls_ctx) {
+		/* the handshake is ours rather than h2o_accept()'s, to see its
+		 * outcome (the counters); the header timeout covers it */
+		c->connected_at = *h2o_get_timestamp(&srv->ctx, NULL, NULL);
+		h2o_socket_read_start(sock, on_tls_hello);
+		return;
+	}
 	h2o_accept(&srv->accept_ctx, sock);
 }
 
@@ -785,6 +1068,101 @@ static int l_stats(lua_State *L)
 		set_num(L, "fds_open", (double)(fd_other + all_conns));
 	if (fd_limit != LONG_MAX)
 		set_num(L, "fd_limit", (double)fd_limit);
+	if (srv->tls_ctx) {
+		set_num(L, "tls_handshakes", srv->tls_handshakes);
+		for (int r = WP_TLS_OK + 1; r < WP_TLS_NREASONS; r++) {
+			char k[48];
+
+			if (r == WP_TLS_WRONG_KEY)   /* a client's refusal only */
+				continue;
+			snprintf(k, sizeof(k), "tls_refused_%s", wp_tls_reason_name((enum wp_tls_reason)r));
+			set_num(L, k, srv->tls_refused[r]);
+		}
+	}
+	return 1;
+}
+
+/* the pin set: a plain array, searched on each handshake */
+static int pins_set(struct server *srv, const uint8_t key[32], int on)
+{
+	for (size_t i = 0; i < srv->npins; i++)
+		if (!memcmp(srv->pins[i], key, 32)) {
+			if (!on)
+				memmove(srv->pins[i], srv->pins[i + 1], (srv->npins - i - 1) * 32);
+			srv->npins -= !on;
+			return 0;
+		}
+	if (!on)
+		return 0;
+	if (srv->npins == srv->pins_cap) {
+		size_t cap = srv->pins_cap ? srv->pins_cap * 2 : 16;
+		uint8_t (*p)[32] = realloc(srv->pins, cap * 32);
+
+		if (!p)
+			return -1;
+		srv->pins = p;
+		srv->pins_cap = cap;
+	}
+	memcpy(srv->pins[srv->npins++], key, 32);
+	return 0;
+}
+
+static struct server *check_tls_server(lua_State *L, const char *what)
+{
+	struct server *srv = check_server(L);
+
+	if (!srv->tls_ctx)
+		luaL_error(L, "%s: this server was started without tls", what);
+	return srv;
+}
+
+/* a string field of the table at t: raises if absent */
+static const char *check_field(lua_State *L, int t, const char *k, size_t *len)
+{
+	const char *v;
+
+	lua_getfield(L, t, k);
+	if (lua_type(L, -1) != LUA_TSTRING) {
+		lua_pushfstring(L, "tls.%s must be a PEM string", k);
+		luaL_argerror(L, t, lua_tostring(L, -1));
+	}
+	v = lua_tolstring(L, -1, len);
+	lua_pop(L, 1);   /* still anchored by the table */
+	return v;
+}
+
+/* srv:set_tls{ cert =, key = } -> true | nil, "ETLS: <reason>: ...", "ETLS" */
+static int l_set_tls(lua_State *L)
+{
+	struct server *srv = check_tls_server(L, "set_tls");
+	size_t clen, klen;
+	const char *cert, *key;
+	char err[224];
+	SSL_CTX *ctx;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	cert = check_field(L, 2, "cert", &clen);
+	key = check_field(L, 2, "key", &klen);
+	ctx = tls_ctx_new(srv, cert, clen, key, klen, err, sizeof(err));
+	if (!ctx)
+		return lwp_fail(L, "ETLS", "%s", err);
+	/* connections in a handshake hold their own reference to the old one */
+	SSL_CTX_free(srv->tls_ctx);
+	srv->tls_ctx = ctx;
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* srv:pin(hex [, on = true]) -> true: from the next handshake on */
+static int l_pin(lua_State *L)
+{
+	struct server *srv = check_tls_server(L, "pin");
+	uint8_t key[32];
+
+	lwp_tls_checkkey(L, 2, key);
+	if (pins_set(srv, key, lua_isnoneornil(L, 3) || lua_toboolean(L, 3)))
+		return lwp_fail(L, "ENOMEM", "pin: out of memory");
+	lua_pushboolean(L, 1);
 	return 1;
 }
 
@@ -815,6 +1193,12 @@ static int l_index(lua_State *L)
 		lua_pushcfunction(L, l_static_hits);
 	else if (!strcmp(k, "stats"))
 		lua_pushcfunction(L, l_stats);
+	else if (!strcmp(k, "tls"))
+		lua_pushboolean(L, srv->tls_ctx != NULL);
+	else if (!strcmp(k, "set_tls"))
+		lua_pushcfunction(L, l_set_tls);
+	else if (!strcmp(k, "pin"))
+		lua_pushcfunction(L, l_pin);
 	else
 		lua_pushnil(L);
 	return 1;
@@ -920,9 +1304,41 @@ static int l_listen(lua_State *L)
 	const char *host;
 	lua_Integer port, max_body, per_client, fd_reserve;
 	lua_Number header_timeout, body_timeout;
-	int reuseport, rc;
+	int reuseport, rc, tls_any = 0;
+	const char *tls_cert = NULL, *tls_key = NULL;
+	size_t tls_clen = 0, tls_klen = 0, npins = 0;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	/* tls (2): checked before anything is allocated; it stays on the
+	 * stack, and with it the strings used below */
+	lua_getfield(L, 1, "tls");
+	if (!lua_isnil(L, 2)) {
+		luaL_argcheck(L, lua_istable(L, 2), 1, "tls must be a table");
+		tls_cert = check_field(L, 2, "cert", &tls_clen);
+		tls_key = check_field(L, 2, "key", &tls_klen);
+		lua_getfield(L, 2, "pins");
+		if (lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "any")) {
+			tls_any = 1;
+		} else {
+			luaL_argcheck(L, lua_istable(L, -1), 1,
+				      "tls.pins must be a list of identity keys or \"any\"");
+			npins = lua_objlen(L, -1);
+			for (size_t i = 1; i <= npins; i++) {
+				uint8_t k[32];
+				size_t len;
+				const char *hex;
+
+				lua_rawgeti(L, -1, (int)i);
+				hex = lua_tolstring(L, -1, &len);
+				luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING &&
+					      !wp_tls_hexkey(hex, len, k), 1,
+					      "tls.pins: an identity key is 64 hex digits");
+				lua_pop(L, 1);
+			}
+		}
+		lua_pop(L, 1);
+	}
 	lua_getfield(L, 1, "host");
 	host = luaL_optstring(L, -1, "127.0.0.1");
 	lua_getfield(L, 1, "port");
@@ -964,6 +1380,30 @@ static int l_listen(lua_State *L)
 	srv->fd_reserve = (int)fd_reserve;
 	srv->header_ms = (uint64_t)(header_timeout * 1000 + 0.5);
 	srv->body_ms = (uint64_t)(body_timeout * 1000 + 0.5);
+	if (tls_cert) {
+		char err[224];
+
+		srv->tls_any = tls_any;
+		lua_getfield(L, 2, "pins");
+		for (size_t i = 1; !tls_any && i <= npins; i++) {
+			uint8_t k[32];
+			size_t len;
+			const char *hex;
+
+			lua_rawgeti(L, -1, (int)i);
+			hex = lua_tolstring(L, -1, &len);
+			rc = wp_tls_hexkey(hex, len, k) ? 0 : pins_set(srv, k, 1);
+			lua_pop(L, 1);
+			if (rc) {
+				lua_pop(L, 1);
+				return lwp_fail(L, "ENOMEM", "http_listen: out of memory");
+			}
+		}
+		lua_pop(L, 1);
+		srv->tls_ctx = tls_ctx_new(srv, tls_cert, tls_clen, tls_key, tls_klen, err, sizeof(err));
+		if (!srv->tls_ctx)
+			return lwp_fail(L, "ETLS", "%s", err);
+	}
 	sample_fds();
 	if (fd_reserve && fd_limit != LONG_MAX && fd_reserve >= fd_limit / 2)
 		wp_log(WP_LOG_WARN, "http_listen: fd_reserve %ld leaves few of the %ld descriptors "
@@ -1117,6 +1557,12 @@ void wp_host_http_free(void)
 		for (int i = 0; i < servers->nstatics; i++)
 			free(servers->statics[i].body);
 		clients_free(servers);
+		/* connections h2o still holds keep their own references */
+		SSL_CTX_free(servers->tls_ctx);
+		servers->tls_ctx = NULL;
+		free(servers->pins);
+		servers->pins = NULL;
+		servers->npins = servers->pins_cap = 0;
 		if (!servers->started)   /* a context still in use stays allocated */
 			free(servers);
 		servers = next;

@@ -10,6 +10,20 @@
  *       timeout = 30, connect_timeout = 10, max_response = 16777216 }
  *   -- or nil, "EHTTP: <curl error>" (refused, timeout, too large, ...)
  *
+ * Mutual TLS 1.3 with a pinned peer (the uptime agents, docs/transport.md):
+ *   tls = { cert = pem, key = pem, pin = hex, server_name = "sni" }
+ *   on an https:// url: this side presents cert (an identity certificate,
+ *   host.tls_identity) and accepts only a server whose certificate is a
+ *   valid identity certificate of exactly the key `pin`; no CA, no host
+ *   name check. A refusal: nil, "ETLS: <reason>: ...", "ETLS", reason one
+ *   of bad_cert, bad_extension, bad_signature, stale_cert, wrong_key (the
+ *   server's, checked here), refused (the server sent an alert: it did not
+ *   accept this client), handshake (any other TLS failure), other; or,
+ *   before connecting, "ETLS: bad_key|bad_cert|...: own certificate ..."
+ *   when this side's own certificate and key do not load or do not match.
+ *   Connections are kept alive and reused per (host, port, pin, cert,
+ *   server_name), never across them: see tls_blob() and on_prereq().
+ *
  * One CURLM per host, created on first use: CURLMOPT_SOCKETFUNCTION maps
  * each socket curl wants watched to a uv_poll handle, CURLMOPT_TIMERFUNCTION
  * to one uv_timer; finished transfers are collected with
@@ -34,10 +48,15 @@
 
 #include <curl/curl.h>
 #include <lauxlib.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "host.h"
 #include "lwp.h"
 #include "workproof/buf.h"
+#include "workproof/encoding.h"
+#include "workproof/tlsid.h"
 
 #define MULTI_MT "workproof.rpc_multi"
 #define DEFAULT_MAX_RESPONSE (16u << 20)
@@ -70,9 +89,25 @@ struct rpc_sock {
 	int poll_closing, poll_closed;
 };
 
+/*
+ * One TLS request's pin and outcome. Two owners, counted: the request, and
+ * the SSL_CTX curl makes for each new connection (its ex_data, released by
+ * OpenSSL when that context is freed), so a verify callback never sees it
+ * freed whatever the order of teardown.
+ */
+struct tls_client {
+	int refs;
+	uint8_t pin[32];
+	char *server_name;    /* SNI, or NULL (then curl's: the URL's name) */
+	X509 *cert;           /* the certificate this request presents */
+	int reason;           /* enum wp_tls_reason: the verdict on the server */
+	char detail[192];
+};
+
 struct rpc_req {
 	struct rpc_req *next, *prev;
 	CURL *easy;
+	struct tls_client *tls;
 	lua_State *co;
 	struct curl_slist *headers;
 	struct wp_buf resp, hdrs;
@@ -220,8 +255,247 @@ static int on_timer(CURLM *multi, long ms, void *userp)
 
 /* ---- requests ----------------------------------------------------------------- */
 
+/* ---- TLS ------------------------------------------------------------------------ */
+
+static int ctx_index = -1, ssl_index = -1;
+
+static void tls_unref(struct tls_client *t)
+{
+	if (t && --t->refs == 0) {
+		X509_free(t->cert);
+		free(t->server_name);
+		free(t);
+	}
+}
+
+static void ctx_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	tls_unref(ptr);
+}
+
+static void ssl_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	free(ptr);
+}
+
+/* ex_data slots: on curl's SSL_CTX our tls_client, on its SSL the identity
+ * key our verify callback accepted (the reuse check reads it) */
+static int tls_indexes(void)
+{
+	if (ctx_index < 0)
+		ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ctx_data_free);
+	if (ssl_index < 0)
+		ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, ssl_data_free);
+	return ctx_index >= 0 && ssl_index >= 0 ? 0 : -1;
+}
+
+static int client_pinned(const uint8_t key[32], void *arg, char *detail, size_t len)
+{
+	struct tls_client *t = arg;
+	char got[65], want[65];
+
+	if (!memcmp(key, t->pin, 32))
+		return WP_TLS_OK;
+	wp_hex_encode(got, key, 32);
+	wp_hex_encode(want, t->pin, 32);
+	got[64] = want[64] = '\0';
+	snprintf(detail, len, "the server is %s, not the pinned %s", got, want);
+	return WP_TLS_WRONG_KEY;
+}
+
+/* SSL_CTX_set_cert_verify_callback: every decision is wp_tls_verify_peer's */
+static int client_verify(X509_STORE_CTX *xs, void *arg)
+{
+	struct tls_client *t = arg;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	uint8_t key[32], *rec;
+
+	t->reason = wp_tls_verify_peer(xs, client_pinned, t, key, t->detail, sizeof(t->detail));
+	if (t->reason != WP_TLS_OK)
+		return 0;
+	rec = malloc(32);
+	if (!rec || !ssl || !SSL_set_ex_data(ssl, ssl_index, rec)) {
+		free(rec);
+		t->reason = WP_TLS_OTHER;
+		snprintf(t->detail, sizeof(t->detail), "out of memory");
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_OUT_OF_MEM);
+		return 0;
+	}
+	memcpy(rec, key, 32);
+	return 1;
+}
+
+/* the SNI asked for: curl sets its own (the URL's name) after our context
+ * callback, so ours goes in as the handshake starts, before the
+ * ClientHello is written */
+static void client_info(const SSL *ssl, int where, int ret)
+{
+	struct tls_client *t;
+
+	(void)ret;
+	if (!(where & SSL_CB_HANDSHAKE_START))
+		return;
+	t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);
+	if (t && t->server_name)
+		SSL_set_tlsext_host_name((SSL *)ssl, t->server_name);
+}
+
+/* CURLOPT_SSL_CTX_FUNCTION: curl made a context for a new connection (and
+ * has set its own verify mode on it: ours replaces it). TLS 1.3 only, no
+ * session resumption (a resumed session skips the certificate, and with it
+ * the pin), the peer check ours alone. */
+static CURLcode on_ssl_ctx(CURL *easy, void *sslctx, void *parm)
+{
+	SSL_CTX *ctx = sslctx;
+	struct tls_client *t = parm;
+
+	(void)easy;
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_ex_data(ctx, ctx_index, t))
+		return CURLE_SSL_CONNECT_ERROR;
+	t->refs++;
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_sess_set_new_cb(ctx, NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_cert_verify_callback(ctx, client_verify, t);
+	if (t->server_name)
+		SSL_CTX_set_info_callback(ctx, client_info);
+	return CURLE_OK;
+}
+
+/*
+ * CURLOPT_PREREQFUNCTION: runs on every connection a request is about to
+ * use, new or reused, before the request is sent. curl reuses a connection
+ * when host, port and its SSL configuration match, and the context
+ * callback's data is not part of that (url.c ConnectionExists,
+ * Curl_ssl_config_matches in 7.88): the pin and server_name are, through
+ * tls_blob(). This is the check that does not depend on it: the
+ * connection must carry the key our verify callback accepted, equal to
+ * this request's pin, and present this request's certificate.
+ */
+static int on_prereq(void *clientp, char *ip, char *local_ip, int port, int local_port)
+{
+	struct rpc_req *r = clientp;
+	struct tls_client *t = r->tls;
+	struct curl_tlssessioninfo *info = NULL;
+	SSL *ssl = NULL;
+	const uint8_t *rec;
+	X509 *mine;
+
+	(void)ip, (void)local_ip, (void)port, (void)local_port;
+	if (curl_easy_getinfo(r->easy, CURLINFO_TLS_SSL_PTR, &info) == CURLE_OK && info &&
+	    info->backend == CURLSSLBACKEND_OPENSSL)
+		ssl = info->internals;
+	if (!ssl || SSL_version(ssl) != TLS1_3_VERSION) {
+		t->reason = WP_TLS_PROTOCOL;
+		snprintf(t->detail, sizeof(t->detail), "the connection is not TLS 1.3");
+		return CURL_PREREQFUNC_ABORT;
+	}
+	rec = SSL_get_ex_data(ssl, ssl_index);
+	if (!rec || memcmp(rec, t->pin, 32)) {
+		t->reason = WP_TLS_WRONG_KEY;
+		snprintf(t->detail, sizeof(t->detail),
+			 "a connection not verified for this pin was offered for reuse");
+		return CURL_PREREQFUNC_ABORT;
+	}
+	mine = SSL_get_certificate(ssl);
+	if (!mine || X509_cmp(mine, t->cert)) {
+		t->reason = WP_TLS_OTHER;
+		snprintf(t->detail, sizeof(t->detail),
+			 "a connection presenting another certificate was offered for reuse");
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
+}
+
+/*
+ * The client certificate as curl's CURLOPT_SSLCERT_BLOB, preceded by the
+ * pin and the server name as PEM explanatory text (RFC 7468 §2: text
+ * before the encapsulation boundary is ignored; OpenSSL's PEM reader skips
+ * to "-----BEGIN"). The blob is part of the SSL configuration curl
+ * compares before reusing a connection, so requests for different pins,
+ * certificates or server names never share one. Malloc'd, *len set.
+ */
+static char *tls_blob(const struct tls_client *t, const char *pem, size_t plen, size_t *len)
+{
+	char head[400], hex[65];
+	int n;
+	char *b;
+
+	wp_hex_encode(hex, t->pin, 32);
+	hex[64] = '\0';
+	n = snprintf(head, sizeof(head), "workproof-pin: %s\nworkproof-server-name: %s\n", hex,
+		     t->server_name ? t->server_name : "-");
+	if (n < 0 || (size_t)n >= sizeof(head) || !(b = malloc((size_t)n + plen)))
+		return NULL;
+	memcpy(b, head, (size_t)n);
+	memcpy(b + n, pem, plen);
+	*len = (size_t)n + plen;
+	return b;
+}
+
+/* set the TLS options of r (its tls already filled); 0 or a curl error */
+static CURLcode tls_setopts(struct rpc_req *r, const char *cert, size_t clen, const char *key,
+			    size_t klen)
+{
+	struct curl_blob cb, kb = { (void *)key, klen, CURL_BLOB_COPY };
+	size_t blen = 0;
+	char *blob = tls_blob(r->tls, cert, clen, &blen);
+	CURLcode rc;
+
+	if (!blob)
+		return CURLE_OUT_OF_MEMORY;
+	cb.data = blob;
+	cb.len = blen;
+	cb.flags = CURL_BLOB_COPY;
+	rc = curl_easy_setopt(r->easy, CURLOPT_SSLCERT_BLOB, &cb);
+	free(blob);
+	if (!rc)
+		rc = curl_easy_setopt(r->easy, CURLOPT_SSLKEY_BLOB, &kb);
+	if (!rc)
+		rc = curl_easy_setopt(r->easy, CURLOPT_SSLVERSION,
+				      (long)(CURL_SSLVERSION_TLSv1_3 | CURL_SSLVERSION_MAX_TLSv1_3));
+	if (rc)
+		return rc;
+	/* only our callback decides: no CA, no host name */
+	curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(r->easy, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+	curl_easy_setopt(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(r->easy, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	curl_easy_setopt(r->easy, CURLOPT_SSL_CTX_DATA, r->tls);
+	curl_easy_setopt(r->easy, CURLOPT_PREREQFUNCTION, on_prereq);
+	curl_easy_setopt(r->easy, CURLOPT_PREREQDATA, r);
+	return CURLE_OK;
+}
+
+/* the reason a TLS request failed, or NULL: not a TLS failure (EHTTP) */
+static const char *tls_failure(const struct rpc_req *r, CURLcode res)
+{
+	if (r->tls->reason != WP_TLS_OK)
+		return wp_tls_reason_name((enum wp_tls_reason)r->tls->reason);
+	/* an alert from the server: it refused this client (unknown_ca: not
+	 * pinned; certificate_expired; bad_certificate; certificate_required) */
+	if (strstr(r->errbuf, " alert "))
+		return "refused";
+	switch (res) {
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_PEER_FAILED_VERIFICATION:
+		return "handshake";
+	default:
+		return NULL;
+	}
+}
+
 static void req_free(struct rpc_req *r)
 {
+	tls_unref(r->tls);
 	if (r->easy)
 		curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
@@ -348,6 +622,20 @@ static void check_info(struct rpc_multi *m)
 			lua_pushinteger(co, status);
 			push_headers(co, &r->hdrs);
 			lua_pushlstring(co, r->resp.len ? (const char *)r->resp.data : "", r->resp.len);
+			nret = 3;
+		} else if (r->tls && tls_failure(r, res)) {
+			const char *why = tls_failure(r, res);
+
+			lua_pushnil(co);
+			if (r->tls->reason != WP_TLS_OK)
+				lua_pushfstring(co, "ETLS: %s: %s", why, r->tls->detail);
+			else if (!strcmp(why, "refused"))
+				lua_pushfstring(co, "ETLS: refused: the server did not accept this client (%s)",
+						r->errbuf);
+			else
+				lua_pushfstring(co, "ETLS: %s: %s (%s)", why, curl_easy_strerror(res),
+						r->errbuf);
+			lua_pushliteral(co, "ETLS");
 			nret = 3;
 		} else {
 			lua_pushnil(co);
@@ -504,8 +792,9 @@ static void add_header(lua_State *L, int lines, const char *name, size_t nl,
 
 /*
  * host.http_request{ method=, url=, headers=, body=, timeout=,
- *                    connect_timeout=, max_response= }
- * -> status, headers, body | nil, "EHTTP: ..."   (yields the coroutine)
+ *                    connect_timeout=, max_response=, tls= }
+ * -> status, headers, body | nil, "EHTTP: ..." | nil, "ETLS: ...", "ETLS"
+ * (yields the coroutine)
  */
 static int l_http_request(lua_State *L)
 {
@@ -516,6 +805,10 @@ static int l_http_request(lua_State *L)
 	double timeout, ctimeout, max_response;
 	int expect_set = 0, nlines;
 	CURLMcode mc;
+	const char *tls_cert = NULL, *tls_key = NULL, *sni = NULL;
+	size_t tls_clen = 0, tls_klen = 0;
+	uint8_t pin[32];
+	X509 *own = NULL;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_settop(L, 1);
@@ -574,13 +867,66 @@ static int l_http_request(lua_State *L)
 	}
 	nlines = (int)lua_objlen(L, 6);
 
+	/* tls (7): checked here, loaded below; its strings stay anchored */
+	lua_getfield(L, 1, "tls");
+	if (!lua_isnil(L, 7)) {
+		size_t len;
+		const char *hex;
+
+		luaL_argcheck(L, lua_istable(L, 7), 1, "tls must be a table");
+		luaL_argcheck(L, !strncasecmp(url, "https://", 8), 1, "tls needs an https:// url");
+		lua_getfield(L, 7, "cert");
+		lua_getfield(L, 7, "key");
+		lua_getfield(L, 7, "pin");
+		lua_getfield(L, 7, "server_name");
+		luaL_argcheck(L, lua_type(L, 8) == LUA_TSTRING && lua_type(L, 9) == LUA_TSTRING, 1,
+			      "tls.cert and tls.key are PEM strings");
+		tls_cert = lua_tolstring(L, 8, &tls_clen);
+		tls_key = lua_tolstring(L, 9, &tls_klen);
+		hex = lua_type(L, 10) == LUA_TSTRING ? lua_tolstring(L, 10, &len) : NULL;
+		luaL_argcheck(L, hex && !wp_tls_hexkey(hex, len, pin), 1,
+			      "tls.pin is the server's identity key, 64 hex digits");
+		if (!lua_isnil(L, 11)) {
+			sni = lua_type(L, 11) == LUA_TSTRING ? lua_tolstring(L, 11, &len) : NULL;
+			luaL_argcheck(L, sni && len > 0 && len < 254 && strlen(sni) == len &&
+				      !strpbrk(sni, " \r\n\t/"), 1, "tls.server_name is a host name");
+		}
+		if (tls_indexes())
+			return lwp_fail(L, "ENOMEM", "http_request: cannot set up TLS");
+		{
+			EVP_PKEY *k = NULL;
+			char err[224];
+
+			if (wp_tls_load_pair(tls_cert, tls_clen, tls_key, tls_klen, &own, &k,
+					     err, sizeof(err)))
+				return lwp_fail(L, "ETLS", "%s", err);
+			EVP_PKEY_free(k);   /* checked; curl loads its own from the PEM */
+		}
+	}
+
 	m = get_multi(L);
-	if (!m)
+	if (!m) {
+		X509_free(own);
 		return lwp_fail(L, "ENOMEM", "http_request: cannot initialise libcurl");
+	}
 	r = calloc(1, sizeof(*r));
 	if (!r || !(r->easy = curl_easy_init())) {
 		free(r);
+		X509_free(own);
 		return lwp_fail(L, "ENOMEM", "http_request: out of memory");
+	}
+	if (own) {
+		r->tls = calloc(1, sizeof(*r->tls));
+		if (!r->tls || (sni && !(r->tls->server_name = strdup(sni)))) {
+			free(r->tls);
+			r->tls = NULL;
+			X509_free(own);
+			req_free(r);
+			return lwp_fail(L, "ENOMEM", "http_request: out of memory");
+		}
+		r->tls->refs = 1;
+		r->tls->cert = own;
+		memcpy(r->tls->pin, pin, 32);
 	}
 	r->max_response = (size_t)max_response;
 	for (int i = 1; i <= nlines; i++) {
@@ -629,6 +975,10 @@ static int l_http_request(lua_State *L)
 		/* copied: the Lua string may be collected while we wait */
 		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 		curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, body ? body : "");
+	}
+	if (r->tls && tls_setopts(r, tls_cert, tls_clen, tls_key, tls_klen) != CURLE_OK) {
+		req_free(r);
+		return lwp_fail(L, "ENOMEM", "http_request: cannot set the TLS options");
 	}
 
 	mc = curl_multi_add_handle(m->multi, r->easy);

@@ -14,6 +14,9 @@
  *   claims                      194-byte encodings (an unsigned one has a
  *                               zero signature)
  *   key ranges                  48-byte records: first BE64 | last BE64 | key
+ *   sizes                       two trailing optional numbers: the epoch
+ *                               size E (1..60) and the claim size K
+ *                               (1..24); nil: 60 and 24
  *
  * The Lua module checks fields and builds these; a wrong type or length
  * here is a programming error and raises. Data the core rejects (a packed
@@ -47,6 +50,23 @@ static uint64_t checkcount(lua_State *L, int idx)
 	if (!(x >= 0 && x < MAX_EXACT) || (lua_Number)(uint64_t)x != x)
 		luaL_argerror(L, idx, "expected an integer 0 .. 2^53");
 	return (uint64_t)x;
+}
+
+/*
+ * Optional sizes at idx (E) and idx + 1 (K) into sz; nil: the defaults.
+ * Out of range raises: the Lua module checks opts first.
+ */
+static void optsizes(lua_State *L, int idx, struct wp_uptime_sizes *sz)
+{
+	uint64_t e = lua_isnoneornil(L, idx) ? WP_UPTIME_EPOCH_BEATS : checkcount(L, idx);
+	uint64_t k = lua_isnoneornil(L, idx + 1) ? WP_UPTIME_CLAIM_EPOCHS : checkcount(L, idx + 1);
+
+	if (!e || e > WP_UPTIME_EPOCH_BEATS)
+		luaL_argerror(L, idx, "epoch size: expected an integer 1 .. 60");
+	if (!k || k > WP_UPTIME_CLAIM_EPOCHS)
+		luaL_argerror(L, idx + 1, "claim size: expected an integer 1 .. 24");
+	sz->epoch_beats = (uint32_t)e;
+	sz->claim_epochs = (uint32_t)k;
 }
 
 /* A timestamp argument: 8 bytes big-endian, at most INT64_MAX. */
@@ -391,14 +411,15 @@ static void push_claim(lua_State *L, const struct wp_uptime_claim *c)
 	push_bytes(L, out, sizeof(out));
 }
 
-/* rollup(packed, prev_epoch|nil, prev_claim|nil, flags) -> epoch records, claims */
+/* rollup(packed, prev_epoch|nil, prev_claim|nil, flags[, E, K]) -> epoch records, claims */
 static int l_rollup(lua_State *L)
 {
 	struct wp_uptime_rollup_opts o;
+	struct wp_uptime_sizes sz;
 	struct wp_uptime_epoch *epochs;
 	struct wp_uptime_claim *claims;
 	struct wp_hb *beats;
-	size_t n, ne, nc;
+	size_t n, ne, nc, span;
 	luaL_Buffer b;
 	int rc;
 
@@ -406,19 +427,21 @@ static int l_rollup(lua_State *L)
 	o.prev_epoch_hash = optbytes(L, 2, HLEN);
 	o.prev_claim_hash = optbytes(L, 3, HLEN);
 	o.claim_flags = (uint8_t)checkcount(L, 4);
+	optsizes(L, 5, &sz);
+	o.sizes = &sz;
+	span = (size_t)sz.epoch_beats * sz.claim_epochs;
 	beats = checkbeats(L, 1, &n);
 	if (!beats)
 		return LWP_FAIL_N;
 	if (!n)
 		return lwp_fail(L, "EINVAL", "no beats to roll up");
-	epochs = lua_newuserdata(L, ((n + WP_UPTIME_EPOCH_BEATS - 1) / WP_UPTIME_EPOCH_BEATS) *
-				    sizeof(*epochs));
-	claims = lua_newuserdata(L, ((n + WP_UPTIME_CLAIM_BEATS - 1) / WP_UPTIME_CLAIM_BEATS) *
-				    sizeof(*claims));
+	epochs = lua_newuserdata(L, ((n + sz.epoch_beats - 1) / sz.epoch_beats) * sizeof(*epochs));
+	claims = lua_newuserdata(L, ((n + span - 1) / span) * sizeof(*claims));
 	rc = wp_uptime_rollup(beats, n, &o, epochs, &ne, claims, &nc);
 	if (rc)
-		return lwp_fail_err(L, rc, "beats must be consecutive from a multiple of 1440, "
-				    "one lease");
+		return lwp_fail_err(L, rc, "beats must be consecutive from a multiple of %d "
+				    "(%d-epoch claims of %d-beat epochs), one lease", (int)span,
+				    (int)sz.claim_epochs, (int)sz.epoch_beats);
 	luaL_buffinit(L, &b);
 	for (size_t i = 0; i < ne; i++) {
 		push_record(L, &epochs[i]);
@@ -434,7 +457,7 @@ static int l_rollup(lua_State *L)
 	return 2;
 }
 
-/* epoch_make(lease, index, hashes (n * 32 bytes), prev|nil) -> record | nil, err */
+/* epoch_make(lease, index, hashes (n * 32 bytes), prev|nil[, E]) -> record | nil, err */
 static int l_epoch_make(lua_State *L)
 {
 	const uint8_t *lease = lwp_checkbytes(L, 1, HLEN);
@@ -442,19 +465,27 @@ static int l_epoch_make(lua_State *L)
 	size_t len;
 	const char *hs = luaL_checklstring(L, 3, &len);
 	const uint8_t *prev = optbytes(L, 4, HLEN);
+	struct wp_uptime_sizes sz;
 	struct wp_uptime_epoch e;
 
+	optsizes(L, 5, &sz);
 	if (len % HLEN)
 		luaL_argerror(L, 3, "expected whole 32-byte hashes");
-	if (wp_uptime_epoch_make(&e, lease, index, (const uint8_t *)hs, (uint32_t)(len / HLEN), prev))
-		return lwp_fail(L, "ERANGE", "an epoch holds 1 .. 60 beats, got %d", (int)(len / HLEN));
+	if (wp_uptime_epoch_make(&e, lease, index, (const uint8_t *)hs, (uint32_t)(len / HLEN), prev,
+				 &sz))
+		return lwp_fail(L, "ERANGE", "an epoch of %d-beat epochs holds 1 .. %d beats, got %d",
+				(int)sz.epoch_beats, (int)sz.epoch_beats, (int)(len / HLEN));
 	push_record(L, &e);
 	return 1;
 }
 
-/* epoch_pack(lease, index, count, root, prev) -> record | nil, err */
+/*
+ * epoch_pack(lease, index, count, root, prev[, first_sequence]) -> record | nil, err
+ * (first_sequence nil: index * 60; the record must parse)
+ */
 static int l_epoch_pack(lua_State *L)
 {
+	uint8_t rec[WP_UPTIME_EPOCH_RECORD_LEN];
 	struct wp_uptime_epoch e;
 	uint64_t count;
 
@@ -466,8 +497,18 @@ static int l_epoch_pack(lua_State *L)
 	if (!count || count > WP_UPTIME_EPOCH_BEATS)
 		return lwp_fail(L, "ERANGE", "count: expected 1 .. 60");
 	e.count = (uint32_t)count;
-	e.first_sequence = e.index * WP_UPTIME_EPOCH_BEATS;
-	push_record(L, &e);
+	if (lua_isnoneornil(L, 6)) {
+		if (e.index > UINT64_MAX / WP_UPTIME_EPOCH_BEATS)
+			return lwp_fail(L, "ERANGE", "index * 60 overflows");
+		e.first_sequence = e.index * WP_UPTIME_EPOCH_BEATS;
+	} else {
+		e.first_sequence = checkcount(L, 6);
+	}
+	wp_uptime_epoch_record(&e, rec);
+	if (wp_uptime_epoch_parse(&e, rec, sizeof(rec)))
+		return lwp_fail(L, "EPROTO", "firstSequence must be index * E for an epoch size E "
+				"in count .. 60");
+	push_bytes(L, rec, sizeof(rec));
 	return 1;
 }
 
@@ -491,10 +532,14 @@ static int l_epoch_unpack(lua_State *L)
 	return 7;
 }
 
-/* claim_make(epoch records, index, start8, end8, flags, prev|nil) -> claim (unsigned) | nil, err */
+/*
+ * claim_make(epoch records, index, start8, end8, flags, prev|nil[, E, K])
+ * -> claim (unsigned) | nil, err
+ */
 static int l_claim_make(lua_State *L)
 {
 	struct wp_uptime_claim c;
+	struct wp_uptime_sizes sz;
 	struct wp_uptime_epoch *es;
 	uint64_t index = checkcount(L, 2), flags;
 	int64_t start = checkts(L, 3), end = checkts(L, 4);
@@ -504,20 +549,23 @@ static int l_claim_make(lua_State *L)
 
 	flags = checkcount(L, 5);
 	prev = optbytes(L, 6, HLEN);
+	optsizes(L, 7, &sz);
 	if (index > UINT32_MAX || flags > 0xff)
 		luaL_argerror(L, index > UINT32_MAX ? 2 : 5, "out of range");
 	es = checkepochs(L, 1, &n);
-	rc = wp_uptime_claim_make(&c, es, n, (uint32_t)index, start, end, (uint8_t)flags, prev);
+	rc = wp_uptime_claim_make(&c, es, n, (uint32_t)index, start, end, (uint8_t)flags, prev, &sz);
 	if (rc)
-		return lwp_fail_err(L, rc, "epochs must be 1 .. 24 consecutive linked epochs "
-				    "from index * 24, all full but the last, period_start <= period_end");
+		return lwp_fail_err(L, rc, "epochs must be 1 .. %d consecutive linked %d-beat epochs "
+				    "from index * %d, all full but the last, period_start <= period_end",
+				    (int)sz.claim_epochs, (int)sz.epoch_beats, (int)sz.claim_epochs);
 	push_claim(L, &c);
 	return 1;
 }
 
 /*
- * claim_pack(flags, lease, index, beat_count, start8, end8, root, prev[, sig])
- * -> claim | nil, err (the strict decoder's rules apply; no sig: zero)
+ * claim_pack(flags, lease, index, beat_count, start8, end8, root, prev[, sig
+ * [, first_sequence]]) -> claim | nil, err (the strict decoder's rules apply;
+ * no sig: zero; no first_sequence: index * 1440)
  */
 static int l_claim_pack(lua_State *L)
 {
@@ -536,12 +584,12 @@ static int l_claim_pack(lua_State *L)
 	memcpy(c.prev_hash, lwp_checkbytes(L, 8, HLEN), HLEN);
 	if ((sig = optbytes(L, 9, SLEN)))
 		memcpy(c.sig, sig, SLEN);
+	c.first_sequence = lua_isnoneornil(L, 10) ? index * WP_UPTIME_CLAIM_BEATS : checkcount(L, 10);
 	if (flags > 0xff || index > UINT32_MAX || count > UINT32_MAX)
 		return lwp_fail(L, "ERANGE", "flags, index or beatCount out of range");
 	c.version = WP_UPTIME_CLAIM_VERSION;
 	c.flags = (uint8_t)flags;
 	c.index = (uint32_t)index;
-	c.first_sequence = index * WP_UPTIME_CLAIM_BEATS;
 	c.beat_count = (uint32_t)count;
 	wp_uptime_claim_encode(&c, out);
 	if (wp_uptime_claim_decode(&c, out, sizeof(out)))
@@ -550,17 +598,36 @@ static int l_claim_pack(lua_State *L)
 	return 1;
 }
 
+/* "EPROTO: the claim is not ..." for a claim c that is not of sizes sz */
+static int fail_claim_size(lua_State *L, const struct wp_uptime_claim *c,
+			   const struct wp_uptime_sizes *sz)
+{
+	return lwp_fail(L, "EPROTO", "the claim is not one of %d-epoch claims of %d-beat epochs "
+			"(index %d, firstSequence %.0f, beatCount %d; expected firstSequence "
+			"index * %d, beatCount 1 .. %d)", (int)sz->claim_epochs, (int)sz->epoch_beats,
+			(int)c->index, (double)c->first_sequence, (int)c->beat_count,
+			(int)(sz->claim_epochs * sz->epoch_beats),
+			(int)(sz->claim_epochs * sz->epoch_beats));
+}
+
 /*
- * claim_unpack(claim) -> version, flags, lease, index, first_sequence,
+ * claim_unpack(claim[, E, K]) -> version, flags, lease, index, first_sequence,
  * beat_count, start8, end8, root, prev, sig, hash, epochs | nil, err
+ * (no sizes: any sizes' claim decodes and epochs counts 60-beat epochs;
+ * sizes: the claim must be of exactly those sizes)
  */
 static int l_claim_unpack(lua_State *L)
 {
 	struct wp_uptime_claim c;
+	struct wp_uptime_sizes sz;
+	int strict = !lua_isnoneornil(L, 2) || !lua_isnoneornil(L, 3);
 	uint8_t h[HLEN];
 
+	optsizes(L, 2, &sz);
 	if (checkclaim(L, 1, &c))
 		return LWP_FAIL_N;
+	if (strict && wp_uptime_claim_check_size(&c, &sz))
+		return fail_claim_size(L, &c, &sz);
 	lua_pushnumber(L, c.version);
 	lua_pushnumber(L, c.flags);
 	push_bytes(L, c.lease_id, HLEN);
@@ -574,7 +641,7 @@ static int l_claim_unpack(lua_State *L)
 	push_bytes(L, c.sig, SLEN);
 	wp_uptime_claim_hash(&c, h);
 	push_bytes(L, h, HLEN);
-	lua_pushnumber(L, (lua_Number)wp_uptime_claim_epochs(&c));
+	lua_pushnumber(L, (lua_Number)wp_uptime_claim_epochs(&c, &sz));
 	return 13;
 }
 
@@ -651,21 +718,25 @@ static int l_claim_verify_countersign(lua_State *L)
 
 /* ---- disclosure proofs ------------------------------------------------------ */
 
-/* proof_make(packed beats, i, epoch records, claim) -> proof | nil, err */
+/* proof_make(packed beats, i, epoch records, claim[, E, K]) -> proof | nil, err */
 static int l_proof_make(lua_State *L)
 {
 	uint8_t out[WP_UPTIME_PROOF_MAX];
 	struct wp_uptime_proof *p;
 	struct wp_uptime_claim c;
+	struct wp_uptime_sizes sz;
 	struct wp_uptime_epoch *es;
 	struct wp_hb *beats;
 	uint64_t i = checkcount(L, 2);
 	size_t n, ne, start, pos, elo = 0, cnt = 0, len, nce;
 	int rc;
 
+	optsizes(L, 5, &sz);
 	es = checkepochs(L, 3, &ne);
 	if (checkclaim(L, 4, &c))
 		return LWP_FAIL_N;
+	if (wp_uptime_claim_check_size(&c, &sz))
+		return fail_claim_size(L, &c, &sz);
 	beats = checkbeats(L, 1, &n);
 	if (!beats)
 		return LWP_FAIL_N;
@@ -673,26 +744,32 @@ static int l_proof_make(lua_State *L)
 		return lwp_fail(L, "ERANGE", "beat index out of range 1 .. %d", (int)n);
 	/* the beats of the beat's epoch, located by sequence within the array */
 	i--;
-	pos = beats[i].sequence % WP_UPTIME_EPOCH_BEATS;
+	pos = beats[i].sequence % sz.epoch_beats;
 	if (pos > i)
 		return lwp_fail(L, "ERANGE", "the beats do not reach back to the epoch's first beat");
 	start = i - pos;
-	nce = wp_uptime_claim_epochs(&c);
+	nce = wp_uptime_claim_epochs(&c, &sz);
 	for (size_t k = 0; k < ne; k++)
-		if (es[k].index == (uint64_t)c.index * WP_UPTIME_CLAIM_EPOCHS) {
+		if (es[k].index == (uint64_t)c.index * sz.claim_epochs) {
 			elo = k;
 			break;
 		}
 	if (ne - elo < nce)
 		return lwp_fail(L, "ERANGE", "the epochs do not cover the claim");
-	for (size_t k = elo; k < elo + nce; k++)
-		if (es[k].index == beats[i].sequence / WP_UPTIME_EPOCH_BEATS)
+	for (size_t k = elo; k < elo + nce; k++) {
+		if (wp_uptime_epoch_check_size(&es[k], &sz))
+			return lwp_fail(L, "EPROTO", "epoch %d (index %.0f, firstSequence %.0f, count %d) "
+					"is not a %d-beat epoch", (int)(k + 1), (double)es[k].index,
+					(double)es[k].first_sequence, (int)es[k].count,
+					(int)sz.epoch_beats);
+		if (es[k].index == beats[i].sequence / sz.epoch_beats)
 			cnt = es[k].count;
+	}
 	if (!cnt || start + cnt > n)
 		return lwp_fail(L, "ERANGE", "the beat's epoch is not in the claim, or its beats "
 				"are not all given");
 	p = lua_newuserdata(L, sizeof(*p));
-	rc = wp_uptime_proof_make(p, beats + start, cnt, pos, es + elo, nce, &c);
+	rc = wp_uptime_proof_make(p, beats + start, cnt, pos, es + elo, nce, &c, &sz);
 	if (rc)
 		return lwp_fail_err(L, rc, "beats, epochs and claim do not belong together");
 	wp_uptime_proof_encode(p, out, &len);
@@ -700,7 +777,10 @@ static int l_proof_make(lua_State *L)
 	return 1;
 }
 
-/* proof_unpack(proof) -> packed beat (hash computed), epoch record, epoch path, claim path, claim */
+/*
+ * proof_unpack(proof) -> packed beat (hash computed), epoch record, epoch
+ * path, claim path, claim, E, K (the proof's sizes)
+ */
 static int l_proof_unpack(lua_State *L)
 {
 	struct wp_uptime_proof *p = lua_newuserdata(L, sizeof(*p));
@@ -714,21 +794,35 @@ static int l_proof_unpack(lua_State *L)
 	push_bytes(L, p->epoch_path, p->epoch_path_len * HLEN);
 	push_bytes(L, p->claim_path, p->claim_path_len * HLEN);
 	push_claim(L, &p->claim);
-	return 5;
+	lua_pushnumber(L, p->sizes.epoch_beats);
+	lua_pushnumber(L, p->sizes.claim_epochs);
+	return 7;
 }
 
-/* proof_verify(proof, provider_pub, consumer_pub, claim_pub, vdf_t) -> true | false, reason | nil, err */
+/*
+ * proof_verify(proof, provider_pub, consumer_pub, claim_pub, vdf_t[, E, K])
+ * -> true | false, reason | nil, err (a proof made for other sizes than
+ * E, K is nil, "EPROTO: ...")
+ */
 static int l_proof_verify(lua_State *L)
 {
 	const uint8_t *pk = lwp_checkbytes(L, 2, WP_UPTIME_KEY_LEN);
 	const uint8_t *ck = lwp_checkbytes(L, 3, WP_UPTIME_KEY_LEN);
 	const uint8_t *sk = lwp_checkbytes(L, 4, WP_UPTIME_KEY_LEN);
 	uint64_t t = checkcount(L, 5);
-	struct wp_uptime_proof *p = lua_newuserdata(L, sizeof(*p));
+	struct wp_uptime_sizes sz;
+	struct wp_uptime_proof *p;
 
+	optsizes(L, 6, &sz);
+	p = lua_newuserdata(L, sizeof(*p));
 	if (checkproof(L, 1, p))
 		return LWP_FAIL_N;
-	return push_reason(L, wp_uptime_proof_verify(p, pk, ck, sk, t));
+	if (p->sizes.epoch_beats != sz.epoch_beats || p->sizes.claim_epochs != sz.claim_epochs)
+		return lwp_fail(L, "EPROTO", "the proof is for %d-epoch claims of %d-beat epochs, "
+				"expected %d-epoch claims of %d-beat epochs (the lease's sizes)",
+				(int)p->sizes.claim_epochs, (int)p->sizes.epoch_beats,
+				(int)sz.claim_epochs, (int)sz.epoch_beats);
+	return push_reason(L, wp_uptime_proof_verify(p, pk, ck, sk, t, &sz));
 }
 
 /* ---- VDF blocks ------------------------------------------------------------ */

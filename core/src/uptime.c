@@ -440,6 +440,31 @@ int wp_hb_unpack(struct wp_hb *hb, const uint8_t *buf, size_t len, size_t *used)
 	return WP_OK;
 }
 
+/* ---- sizes --------------------------------------------------------------- */
+
+/* E and K of sz (NULL: the defaults); WP_ERANGE when one is out of range. */
+static int sizes_get(const struct wp_uptime_sizes *sz, uint32_t *e, uint32_t *k)
+{
+	*e = sz ? sz->epoch_beats : WP_UPTIME_EPOCH_BEATS;
+	*k = sz ? sz->claim_epochs : WP_UPTIME_CLAIM_EPOCHS;
+	if (!*e || *e > WP_UPTIME_EPOCH_BEATS || !*k || *k > WP_UPTIME_CLAIM_EPOCHS)
+		return WP_ERANGE;
+	return WP_OK;
+}
+
+int wp_uptime_sizes_check(const struct wp_uptime_sizes *sz)
+{
+	uint32_t e, k;
+
+	return sizes_get(sz, &e, &k);
+}
+
+/* Epoch index of size e holding count beats: index * e + count - 1 fits. */
+static int epoch_span_ok(uint64_t index, uint32_t e, uint32_t count)
+{
+	return count && count <= e && index <= UINT64_MAX / e && count - 1 <= UINT64_MAX - index * e;
+}
+
 /* ---- epochs -------------------------------------------------------------- */
 
 static const char epoch_tag[16] = { 'W', 'P', '-', 'U', 'P', 'T', 'I', 'M',
@@ -491,22 +516,43 @@ int wp_uptime_epoch_parse(struct wp_uptime_epoch *e, const uint8_t *rec, size_t 
 	e->count = rd32(rec + 64);
 	memcpy(e->root, rec + 68, HLEN);
 	memcpy(e->prev_hash, rec + 100, HLEN);
-	if (e->index > UINT64_MAX / WP_UPTIME_EPOCH_BEATS ||
-	    e->first_sequence != e->index * WP_UPTIME_EPOCH_BEATS ||
-	    !e->count || e->count > WP_UPTIME_EPOCH_BEATS)
+	/* valid for some size E in count..60: firstSequence = index * E */
+	if (!e->count || e->count > WP_UPTIME_EPOCH_BEATS)
 		return WP_EPROTO;
+	if (!e->index) {
+		if (e->first_sequence)
+			return WP_EPROTO;
+	} else if (e->first_sequence % e->index || e->first_sequence / e->index < e->count ||
+		   e->first_sequence / e->index > WP_UPTIME_EPOCH_BEATS ||
+		   e->count - 1 > UINT64_MAX - e->first_sequence) {
+		return WP_EPROTO;
+	}
 	wp_uptime_epoch_seal(e);
 	return WP_OK;
 }
 
-int wp_uptime_epoch_make(struct wp_uptime_epoch *e, const uint8_t lease_id[HLEN], uint64_t index,
-			 const uint8_t *beat_hashes, uint32_t count, const uint8_t *prev)
+int wp_uptime_epoch_check_size(const struct wp_uptime_epoch *e, const struct wp_uptime_sizes *sz)
 {
-	if (!count || count > WP_UPTIME_EPOCH_BEATS || index > UINT64_MAX / WP_UPTIME_EPOCH_BEATS)
+	uint32_t E, K;
+
+	if (sizes_get(sz, &E, &K))
+		return WP_ERANGE;
+	if (!epoch_span_ok(e->index, E, e->count) || e->first_sequence != e->index * E)
+		return WP_EPROTO;
+	return WP_OK;
+}
+
+int wp_uptime_epoch_make(struct wp_uptime_epoch *e, const uint8_t lease_id[HLEN], uint64_t index,
+			 const uint8_t *beat_hashes, uint32_t count, const uint8_t *prev,
+			 const struct wp_uptime_sizes *sz)
+{
+	uint32_t E, K;
+
+	if (sizes_get(sz, &E, &K) || !epoch_span_ok(index, E, count))
 		return WP_ERANGE;
 	memcpy(e->lease_id, lease_id, HLEN);
 	e->index = index;
-	e->first_sequence = index * WP_UPTIME_EPOCH_BEATS;
+	e->first_sequence = index * E;
 	e->count = count;
 	root_over(beat_hashes, HLEN, count, e->root);
 	memcpy(e->prev_hash, prev ? prev : zero_hash, HLEN);
@@ -530,11 +576,36 @@ static void claim_body(const struct wp_uptime_claim *c, uint8_t out[WP_UPTIME_CL
 	memcpy(out + 98, c->prev_hash, HLEN);
 }
 
-size_t wp_uptime_claim_epochs(const struct wp_uptime_claim *c)
+size_t wp_uptime_claim_epochs(const struct wp_uptime_claim *c, const struct wp_uptime_sizes *sz)
 {
-	uint32_t n = c->beat_count > WP_UPTIME_CLAIM_BEATS ? WP_UPTIME_CLAIM_BEATS : c->beat_count;
+	uint32_t E, K, n;
 
-	return (n + WP_UPTIME_EPOCH_BEATS - 1) / WP_UPTIME_EPOCH_BEATS;
+	if (sizes_get(sz, &E, &K))
+		return 0;
+	n = c->beat_count / E + (c->beat_count % E != 0);
+	return n > K ? K : n;
+}
+
+int wp_uptime_claim_check_size(const struct wp_uptime_claim *c, const struct wp_uptime_sizes *sz)
+{
+	uint32_t E, K;
+
+	if (sizes_get(sz, &E, &K))
+		return WP_ERANGE;
+	if (!c->beat_count || c->beat_count > K * E ||
+	    c->first_sequence != (uint64_t)c->index * K * E)
+		return WP_EPROTO;
+	return WP_OK;
+}
+
+/* A claim span P (beats from one claim's first sequence to the next's) is
+ * K * E for some E in 1..60 and K in 1..24. */
+static int claim_span_ok(uint64_t p)
+{
+	for (uint64_t k = 1; k <= WP_UPTIME_CLAIM_EPOCHS; k++)
+		if (p % k == 0 && p / k >= 1 && p / k <= WP_UPTIME_EPOCH_BEATS)
+			return 1;
+	return 0;
 }
 
 void wp_uptime_claim_hash(const struct wp_uptime_claim *c, uint8_t out[HLEN])
@@ -548,26 +619,27 @@ void wp_uptime_claim_hash(const struct wp_uptime_claim *c, uint8_t out[HLEN])
 
 int wp_uptime_claim_make(struct wp_uptime_claim *c, const struct wp_uptime_epoch *epochs, size_t n,
 			 uint32_t index, int64_t period_start, int64_t period_end, uint8_t flags,
-			 const uint8_t *prev)
+			 const uint8_t *prev, const struct wp_uptime_sizes *sz)
 {
 	uint8_t items[WP_UPTIME_CLAIM_EPOCHS * HLEN];
-	uint64_t first_epoch = (uint64_t)index * WP_UPTIME_CLAIM_EPOCHS;
-	uint32_t beats = 0;
+	uint64_t first_epoch;
+	uint32_t beats = 0, E, K;
 
-	if (!n || n > WP_UPTIME_CLAIM_EPOCHS)
+	if (sizes_get(sz, &E, &K) || !n || n > K)
 		return WP_ERANGE;
 	if (period_start < 0 || period_end < period_start)
 		return WP_EPROTO;
+	first_epoch = (uint64_t)index * K;
 	for (size_t i = 0; i < n; i++) {
 		const struct wp_uptime_epoch *e = &epochs[i];
 
+		/* the index is checked first: it bounds index * E below */
 		if (memcmp(e->lease_id, epochs[0].lease_id, HLEN) || e->index != first_epoch + i ||
-		    e->first_sequence != e->index * WP_UPTIME_EPOCH_BEATS)
+		    e->first_sequence != e->index * E)
 			return WP_EPROTO;
 		if (i && memcmp(e->prev_hash, epochs[i - 1].hash, HLEN))
 			return WP_EPROTO;
-		if (!e->count || e->count > WP_UPTIME_EPOCH_BEATS ||
-		    (i + 1 < n && e->count != WP_UPTIME_EPOCH_BEATS))
+		if (!e->count || e->count > E || (i + 1 < n && e->count != E))
 			return WP_ERANGE;
 		memcpy(items + i * HLEN, e->hash, HLEN);
 		beats += e->count;
@@ -577,7 +649,7 @@ int wp_uptime_claim_make(struct wp_uptime_claim *c, const struct wp_uptime_epoch
 	c->flags = flags;
 	memcpy(c->lease_id, epochs[0].lease_id, HLEN);
 	c->index = index;
-	c->first_sequence = (uint64_t)index * WP_UPTIME_CLAIM_BEATS;
+	c->first_sequence = (uint64_t)index * K * E;
 	c->beat_count = beats;
 	c->period_start = period_start;
 	c->period_end = period_end;
@@ -628,8 +700,13 @@ int wp_uptime_claim_decode(struct wp_uptime_claim *c, const uint8_t *buf, size_t
 	memcpy(c->sig, buf + WP_UPTIME_CLAIM_BODY_LEN, SLEN);
 	if (c->version != WP_UPTIME_CLAIM_VERSION || (c->flags & ~WP_UPTIME_CLAIM_FLAG_VDF) ||
 	    !c->beat_count || c->beat_count > WP_UPTIME_CLAIM_BEATS ||
-	    c->first_sequence != (uint64_t)c->index * WP_UPTIME_CLAIM_BEATS ||
 	    c->period_start < 0 || c->period_end < c->period_start)
+		return WP_EPROTO;
+	/* valid for some sizes: firstSequence = index * K * E, beatCount <= K * E */
+	if (!c->index)
+		return c->first_sequence ? WP_EPROTO : WP_OK;
+	if (c->first_sequence % c->index || c->first_sequence / c->index < c->beat_count ||
+	    !claim_span_ok(c->first_sequence / c->index))
 		return WP_EPROTO;
 	return WP_OK;
 }
@@ -670,16 +747,20 @@ int wp_uptime_rollup(const struct wp_hb *beats, size_t n, const struct wp_uptime
 	const uint8_t *eprev = o->prev_epoch_hash, *cprev = o->prev_claim_hash;
 	uint8_t hashes[WP_UPTIME_EPOCH_BEATS * HLEN], ch[HLEN];
 	uint64_t first;
+	uint32_t E, K, span;
 	size_t ne = 0, nc = 0;
 
 	*nepochs = *nclaims = 0;
-	if (!n || beats[0].sequence % WP_UPTIME_CLAIM_BEATS)
+	if (sizes_get(o->sizes, &E, &K))
+		return WP_ERANGE;
+	span = K * E;
+	if (!n || beats[0].sequence % span)
 		return WP_EINVAL;
 	first = beats[0].sequence;
-	if (first / WP_UPTIME_CLAIM_BEATS + (n - 1) / WP_UPTIME_CLAIM_BEATS > UINT32_MAX)
+	if (first / span + (n - 1) / span > UINT32_MAX)
 		return WP_ERANGE;
-	for (size_t i = 0; i < n; i += WP_UPTIME_EPOCH_BEATS) {
-		size_t cnt = n - i < WP_UPTIME_EPOCH_BEATS ? n - i : WP_UPTIME_EPOCH_BEATS;
+	for (size_t i = 0; i < n; i += E) {
+		size_t cnt = n - i < E ? n - i : E;
 
 		for (size_t j = 0; j < cnt; j++) {
 			if (beats[i + j].sequence != first + i + j ||
@@ -687,19 +768,20 @@ int wp_uptime_rollup(const struct wp_hb *beats, size_t n, const struct wp_uptime
 				return WP_EINVAL;
 			memcpy(hashes + j * HLEN, beats[i + j].hash, HLEN);
 		}
-		wp_uptime_epoch_make(&epochs[ne], beats[0].lease_id,
-				     (first + i) / WP_UPTIME_EPOCH_BEATS, hashes, (uint32_t)cnt, eprev);
+		if (wp_uptime_epoch_make(&epochs[ne], beats[0].lease_id, (first + i) / E, hashes,
+					 (uint32_t)cnt, eprev, o->sizes))
+			return WP_ERANGE;
 		eprev = epochs[ne].hash;
 		ne++;
 	}
-	for (size_t e = 0; e < ne; e += WP_UPTIME_CLAIM_EPOCHS) {
-		size_t cnt = ne - e < WP_UPTIME_CLAIM_EPOCHS ? ne - e : WP_UPTIME_CLAIM_EPOCHS;
-		size_t b0 = e * WP_UPTIME_EPOCH_BEATS;
-		size_t b1 = b0 + (cnt - 1) * WP_UPTIME_EPOCH_BEATS + epochs[e + cnt - 1].count - 1;
+	for (size_t e = 0; e < ne; e += K) {
+		size_t cnt = ne - e < K ? ne - e : K;
+		size_t b0 = e * E;
+		size_t b1 = b0 + (cnt - 1) * E + epochs[e + cnt - 1].count - 1;
 		int rc = wp_uptime_claim_make(&claims[nc], &epochs[e], cnt,
-					      (uint32_t)(epochs[e].index / WP_UPTIME_CLAIM_EPOCHS),
+					      (uint32_t)(epochs[e].index / K),
 					      beats[b0].timestamp, beats[b1].timestamp,
-					      o->claim_flags, cprev);
+					      o->claim_flags, cprev, o->sizes);
 
 		if (rc)
 			return rc;
@@ -717,26 +799,35 @@ int wp_uptime_rollup(const struct wp_hb *beats, size_t n, const struct wp_uptime
 
 int wp_uptime_proof_make(struct wp_uptime_proof *p, const struct wp_hb *epoch_beats, size_t nbeats,
 			 size_t pos, const struct wp_uptime_epoch *epochs, size_t nepochs,
-			 const struct wp_uptime_claim *claim)
+			 const struct wp_uptime_claim *claim, const struct wp_uptime_sizes *sz)
 {
 	uint8_t leaves[WP_UPTIME_EPOCH_BEATS * HLEN];
 	const struct wp_uptime_epoch *e = NULL;
-	size_t ne = wp_uptime_claim_epochs(claim), epos;
+	size_t ne, epos;
+	uint32_t E, K;
 	int rc;
 
-	if (pos >= nbeats || nbeats > WP_UPTIME_EPOCH_BEATS || nepochs != ne)
+	if (sizes_get(sz, &E, &K))
+		return WP_ERANGE;
+	if (wp_uptime_claim_check_size(claim, sz))
+		return WP_EPROTO;
+	ne = wp_uptime_claim_epochs(claim, sz);
+	if (pos >= nbeats || nbeats > E || nepochs != ne)
 		return WP_ERANGE;
 	if (epoch_beats[pos].ext_len > WP_HB_EXT_MAX)
 		return WP_EINVAL;
 	for (size_t i = 0; i < nepochs; i++)
 		if (epoch_beats[0].sequence == epochs[i].first_sequence)
 			e = &epochs[i];
-	if (!e || e->count != nbeats || memcmp(e->lease_id, claim->lease_id, HLEN))
+	if (!e || e->count != nbeats || memcmp(e->lease_id, claim->lease_id, HLEN) ||
+	    wp_uptime_epoch_check_size(e, sz))
 		return WP_EPROTO;
 	epos = (size_t)(e - epochs);
-	if (epochs[0].index != (uint64_t)claim->index * WP_UPTIME_CLAIM_EPOCHS)
+	if (epochs[0].index != (uint64_t)claim->index * K)
 		return WP_EPROTO;
 	memset(p, 0, sizeof(*p));
+	p->sizes.epoch_beats = E;
+	p->sizes.claim_epochs = K;
 	p->beat = epoch_beats[pos];
 	if (p->beat.ext_len) {
 		memcpy(p->ext_buf, p->beat.ext, p->beat.ext_len);
@@ -762,8 +853,12 @@ void wp_uptime_proof_encode(const struct wp_uptime_proof *p, uint8_t *out, size_
 	uint8_t *q = out;
 	const struct wp_hb *b = &p->beat;
 
+	int sized = p->sizes.epoch_beats != WP_UPTIME_EPOCH_BEATS ||
+		    p->sizes.claim_epochs != WP_UPTIME_CLAIM_EPOCHS;
+
 	*q++ = WP_UPTIME_PROOF_VERSION;
-	*q++ = b->ext_len ? 1 : 0;
+	*q++ = (uint8_t)((b->ext_len ? WP_UPTIME_PROOF_FLAG_EXT : 0) |
+			 (sized ? WP_UPTIME_PROOF_FLAG_SIZES : 0));
 	memcpy(q, b->lease_id, HLEN);
 	wp_store_be64(q + 32, b->sequence);
 	wp_store_be64(q + 40, (uint64_t)b->timestamp);
@@ -775,6 +870,10 @@ void wp_uptime_proof_encode(const struct wp_uptime_proof *p, uint8_t *out, size_
 		be16(q, (uint16_t)b->ext_len);
 		memcpy(q + 2, b->ext, b->ext_len);
 		q += 2 + b->ext_len;
+	}
+	if (sized) {
+		*q++ = (uint8_t)p->sizes.epoch_beats;
+		*q++ = (uint8_t)p->sizes.claim_epochs;
 	}
 	wp_store_be64(q, p->epoch.index);
 	be32(q + 8, p->epoch.count);
@@ -795,14 +894,19 @@ void wp_uptime_proof_encode(const struct wp_uptime_proof *p, uint8_t *out, size_
 int wp_uptime_proof_decode(struct wp_uptime_proof *p, const uint8_t *buf, size_t len)
 {
 	const uint8_t *q = buf, *end = buf + len;
+	uint8_t flags;
 	size_t k;
+	int rc;
 
 	memset(p, 0, sizeof(*p));
+	p->sizes.epoch_beats = WP_UPTIME_EPOCH_BEATS;
+	p->sizes.claim_epochs = WP_UPTIME_CLAIM_EPOCHS;
 #define NEED(n) do { if ((size_t)(end - q) < (size_t)(n)) return WP_ETRUNC; } while (0)
 	NEED(2 + 208);
-	if (q[0] != WP_UPTIME_PROOF_VERSION || q[1] > 1)
+	if (q[0] != WP_UPTIME_PROOF_VERSION ||
+	    (q[1] & ~(WP_UPTIME_PROOF_FLAG_EXT | WP_UPTIME_PROOF_FLAG_SIZES)))
 		return WP_EINVAL;
-	k = q[1];
+	flags = q[1];
 	q += 2;
 	memcpy(p->beat.lease_id, q, HLEN);
 	p->beat.sequence = wp_load_be64(q + 32);
@@ -813,7 +917,7 @@ int wp_uptime_proof_decode(struct wp_uptime_proof *p, const uint8_t *buf, size_t
 	q += 208;
 	if (p->beat.timestamp < 0)
 		return WP_EINVAL;
-	if (k) {
+	if (flags & WP_UPTIME_PROOF_FLAG_EXT) {
 		NEED(2);
 		k = rd16(q);
 		q += 2;
@@ -825,6 +929,16 @@ int wp_uptime_proof_decode(struct wp_uptime_proof *p, const uint8_t *buf, size_t
 		p->beat.ext_len = k;
 		q += k;
 	}
+	if (flags & WP_UPTIME_PROOF_FLAG_SIZES) {
+		/* present exactly when not the defaults: one encoding per proof */
+		NEED(2);
+		p->sizes.epoch_beats = q[0];
+		p->sizes.claim_epochs = q[1];
+		q += 2;
+		if (wp_uptime_sizes_check(&p->sizes) ||
+		    (q[-2] == WP_UPTIME_EPOCH_BEATS && q[-1] == WP_UPTIME_CLAIM_EPOCHS))
+			return WP_EINVAL;
+	}
 	NEED(76 + 1);
 	p->epoch.index = wp_load_be64(q);
 	p->epoch.count = rd32(q + 8);
@@ -832,10 +946,9 @@ int wp_uptime_proof_decode(struct wp_uptime_proof *p, const uint8_t *buf, size_t
 	memcpy(p->epoch.prev_hash, q + 44, HLEN);
 	memcpy(p->epoch.lease_id, p->beat.lease_id, HLEN);
 	q += 76;
-	if (!p->epoch.count || p->epoch.count > WP_UPTIME_EPOCH_BEATS ||
-	    p->epoch.index > UINT64_MAX / WP_UPTIME_EPOCH_BEATS)
+	if (!epoch_span_ok(p->epoch.index, p->sizes.epoch_beats, p->epoch.count))
 		return WP_EINVAL;
-	p->epoch.first_sequence = p->epoch.index * WP_UPTIME_EPOCH_BEATS;
+	p->epoch.first_sequence = p->epoch.index * p->sizes.epoch_beats;
 	k = *q++;
 	if (k > 6)
 		return WP_EINVAL;
@@ -851,26 +964,40 @@ int wp_uptime_proof_decode(struct wp_uptime_proof *p, const uint8_t *buf, size_t
 	p->claim_path_len = k;
 	q += k * HLEN;
 #undef NEED
-	return wp_uptime_claim_decode(&p->claim, q, (size_t)(end - q));
+	rc = wp_uptime_claim_decode(&p->claim, q, (size_t)(end - q));
+	if (!rc && wp_uptime_claim_check_size(&p->claim, &p->sizes))
+		rc = WP_EPROTO;
+	return rc;
 }
 
 int wp_uptime_proof_verify(const struct wp_uptime_proof *p,
 			   const uint8_t provider_pub[WP_UPTIME_KEY_LEN],
 			   const uint8_t consumer_pub[WP_UPTIME_KEY_LEN],
-			   const uint8_t claim_pub[WP_UPTIME_KEY_LEN], uint64_t vdf_t)
+			   const uint8_t claim_pub[WP_UPTIME_KEY_LEN], uint64_t vdf_t,
+			   const struct wp_uptime_sizes *expect)
 {
 	const struct wp_uptime_claim *c = &p->claim;
 	struct wp_uptime_epoch e = p->epoch;
 	struct wp_hb b = p->beat;
 	uint8_t leaf[HLEN];
-	uint64_t first_epoch = (uint64_t)c->index * WP_UPTIME_CLAIM_EPOCHS, epos;
-	size_t ne = wp_uptime_claim_epochs(c);
+	uint64_t first_epoch, epos;
+	uint32_t E, K, xe, xk;
+	size_t ne;
 	int r;
 
-	if (b.ext_len > WP_HB_EXT_MAX || (!vdf_t && b.ext_len))
+	if (b.ext_len > WP_HB_EXT_MAX || (!vdf_t && b.ext_len) || sizes_get(&p->sizes, &E, &K) ||
+	    sizes_get(expect, &xe, &xk))
 		return WP_HB_BAD_FORMAT;
+	/* a proof for other sizes is not evidence under this lease's */
+	if (E != xe || K != xk)
+		return WP_HB_BAD_EPOCH;
 	if (memcmp(b.lease_id, c->lease_id, HLEN) || memcmp(e.lease_id, c->lease_id, HLEN))
 		return WP_HB_LEASE_MISMATCH;
+	/* decode checked these; a proof struct may be built by hand */
+	if (wp_uptime_claim_check_size(c, &p->sizes) || wp_uptime_epoch_check_size(&e, &p->sizes))
+		return WP_HB_BAD_EPOCH;
+	first_epoch = (uint64_t)c->index * K;
+	ne = wp_uptime_claim_epochs(c, &p->sizes);
 	/* The beat must sit inside the epoch, the epoch inside the claim. */
 	if (b.sequence < e.first_sequence || b.sequence - e.first_sequence >= e.count)
 		return WP_HB_BAD_SEQUENCE;
@@ -878,8 +1005,7 @@ int wp_uptime_proof_verify(const struct wp_uptime_proof *p,
 		return WP_HB_BAD_EPOCH;
 	epos = e.index - first_epoch;
 	/* every epoch of a claim is full but its last, which holds the rest */
-	if (e.count != (epos + 1 < ne ? WP_UPTIME_EPOCH_BEATS :
-			c->beat_count - (uint32_t)(ne - 1) * WP_UPTIME_EPOCH_BEATS))
+	if (e.count != (epos + 1 < ne ? E : c->beat_count - (uint32_t)(ne - 1) * E))
 		return WP_HB_BAD_EPOCH;
 	r = wp_hb_compute_hash(&b, b.hash);
 	if (r)

@@ -20,6 +20,12 @@
 -- Records are untrusted data: a field of the wrong type or shape is an
 -- answer (false, "BAD_FORMAT", i) or nil, "EINVAL: ..." - never a raise.
 -- Wrong Lua types of the arguments themselves raise.
+--
+-- Sizes: a lease rolls its beats into epochs of E beats (opts.epoch_beats,
+-- 1 .. 60, default 60) and claims of K epochs (opts.claim_epochs, 1 .. 24,
+-- default 24). They are lease parameters like the keys: neither an epoch
+-- record nor a claim names them, so every function that needs them takes
+-- them in opts (a malformed size raises, like any malformed option).
 local core = require "workproof.core"
 local ffi = require "ffi"
 local bit = require "bit"
@@ -230,6 +236,27 @@ local function opt_count(opts, name, fname)
   return v
 end
 
+--[[ opts.epoch_beats, opts.claim_epochs -> E, K (defaults 60, 24; raise
+when one is not an integer in range, at the API function's caller, or
+`level` above opt_sizes). ]]
+local function opt_sizes(opts, fname, level)
+  local E, K = opts and opts.epoch_beats, opts and opts.claim_epochs
+  level = level or 3
+  if E == nil then
+    E = C.EPOCH_BEATS
+  elseif not is_count(E) or E < 1 or E > C.EPOCH_BEATS then
+    error(format("%s: opts.epoch_beats: expected an integer 1 .. %d (beats per epoch), got %s", fname,
+      C.EPOCH_BEATS, tostring(E)), level)
+  end
+  if K == nil then
+    K = C.CLAIM_EPOCHS
+  elseif not is_count(K) or K < 1 or K > C.CLAIM_EPOCHS then
+    error(format("%s: opts.claim_epochs: expected an integer 1 .. %d (epochs per claim), got %s", fname,
+      C.CLAIM_EPOCHS, tostring(K)), level)
+  end
+  return E, K
+end
+
 local function opt_hash(opts, name, fname)
   local v = opts and opts[name]
   if v == nil then return nil end
@@ -392,8 +419,11 @@ local function epoch_table(rec)
     prevEpochHash = hex(prev), hash = hex(h) }
 end
 
--- an epoch table -> its 132-byte record (hash is recomputed, not read), or nil, why
-local function toepoch(t)
+--[[ An epoch table -> its 132-byte record (hash is recomputed, not read),
+or nil, why. firstSequence, when absent, is index * E (E: 60 unless given);
+present, it must be index * E' for some epoch size E' in count .. 60 (the
+record does not say which: check_epochs pins it). ]]
+local function toepoch(t, E)
   if type(t) ~= "table" then return nil, "not a table" end
   local lease = hexfield(t, "leaseId", HLEN)
   if not lease then return nil, "leaseId: expected 64 hex digits" end
@@ -402,29 +432,53 @@ local function toepoch(t)
   local prev = hexfield(t, "prevEpochHash", HLEN)
   if not prev then return nil, "prevEpochHash: expected 64 hex digits" end
   if not is_count(t.index) then return nil, "index: expected an integer >= 0" end
-  local fs = t.firstSequence
-  if fs ~= nil and (not is_count(fs) or fs ~= t.index * C.EPOCH_BEATS) then
-    return nil, "firstSequence: must be index * 60"
-  end
   local n = t.count
   if not is_count(n) or n < 1 or n > C.EPOCH_BEATS then return nil, "count: expected 1 .. 60" end
-  return C.epoch_pack(lease, t.index, n, root, prev)
+  local fs = t.firstSequence
+  if fs == nil then
+    fs = t.index * (E or C.EPOCH_BEATS)
+    if fs >= MAX_EXACT then return nil, "index: out of range" end
+  elseif not is_count(fs) then
+    return nil, "firstSequence: expected an integer >= 0"
+  end
+  local rec = C.epoch_pack(lease, t.index, n, root, prev, fs)
+  if not rec then return nil, "firstSequence: expected index * E for an epoch size E in count .. 60" end
+  return rec
 end
 
 -- an array of epoch tables -> concatenated records, n, why (see tobeats)
-local function toepochs(es, i, fname)
+local function toepochs(es, i, fname, E)
   checktype(es, "table", i, fname)
   local parts = {}
   for k = 1, #es do
-    local rec, why = toepoch(es[k])
+    local rec, why = toepoch(es[k], E)
     if not rec then return concat(parts), k - 1, why end
     parts[k] = rec
   end
   return concat(parts), #es
 end
 
-local function claim_table(enc, with_sig)
-  local version, flags, lease, index, first, count, ps, pe, root, prev, sig, h, epochs = C.claim_unpack(enc)
+--[[ Epoch tables (already through toepochs) against the epoch size E:
+nil, or nil, err naming the first that is not an epoch of E beats. ]]
+local function check_epochs(es, E)
+  for k = 1, #es do
+    local e = es[k]
+    local fs = e.firstSequence or e.index * E
+    if fs ~= e.index * E then
+      return fail("EPROTO", "epoch %d (index %d) has firstSequence %d, not index * %d: it is not an epoch of "
+        .. "%d beats (opts.epoch_beats)", k, e.index, fs, E, E)
+    end
+    if e.count > E then
+      return fail("ERANGE", "epoch %d holds %d beats, more than an epoch of %d (opts.epoch_beats)", k, e.count, E)
+    end
+  end
+end
+
+--[[ 194 bytes -> claim table | nil, err. E, K: the claim's sizes, which it
+must then be of, and epochs counts E-beat epochs; nil: any sizes' claim,
+epochs counted in 60-beat epochs. ]]
+local function claim_table(enc, with_sig, E, K)
+  local version, flags, lease, index, first, count, ps, pe, root, prev, sig, h, epochs = C.claim_unpack(enc, E, K)
   if not version then return nil, flags end
   local t = { version = version, flags = flags, leaseId = hex(lease), index = index, firstSequence = first,
     beatCount = count, epochs = epochs, periodStart = ts_dec(ps), periodEnd = ts_dec(pe), root = hex(root),
@@ -443,6 +497,8 @@ local function toclaim(t)
   local lease = hexfield(t, "leaseId", HLEN)
   if not lease then return nil, "leaseId: expected 64 hex digits" end
   if not is_count(t.index) or t.index > 4294967295 then return nil, "index: expected an integer 0 .. 2^32-1" end
+  local fs = t.firstSequence
+  if fs ~= nil and not is_count(fs) then return nil, "firstSequence: expected an integer >= 0" end
   local n = t.beatCount
   if not is_count(n) or n < 1 or n > C.CLAIM_BEATS then return nil, "beatCount: expected 1 .. 1440" end
   local ps = ts8(t.periodStart)
@@ -455,7 +511,7 @@ local function toclaim(t)
   if not prev then return nil, "prevClaimHash: expected 64 hex digits" end
   local sig = hexfield(t, "signature", SLEN)
   if sig == false then return nil, "signature: expected 128 hex digits" end
-  local enc, err = C.claim_pack(flags, lease, t.index, n, ps, pe, root, prev, sig)
+  local enc, err = C.claim_pack(flags, lease, t.index, n, ps, pe, root, prev, sig, fs)
   if not enc then return nil, err end
   return enc, sig ~= nil
 end
@@ -471,32 +527,41 @@ local function getclaim(c, i, fname)
 end
 
 --- rollup(beats | packed[, opts]) -> epochs, claims | nil, err
+-- opts: prev_epoch_hash, prev_claim_hash, flags, epoch_beats, claim_epochs
 function _M.rollup(beats, opts)
   opts = opts_arg(opts, 2, "rollup")
   local pe, pc = opt_hash(opts, "prev_epoch_hash", "rollup"), opt_hash(opts, "prev_claim_hash", "rollup")
   local flags = opts and opts.flags or 0
   if not is_count(flags) or flags > 1 then error("rollup: opts.flags: expected 0 or 1 (VDF)", 2) end
+  local E, K = opt_sizes(opts, "rollup")
   local packed, n, why = tobeats(beats, "allow", "rollup")
   if why then return fail("EINVAL", "beat %d: %s", n + 1, why) end
-  local recs, encs = C.rollup(packed, pe, pc, flags)
+  local recs, encs = C.rollup(packed, pe, pc, flags, E, K)
   if not recs then return nil, encs end
   local epochs, claims = {}, {}
   local rl, cl = C.EPOCH_RECORD_LEN, C.CLAIM_LEN
   for k = 1, #recs / rl do epochs[k] = epoch_table(sub(recs, (k - 1) * rl + 1, k * rl)) end
-  for k = 1, #encs / cl do claims[k] = claim_table(sub(encs, (k - 1) * cl + 1, k * cl), false) end
+  for k = 1, #encs / cl do claims[k] = claim_table(sub(encs, (k - 1) * cl + 1, k * cl), false, E, K) end
   return epochs, claims
 end
 
---- epoch_make(lease_id, index, hashes[, prev_epoch_hash]) -> epoch | nil, err
-function _M.epoch_make(lease_id, index, hashes, prev_epoch_hash)
+--- epoch_make(lease_id, index, hashes[, prev_epoch_hash][, opts]) -> epoch | nil, err
+-- opts.epoch_beats: the epoch size E (default 60); opts may stand in for
+-- prev_epoch_hash at genesis.
+function _M.epoch_make(lease_id, index, hashes, prev_epoch_hash, opts)
   checktype(lease_id, "string", 1, "epoch_make")
   checktype(index, "number", 2, "epoch_make")
   checktype(hashes, "table", 3, "epoch_make")
+  if type(prev_epoch_hash) == "table" and opts == nil then prev_epoch_hash, opts = nil, prev_epoch_hash end
+  opts = opts_arg(opts, 5, "epoch_make")
+  local E = opt_sizes(opts, "epoch_make")
   local lease = unhex_n(lease_id, HLEN)
   if not lease then return fail("EINVAL", "leaseId: expected 64 hex digits") end
-  if not is_count(index) then return fail("ERANGE", "epoch index out of range") end
+  if not is_count(index) or index * E >= MAX_EXACT then return fail("ERANGE", "epoch index out of range") end
   local n = #hashes
-  if n == 0 or n > C.EPOCH_BEATS then return fail("ERANGE", "an epoch holds 1 .. 60 beats, got %d", n) end
+  if n == 0 or n > E then
+    return fail("ERANGE", "an epoch of %d-beat epochs holds 1 .. %d beats, got %d", E, E, n)
+  end
   local hs = {}
   for i = 1, n do
     hs[i] = unhex_n(hashes[i], HLEN)
@@ -508,31 +573,45 @@ function _M.epoch_make(lease_id, index, hashes, prev_epoch_hash)
     prev = unhex_n(prev_epoch_hash, HLEN)
     if not prev then return fail("EINVAL", "prevEpochHash: expected 64 hex digits") end
   end
-  local rec, err = C.epoch_make(lease, index, concat(hs), prev)
+  local rec, err = C.epoch_make(lease, index, concat(hs), prev, E)
   if not rec then return nil, err end
   return epoch_table(rec)
 end
 
---- epoch_record(epoch) -> 132 bytes | nil, err
-function _M.epoch_record(e)
-  checktype(e, "table", 1, "epoch_record")
-  local rec, why = toepoch(e)
+-- an epoch table and opts -> record | nil, err (E given: of that size)
+local function epoch_rec(e, opts, fname)
+  checktype(e, "table", 1, fname)
+  opts = opts_arg(opts, 2, fname)
+  local E = opts and opts.epoch_beats ~= nil and opt_sizes(opts, fname, 4) or nil
+  local rec, why = toepoch(e, E)
   if not rec then return fail("EINVAL", "epoch %s", why) end
+  if E then
+    local ok, err = check_epochs({ e }, E)
+    if ok == nil and err then return nil, err end
+  end
   return rec
 end
 
---- epoch_hash(epoch) -> hex | nil, err
-function _M.epoch_hash(e)
-  checktype(e, "table", 1, "epoch_hash")
-  local rec, why = toepoch(e)
-  if not rec then return fail("EINVAL", "epoch %s", why) end
+--- epoch_record(epoch[, opts]) -> 132 bytes | nil, err
+-- opts.epoch_beats: the epoch must be one of that size (else any size's).
+function _M.epoch_record(e, opts)
+  return epoch_rec(e, opts, "epoch_record")
+end
+
+--- epoch_hash(epoch[, opts]) -> hex | nil, err
+function _M.epoch_hash(e, opts)
+  local rec, err = epoch_rec(e, opts, "epoch_hash")
+  if not rec then return nil, err end
   return hex((select(7, C.epoch_unpack(rec))))
 end
 
 --- claim_make(epochs, opts) -> claim (unsigned) | nil, err
+-- opts: index, period_start, period_end, flags, prev_claim_hash,
+-- epoch_beats, claim_epochs
 function _M.claim_make(epochs, opts)
   checktype(opts, "table", 2, "claim_make")
-  local recs, n, why = toepochs(epochs, 1, "claim_make")
+  local E, K = opt_sizes(opts, "claim_make")
+  local recs, n, why = toepochs(epochs, 1, "claim_make", E)
   if why then return fail("EINVAL", "epoch %d: %s", n + 1, why) end
   local index = opts.index or 0
   if not is_count(index) or index > 4294967295 then
@@ -543,9 +622,15 @@ function _M.claim_make(epochs, opts)
   local ps, pe = ts8(opts.period_start), ts8(opts.period_end)
   if not ps then error("claim_make: opts.period_start: expected a decimal string of Unix nanoseconds", 2) end
   if not pe then error("claim_make: opts.period_end: expected a decimal string of Unix nanoseconds", 2) end
-  local enc, err = C.claim_make(recs, index, ps, pe, flags, opt_hash(opts, "prev_claim_hash", "claim_make"))
+  local prev = opt_hash(opts, "prev_claim_hash", "claim_make")
+  if n > K then
+    return fail("ERANGE", "a claim of %d-epoch claims holds 1 .. %d epochs, got %d (opts.claim_epochs)", K, K, n)
+  end
+  local ok, serr = check_epochs(epochs, E)
+  if ok == nil and serr then return nil, serr end
+  local enc, err = C.claim_make(recs, index, ps, pe, flags, prev, E, K)
   if not enc then return nil, err end
-  return claim_table(enc, false)
+  return claim_table(enc, false, E, K)
 end
 
 --- claim_encode(claim[, provider_secret]) -> 194 bytes | nil, err
@@ -559,9 +644,16 @@ function _M.claim_encode(claim, secret)
   return enc
 end
 
---- claim_decode(bytes) -> claim table | nil, err
-function _M.claim_decode(enc)
+--[[- claim_decode(bytes[, opts]) -> claim table | nil, err
+Without opts a claim of any sizes decodes (the 194 bytes do not name E and
+K) and `epochs` counts 60-beat epochs; with opts the claim must be one of
+opts.claim_epochs epochs of opts.epoch_beats beats (defaults 24 and 60 for
+the keys left out), else nil, "EPROTO: ...", and `epochs` counts E-beat
+epochs. ]]
+function _M.claim_decode(enc, opts)
   checktype(enc, "string", 1, "claim_decode")
+  opts = opts_arg(opts, 2, "claim_decode")
+  if opts then return claim_table(enc, true, opt_sizes(opts, "claim_decode")) end
   return claim_table(enc, true)
 end
 
@@ -606,18 +698,21 @@ end
 
 -- ---- disclosure proofs --------------------------------------------------------
 
---- proof_make(beats, i, epochs, claim) -> proof bytes | nil, err
-function _M.proof_make(beats, i, epochs, claim)
+--- proof_make(beats, i, epochs, claim[, opts]) -> proof bytes | nil, err
+-- opts.epoch_beats, opts.claim_epochs: the sizes the claim was made with
+-- (defaults 60, 24); a proof for other sizes than the defaults carries them.
+function _M.proof_make(beats, i, epochs, claim, opts)
   checktype(i, "number", 2, "proof_make")
   checktype(epochs, "table", 3, "proof_make")
   if type(claim) ~= "string" then argerr(4, "proof_make", "expected an encoded claim (string)") end
+  local E, K = opt_sizes(opts_arg(opts, 5, "proof_make"), "proof_make")
   local ok, err = C.claim_hash(claim)
   if not ok then return nil, err end
   local packed, n, why = tobeats(beats, "allow", "proof_make")
   if why then return fail("EINVAL", "beat %d: %s", n + 1, why) end
-  local recs, ne, ewhy = toepochs(epochs, 3, "proof_make")
+  local recs, ne, ewhy = toepochs(epochs, 3, "proof_make", E)
   if ewhy then return fail("EINVAL", "epoch %d: %s", ne + 1, ewhy) end
-  return C.proof_make(packed, is_count(i) and i or 0, recs, claim)
+  return C.proof_make(packed, is_count(i) and i or 0, recs, claim, E, K)
 end
 
 local function path_table(s)
@@ -627,19 +722,27 @@ local function path_table(s)
 end
 
 --- proof_decode(bytes) -> table | nil, err
+-- epochBeats, claimEpochs: the sizes, present when the proof carries them
+-- (not 60 and 24).
 function _M.proof_decode(proof)
   checktype(proof, "string", 1, "proof_decode")
-  local beat, rec, epath, cpath, claim = C.proof_unpack(proof)
+  local beat, rec, epath, cpath, claim, E, K = C.proof_unpack(proof)
   if not beat then return nil, rec end
-  return { version = 1, beat = beat_table(C.beat_unpack(beat)), epoch = epoch_table(rec),
-    epochPath = path_table(epath), claimPath = path_table(cpath), claim = claim_table(claim, true) }
+  local t = { version = 1, beat = beat_table(C.beat_unpack(beat)), epoch = epoch_table(rec),
+    epochPath = path_table(epath), claimPath = path_table(cpath), claim = claim_table(claim, true, E, K) }
+  if E ~= C.EPOCH_BEATS or K ~= C.CLAIM_EPOCHS then t.epochBeats, t.claimEpochs = E, K end
+  return t
 end
 
 --- proof_verify(bytes, keys[, opts]) -> true | false, reason | nil, err
+-- opts: vdf_t, epoch_beats, claim_epochs (the lease's sizes, defaults 60,
+-- 24; a proof made for other sizes is nil, "EPROTO: ...")
 function _M.proof_verify(proof, keys, opts)
   checktype(proof, "string", 1, "proof_verify")
   checktype(keys, "table", 2, "proof_verify")
-  local t = opt_count(opts_arg(opts, 3, "proof_verify"), "vdf_t", "proof_verify")
+  opts = opts_arg(opts, 3, "proof_verify")
+  local t = opt_count(opts, "vdf_t", "proof_verify")
+  local E, K = opt_sizes(opts, "proof_verify")
   local k = {}
   for _, party in ipairs({ "provider", "consumer", "claim" }) do
     local v = keys[party]
@@ -650,7 +753,7 @@ function _M.proof_verify(proof, keys, opts)
         error(format("keys.%s: expected a key of 32 bytes or 64 hex digits", party), 2)
     end
   end
-  return C.proof_verify(proof, k[1], k[2], k[3], t)
+  return C.proof_verify(proof, k[1], k[2], k[3], t, E, K)
 end
 
 -- ---- VDF blocks -----------------------------------------------------------------

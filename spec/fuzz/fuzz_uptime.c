@@ -8,12 +8,15 @@
  *  - claim_decode(x) succeeds  =>  encode(decode(x)) == x (strict decoding
  *    accepts exactly one encoding), and verifying its signature and
  *    countersignature does not crash;
- *  - proof_decode(x) succeeds  =>  encode(decode(x)) == x, and verifying it
- *    returns a reason code in range;
+ *  - proof_decode(x) succeeds  =>  encode(decode(x)) == x, its sizes are in
+ *    range and its claim is of those sizes, and verifying it (under its own
+ *    sizes and the defaults) returns a reason code in range;
  *  - unpack(x) succeeds  =>  pack(unpack(x)) reproduces the bytes consumed,
  *    and a chain verification over what unpacked returns a reason in range;
  *  - epoch_parse(x) succeeds  =>  record(parse(x)) == x (every input, after
- *    the selector byte, is also tried as an epoch record).
+ *    the selector byte, is also tried as an epoch record);
+ *  - claim_decode and epoch_parse accept only what is valid under some
+ *    sizes E (1..60), K (1..24).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +35,18 @@
 
 static const uint8_t key[WP_UPTIME_KEY_LEN] = { 0xd7, 0x5a, 0x98, 0x01 };
 
+/* The decoders accept exactly what is valid under SOME sizes E, K. */
+static int some_sizes(const struct wp_uptime_claim *c, const struct wp_uptime_epoch *e)
+{
+	struct wp_uptime_sizes sz;
+
+	for (sz.epoch_beats = 1; sz.epoch_beats <= WP_UPTIME_EPOCH_BEATS; sz.epoch_beats++)
+		for (sz.claim_epochs = 1; sz.claim_epochs <= WP_UPTIME_CLAIM_EPOCHS; sz.claim_epochs++)
+			if (c ? !wp_uptime_claim_check_size(c, &sz) : !wp_uptime_epoch_check_size(e, &sz))
+				return 1;
+	return 0;
+}
+
 static void fuzz_claim(const uint8_t *d, size_t n)
 {
 	struct wp_uptime_claim c;
@@ -41,7 +56,9 @@ static void fuzz_claim(const uint8_t *d, size_t n)
 		return;
 	wp_uptime_claim_encode(&c, out);
 	CHECK(n == sizeof(out) && !memcmp(out, d, n));
-	CHECK(wp_uptime_claim_epochs(&c) >= 1 && wp_uptime_claim_epochs(&c) <= WP_UPTIME_CLAIM_EPOCHS);
+	CHECK(wp_uptime_claim_epochs(&c, NULL) >= 1 &&
+	      wp_uptime_claim_epochs(&c, NULL) <= WP_UPTIME_CLAIM_EPOCHS);
+	CHECK(some_sizes(&c, NULL));
 	(void)wp_uptime_claim_verify(&c, key);
 	(void)wp_uptime_claim_verify_countersign(&c, key, sig);
 }
@@ -57,7 +74,11 @@ static void fuzz_proof(const uint8_t *d, size_t n)
 		return;
 	wp_uptime_proof_encode(&p, out, &len);
 	CHECK(len == n && !memcmp(out, d, n));
-	r = wp_uptime_proof_verify(&p, key, key, key, p.beat.ext_len ? 16 : 0);
+	CHECK(!wp_uptime_sizes_check(&p.sizes) && !wp_uptime_claim_check_size(&p.claim, &p.sizes));
+	/* under the proof's own sizes (the deep checks), and the defaults */
+	r = wp_uptime_proof_verify(&p, key, key, key, p.beat.ext_len ? 16 : 0, &p.sizes);
+	CHECK(r >= 0 && r < WP_HB_REASON_COUNT);
+	r = wp_uptime_proof_verify(&p, key, key, key, p.beat.ext_len ? 16 : 0, NULL);
 	CHECK(r >= 0 && r < WP_HB_REASON_COUNT);
 }
 
@@ -71,6 +92,7 @@ static void fuzz_epoch(const uint8_t *d, size_t n)
 	wp_uptime_epoch_record(&e, out);
 	CHECK(n == sizeof(out) && !memcmp(out, d, n));
 	CHECK(e.count >= 1 && e.count <= WP_UPTIME_EPOCH_BEATS);
+	CHECK(some_sizes(NULL, &e));
 }
 
 static void fuzz_packed(const uint8_t *d, size_t n)

@@ -2,9 +2,9 @@
 /**
  * \file uptime.h
  * \brief Proof of uptime: XE-compatible dual-signed heartbeats, their chain
- *        verifier, Merkle epochs (60 beats), chained claims (24 epochs,
- *        194 bytes signed), selective-disclosure proofs, key-rotation
- *        records and timekeeper attestation digests.
+ *        verifier, Merkle epochs (E beats, default 60), chained claims (K
+ *        epochs, default 24; 194 bytes signed), selective-disclosure proofs,
+ *        key-rotation records and timekeeper attestation digests.
  *
  * Every byte layout here is written down in docs/uptime.md. Summary:
  *
@@ -35,8 +35,11 @@
 #define WP_UPTIME_SECRET_LEN 64    /**< libsodium Ed25519 secret key (seed || pub) */
 #define WP_UPTIME_SIG_LEN 64
 
-#define WP_UPTIME_EPOCH_BEATS 60   /**< heartbeats per full epoch */
-#define WP_UPTIME_CLAIM_EPOCHS 24  /**< epochs per full claim */
+/** Default, and largest, epoch size E: heartbeats per full epoch. */
+#define WP_UPTIME_EPOCH_BEATS 60
+/** Default, and largest, claim size K: epochs per full claim. */
+#define WP_UPTIME_CLAIM_EPOCHS 24
+/** Beats of a full claim at the default sizes, and the most any claim holds. */
 #define WP_UPTIME_CLAIM_BEATS (WP_UPTIME_EPOCH_BEATS * WP_UPTIME_CLAIM_EPOCHS)
 
 /** Longest payload: 64 + 1 + 20 + 1 + 19 + 1 + 64 = 170 characters. */
@@ -53,9 +56,29 @@
 #define WP_UPTIME_CLAIM_FLAG_VDF 0x01  /**< the claimed chain is VDF-hardened */
 #define WP_UPTIME_ROTATION_LEN 127
 #define WP_UPTIME_PROOF_VERSION 1
-/** Largest encoded disclosure proof (with an extension of WP_HB_EXT_MAX). */
-#define WP_UPTIME_PROOF_MAX (2 + 208 + 2 + WP_HB_EXT_MAX + 76 + 1 + 6 * 32 + 1 + 5 * 32 + \
+#define WP_UPTIME_PROOF_FLAG_EXT 0x01    /**< proof: the beat carries an extension */
+#define WP_UPTIME_PROOF_FLAG_SIZES 0x02  /**< proof: non-default sizes E, K follow */
+/** Largest encoded disclosure proof (with an extension of WP_HB_EXT_MAX and sizes). */
+#define WP_UPTIME_PROOF_MAX (2 + 208 + 2 + WP_HB_EXT_MAX + 2 + 76 + 1 + 6 * 32 + 1 + 5 * 32 + \
 			     WP_UPTIME_CLAIM_LEN)
+
+/**
+ * The sizes a lease rolls its beats up with: E beats per epoch (1..60) and
+ * K epochs per claim (1..24). They are lease parameters, agreed out of band
+ * like the keys: epoch records carry firstSequence = index * E, claims
+ * firstSequence = index * K * E, but neither the 132-byte record nor the
+ * 194-byte claim names E or K, so functions that need them take a pointer
+ * to this struct; NULL means the defaults (60, 24), which keep every byte of
+ * the formats as they were before sizes were parameters. A size outside its
+ * range is WP_ERANGE (or a BAD_FORMAT verdict) wherever one is taken.
+ */
+struct wp_uptime_sizes {
+	uint32_t epoch_beats;   /**< E, 1..WP_UPTIME_EPOCH_BEATS */
+	uint32_t claim_epochs;  /**< K, 1..WP_UPTIME_CLAIM_EPOCHS */
+};
+
+/** \brief WP_OK when sz is NULL or both sizes are in range, else WP_ERANGE. */
+int wp_uptime_sizes_check(const struct wp_uptime_sizes *sz);
 
 /**
  * Why a beat (or a proof) does not verify. WP_HB_OK is 0; the others are
@@ -252,8 +275,8 @@ int wp_hb_vdf_make(uint8_t out[WP_HB_VDF_LEN], const uint8_t prev_hash[WP_UPTIME
 /* ---- epochs ------------------------------------------------------------ */
 
 /**
- * An epoch: the RFC 6962 tree over the hashes of beats index*60 ..
- * index*60+count-1 (leaf data = the 32-byte heartbeat hash), sealed into
+ * An epoch of size E: the RFC 6962 tree over the hashes of beats index*E ..
+ * index*E+count-1 (leaf data = the 32-byte heartbeat hash), sealed into
  * a record whose SHA-256 is the epoch hash. The record (132 bytes):
  *   "WP-UPTIME-EPOCH1" (16) | leaseId (32) | index BE64 | firstSequence BE64
  *   | count BE32 | root (32) | prevEpochHash (32)
@@ -261,21 +284,23 @@ int wp_hb_vdf_make(uint8_t out[WP_HB_VDF_LEN], const uint8_t prev_hash[WP_UPTIME
 struct wp_uptime_epoch {
 	uint8_t lease_id[WP_UPTIME_HASH_LEN];
 	uint64_t index;
-	uint64_t first_sequence;            /**< always index * 60 */
-	uint32_t count;                     /**< 1..60; < 60 only for the lease's last */
+	uint64_t first_sequence;            /**< index * E */
+	uint32_t count;                     /**< 1..E; < E only for the lease's last */
 	uint8_t root[WP_UPTIME_HASH_LEN];
 	uint8_t prev_hash[WP_UPTIME_HASH_LEN]; /**< prevEpochHash, genesis 32 zero bytes */
 	uint8_t hash[WP_UPTIME_HASH_LEN];   /**< SHA-256(record) */
 };
 
 /**
- * \brief Make an epoch from its beats' hashes (count * 32 bytes, contiguous).
+ * \brief Make epoch number index of size E (sz->epoch_beats; sz NULL: 60)
+ *        from its beats' hashes (count * 32 bytes, contiguous).
  * \param prev prevEpochHash, or NULL for genesis.
- * \return WP_OK or WP_ERANGE (count 0 or > 60, index * 60 overflows).
+ * \return WP_OK or WP_ERANGE (sizes out of range, count 0 or > E,
+ *         index * E + count - 1 overflows).
  */
 int wp_uptime_epoch_make(struct wp_uptime_epoch *e, const uint8_t lease_id[WP_UPTIME_HASH_LEN],
 			 uint64_t index, const uint8_t *beat_hashes, uint32_t count,
-			 const uint8_t *prev);
+			 const uint8_t *prev, const struct wp_uptime_sizes *sz);
 
 /** \brief The 132-byte epoch record of e (e->hash not read). */
 void wp_uptime_epoch_record(const struct wp_uptime_epoch *e,
@@ -287,18 +312,32 @@ void wp_uptime_epoch_seal(struct wp_uptime_epoch *e);
 /**
  * \brief Strict parse of a 132-byte epoch record into e, sealed (e->hash
  *        computed). Nothing is retained from rec.
+ *
+ * The record does not name its size E, so the parser accepts exactly the
+ * records that are valid for SOME E in 1..60: count 1..60, and either
+ * index 0 and firstSequence 0, or firstSequence = index * E with
+ * count <= E <= 60 (firstSequence % index == 0, count <= firstSequence /
+ * index <= 60); and the last sequence firstSequence + count - 1 fits 64
+ * bits. wp_uptime_epoch_check_size() then pins E.
  * \return WP_OK, WP_ETRUNC (shorter), WP_EINVAL (longer, wrong tag),
- *         WP_EPROTO (index * 60 overflows, firstSequence != index * 60,
- *         count not 1..60).
+ *         WP_EPROTO (a rule above).
  */
 int wp_uptime_epoch_parse(struct wp_uptime_epoch *e, const uint8_t *rec, size_t len);
+
+/**
+ * \brief Is e an epoch of size E (sz->epoch_beats; sz NULL: 60):
+ *        firstSequence = index * E and count 1..E?
+ * \return WP_OK, WP_ERANGE (sizes out of range), WP_EPROTO (it is not).
+ */
+int wp_uptime_epoch_check_size(const struct wp_uptime_epoch *e, const struct wp_uptime_sizes *sz);
 
 /* ---- claims ------------------------------------------------------------ */
 
 /**
- * A claim: the RFC 6962 tree over the epoch HASHES (the chained record
- * hashes, not the bare roots) of epochs index*24 .. index*24+n-1, chained by
- * prevClaimHash. Encoding (194 bytes, all integers big-endian):
+ * A claim of K epochs of E beats: the RFC 6962 tree over the epoch HASHES
+ * (the chained record hashes, not the bare roots) of epochs index*K ..
+ * index*K+n-1, chained by prevClaimHash. Encoding (194 bytes, all integers
+ * big-endian; E and K are not in it, see struct wp_uptime_sizes):
  *   version 1 | flags 1 | leaseId 32 | index 4 | firstSequence 8 |
  *   beatCount 4 | periodStart 8 | periodEnd 8 | root 32 | prevClaimHash 32 |
  *   providerSig 64
@@ -310,8 +349,8 @@ struct wp_uptime_claim {
 	uint8_t flags;
 	uint8_t lease_id[WP_UPTIME_HASH_LEN];
 	uint32_t index;
-	uint64_t first_sequence;            /**< always index * 1440 */
-	uint32_t beat_count;                /**< 1..1440 */
+	uint64_t first_sequence;            /**< index * K * E */
+	uint32_t beat_count;                /**< 1..K*E (<= 1440) */
 	int64_t period_start;               /**< timestamp of the first beat (ns) */
 	int64_t period_end;                 /**< timestamp of the last beat (ns) */
 	uint8_t root[WP_UPTIME_HASH_LEN];
@@ -320,19 +359,33 @@ struct wp_uptime_claim {
 };
 
 /**
- * \brief Make an unsigned claim over n consecutive sealed epochs (epochs
- *        index*24 .. index*24+n-1 of one lease, linked by prevEpochHash, all
- *        full but the last). sig is zeroed.
+ * \brief Make an unsigned claim of K epochs of E beats (sz; NULL: 24 of 60)
+ *        over n consecutive sealed epochs (epochs index*K .. index*K+n-1 of
+ *        one lease, each with firstSequence = its index * E, linked by
+ *        prevEpochHash, all full (count E) but the last). firstSequence =
+ *        index * K * E. sig is zeroed.
  * \param prev prevClaimHash, or NULL for genesis.
- * \return WP_OK, WP_ERANGE (n 0 or > 24, counts), WP_EPROTO (epochs not
- *         consecutive, not linked, another lease, times out of order).
+ * \return WP_OK, WP_ERANGE (sizes out of range, n 0 or > K, counts),
+ *         WP_EPROTO (epochs not consecutive, not of size E, not linked,
+ *         another lease, times out of order).
  */
 int wp_uptime_claim_make(struct wp_uptime_claim *c, const struct wp_uptime_epoch *epochs,
 			 size_t n, uint32_t index, int64_t period_start, int64_t period_end,
-			 uint8_t flags, const uint8_t *prev);
+			 uint8_t flags, const uint8_t *prev, const struct wp_uptime_sizes *sz);
 
-/** \brief Number of epochs a claim of c->beat_count beats covers (0..24). */
-size_t wp_uptime_claim_epochs(const struct wp_uptime_claim *c);
+/**
+ * \brief Number of epochs of E beats (sz; NULL: 60) a claim of
+ *        c->beat_count beats covers: ceil(beatCount / E), at most K; 0 when
+ *        sz is out of range.
+ */
+size_t wp_uptime_claim_epochs(const struct wp_uptime_claim *c, const struct wp_uptime_sizes *sz);
+
+/**
+ * \brief Is c a claim of K epochs of E beats (sz; NULL: 24 of 60):
+ *        firstSequence = index * K * E and beatCount 1..K*E?
+ * \return WP_OK, WP_ERANGE (sizes out of range), WP_EPROTO (it is not).
+ */
+int wp_uptime_claim_check_size(const struct wp_uptime_claim *c, const struct wp_uptime_sizes *sz);
 
 /** \brief claimHash = SHA-256("WP-UPTIME-CLAIM1" || body). */
 void wp_uptime_claim_hash(const struct wp_uptime_claim *c, uint8_t out[WP_UPTIME_HASH_LEN]);
@@ -348,7 +401,11 @@ void wp_uptime_claim_encode(const struct wp_uptime_claim *c, uint8_t out[WP_UPTI
 
 /**
  * \brief Strict decode: exactly 194 bytes, version 1, known flags only,
- *        beatCount 1..1440, firstSequence = index * 1440, 0 <= start <= end.
+ *        0 <= start <= end, and sizes some E in 1..60 and K in 1..24 make
+ *        valid: beatCount 1..1440, and either index 0 and firstSequence 0,
+ *        or firstSequence = index * P with beatCount <= P and P = K * E for
+ *        some such E, K. The bytes cannot tell E and K apart;
+ *        wp_uptime_claim_check_size() pins them.
  * \return WP_OK, WP_ETRUNC (shorter), WP_EINVAL (longer: trailing bytes),
  *         WP_EPROTO (a field breaks a rule above).
  */
@@ -375,15 +432,17 @@ struct wp_uptime_rollup_opts {
 	const uint8_t *prev_epoch_hash;   /**< NULL: 32 zero bytes */
 	const uint8_t *prev_claim_hash;   /**< NULL: 32 zero bytes */
 	uint8_t claim_flags;
+	const struct wp_uptime_sizes *sizes; /**< NULL: 60-beat epochs, 24-epoch claims */
 };
 
 /**
- * \brief Roll a VERIFIED chain (beats[0].sequence a multiple of 1440) into
- *        sealed epochs and unsigned claims.
- * \param epochs caller's array of at least ceil(n / 60) entries.
- * \param claims caller's array of at least ceil(n / 1440) entries.
+ * \brief Roll a VERIFIED chain (beats[0].sequence a multiple of K * E) into
+ *        sealed epochs of E beats and unsigned claims of K epochs.
+ * \param epochs caller's array of at least ceil(n / E) entries.
+ * \param claims caller's array of at least ceil(n / (K * E)) entries.
  * \return WP_OK, WP_EINVAL (n == 0, first sequence not claim-aligned,
- *         sequences not consecutive), WP_ERANGE (claim index > 2^32-1).
+ *         sequences not consecutive), WP_ERANGE (sizes out of range, claim
+ *         index > 2^32-1).
  */
 int wp_uptime_rollup(const struct wp_hb *beats, size_t n, const struct wp_uptime_rollup_opts *opts,
 		     struct wp_uptime_epoch *epochs, size_t *nepochs,
@@ -394,10 +453,12 @@ int wp_uptime_rollup(const struct wp_hb *beats, size_t n, const struct wp_uptime
 /**
  * One heartbeat up to a (signed) claim: the beat, its inclusion path in
  * its epoch, the epoch record's fields, the epoch hash's inclusion path in
- * the claim tree, and the claim itself. ext points into ext_buf.
+ * the claim tree, the claim itself, and the sizes the claim was made with
+ * (encoded only when they are not the defaults). ext points into ext_buf.
  */
 struct wp_uptime_proof {
 	struct wp_hb beat;
+	struct wp_uptime_sizes sizes;       /**< E, K (always filled in, never 0) */
 	struct wp_uptime_epoch epoch;       /**< hash recomputed by verify */
 	uint8_t epoch_path[6 * WP_UPTIME_HASH_LEN];
 	size_t epoch_path_len;              /**< hashes, <= 6 */
@@ -408,47 +469,59 @@ struct wp_uptime_proof {
 };
 
 /**
- * \brief Build the proof for beat number pos of an epoch.
+ * \brief Build the proof for beat number pos of an epoch, for a lease with
+ *        sizes sz (NULL: 60-beat epochs, 24-epoch claims).
  * \param epoch_beats the beats of the epoch (count of the epoch), read only.
  * \param epochs the sealed epochs of the claim (wp_uptime_claim_epochs()
- *        of them, starting at claim index * 24), read only.
+ *        of them, starting at claim index * K), read only.
  * \param claim the (signed) claim; copied.
- * \return WP_OK, WP_ERANGE (pos or the epoch outside the claim), WP_EPROTO
- *         (the beats, epochs and claim do not belong together).
+ * \return WP_OK, WP_ERANGE (sizes out of range, pos or the epoch outside
+ *         the claim), WP_EPROTO (the beats, epochs and claim do not belong
+ *         together, or are not of the sizes sz).
  */
 int wp_uptime_proof_make(struct wp_uptime_proof *p, const struct wp_hb *epoch_beats,
 			 size_t nbeats, size_t pos, const struct wp_uptime_epoch *epochs,
-			 size_t nepochs, const struct wp_uptime_claim *claim);
+			 size_t nepochs, const struct wp_uptime_claim *claim,
+			 const struct wp_uptime_sizes *sz);
 
 /**
- * \brief Encode: version 1 | flags 1 (bit0: ext present) | beat 208 |
- *        [ext_len BE16 | ext] | epoch index BE64 | epoch count BE32 |
- *        epoch root 32 | prevEpochHash 32 | k 1 | k * 32 | m 1 | m * 32 |
- *        claim 194.
+ * \brief Encode: version 1 | flags 1 (bit0: ext present, bit1: sizes
+ *        present) | beat 208 | [ext_len BE16 | ext] | [E 1 | K 1] |
+ *        epoch index BE64 | epoch count BE32 | epoch root 32 |
+ *        prevEpochHash 32 | k 1 | k * 32 | m 1 | m * 32 | claim 194.
+ *        The sizes are written exactly when they are not (60, 24), so a
+ *        default proof has the layout it always had.
  * \param out at least WP_UPTIME_PROOF_MAX bytes. \param len out: size.
  */
 void wp_uptime_proof_encode(const struct wp_uptime_proof *p, uint8_t *out, size_t *len);
 
 /**
- * \brief Strict decode (exact length, version, flags, path lengths <= 6/5,
- *        the claim's own strict decode). p->beat.ext points into p->ext_buf.
+ * \brief Strict decode (exact length, version, flags, sizes in range and
+ *        present only when not the defaults, epoch count 1..E, path lengths
+ *        <= 6/5, the claim's own strict decode and its sizes). p->sizes is
+ *        filled in (the defaults when absent); p->beat.ext points into
+ *        p->ext_buf.
  * \return WP_OK, WP_ETRUNC, WP_EINVAL (trailing bytes, bad field), WP_EPROTO.
  */
 int wp_uptime_proof_decode(struct wp_uptime_proof *p, const uint8_t *buf, size_t len);
 
 /**
- * \brief Verify a proof: beat signatures (provider_pub, consumer_pub: the
- *        keys active at that beat), beat -> epoch root, epoch record -> epoch
- *        hash -> claim root, the epoch's place and count within the claim,
- *        lease ids, and the claim signature by claim_pub.
+ * \brief Verify a proof: its sizes are the expected ones, beat signatures
+ *        (provider_pub, consumer_pub: the keys active at that beat), beat ->
+ *        epoch root, epoch record -> epoch hash -> claim root, the epoch's
+ *        place and count within the claim, lease ids, and the claim
+ *        signature by claim_pub.
  * \param vdf_t 0: the beat must carry no extension; else its VDF block is
  *        checked like the chain verifier does.
+ * \param expect the lease's sizes (NULL: 60, 24). A proof made for other
+ *        sizes is WP_HB_BAD_EPOCH; expect out of range is WP_HB_BAD_FORMAT.
  * \return a wp_hb_reason (WP_HB_OK when everything holds).
  */
 int wp_uptime_proof_verify(const struct wp_uptime_proof *p,
 			   const uint8_t provider_pub[WP_UPTIME_KEY_LEN],
 			   const uint8_t consumer_pub[WP_UPTIME_KEY_LEN],
-			   const uint8_t claim_pub[WP_UPTIME_KEY_LEN], uint64_t vdf_t);
+			   const uint8_t claim_pub[WP_UPTIME_KEY_LEN], uint64_t vdf_t,
+			   const struct wp_uptime_sizes *expect);
 
 /* ---- key rotation records and timekeeper attestations ------------------ */
 

@@ -93,13 +93,52 @@ local DECL = {
       POLICIES_OPT,
     },
   },
+  provider = {
+    name = "workproof uptime provider",
+    summary = "run the provider's agent: sign a beat every interval for each lease",
+    description = "Serves the authenticated transport (TLS 1.3, certificates bound to the identity\n"
+      .. "key, peers pinned from the leases) and the status API. SIGHUP reloads; SIGTERM stops.",
+    positionals = { { "CONFIG.lua", help = "the agent's config (examples/uptime/provider.lua)" } },
+  },
+  consumer = {
+    name = "workproof uptime consumer",
+    summary = "run the consumer's agent: check and countersign each lease's beats",
+    description = "Connects to each lease's provider over the authenticated transport, checks every\n"
+      .. "beat against its own clock and the policies, countersigns and stores it; serves the\n"
+      .. "status API. SIGHUP reloads; SIGTERM stops.",
+    positionals = { { "CONFIG.lua", help = "the agent's config (examples/uptime/consumer.lua)" } },
+  },
+  export = {
+    name = "workproof uptime export",
+    summary = "write a lease's chain (the `uptime verify` format) and its rotation records",
+    description = "Reads an agent's store (it may be running) and writes one lease's chain.",
+    positionals = { { "CONFIG.lua", help = "the agent's config (its state_dir holds the store)" } },
+    options = {
+      { "--lease", arg = "ID", help = "the lease id (64 hex; default: the only lease)" },
+      { "--out", arg = "FILE", required = true, help = "where the chain goes (JSON lines)" },
+      { "--rotations-out", arg = "FILE", help = "where the rotation records go (JSON lines)" },
+    },
+  },
+  lease = {
+    name = "workproof uptime lease",
+    summary = "make a lease: its id from both keys, a start time and a nonce",
+    description = "Prints the lease block both agents' configs take (docs/uptime.md, \"Lease\").",
+    options = {
+      { "--provider-key", arg = "HEX", required = true, help = "the provider's identity key (64 hex)" },
+      { "--consumer-key", arg = "HEX", required = true, help = "the consumer's identity key (64 hex)" },
+      { "--start", arg = "UNIX_NS", help = "lease start in Unix nanoseconds (default: now)" },
+      { "--nonce", arg = "HEX", help = "16 bytes in hex (default: random)" },
+      { "--provider", arg = "HOST:PORT", help = "the provider's transport address (for the consumer's block)" },
+    },
+  },
 }
 
 local GROUP = {
   name = "workproof uptime",
   description = "Proof of uptime: heartbeat chains, epochs and claims (docs/uptime.md).\n"
     .. "Exit codes: 0 valid / done, 1 invalid chain, 2 unusable input or usage error.",
-  commands = { DECL.verify, DECL.simulate, DECL.claim, DECL.report },
+  commands = { DECL.verify, DECL.simulate, DECL.claim, DECL.report, DECL.provider, DECL.consumer,
+    DECL.export, DECL.lease },
 }
 
 -- ---- small helpers --------------------------------------------------------
@@ -389,11 +428,7 @@ local function random_bytes(n)
   return wp.sha256(tostring(os.time()) .. tostring(os.clock()) .. tostring({})):sub(1, n)
 end
 
-local function beat_line(b)
-  return fmt('{"leaseId":"%s","sequence":%d,"timestamp":"%s","prevHash":"%s","providerSig":"%s",'
-    .. '"consumerSig":"%s","hash":"%s"%s}', b.leaseId, b.sequence, b.timestamp, b.prevHash, b.providerSig,
-    b.consumerSig, b.hash, b.vdf and (',"vdf":"' .. b.vdf .. '"') or "")
-end
+local beat_line = require("workproof.uptime.ledger").beat_json
 
 local function cmd_simulate(argv)
   local opts, code = args.run(DECL.simulate, argv)
@@ -496,9 +531,7 @@ local function cmd_simulate(argv)
   if opts["rotations-out"] then
     local lines = {}
     for i, rec in ipairs(rotations) do
-      lines[i] = fmt('{"leaseId":"%s","party":"%s","index":%d,"newKey":"%s","effectiveSequence":%d,'
-        .. '"prevHash":"%s","reason":"%s","signature":"%s"}', rec.leaseId, rec.party, rec.index, rec.newKey,
-        rec.effectiveSequence, rec.prevHash, rec.reason, rec.signature)
+      lines[i] = require("workproof.uptime.ledger").rotation_json(rec)
     end
     local ok, werr = write_file(opts["rotations-out"], concat(lines, "\n") .. (#lines > 0 and "\n" or ""))
     if not ok then
@@ -657,84 +690,7 @@ end
 
 -- ---- report (SVG) ------------------------------------------------------------------
 
-local function esc(s)
-  return (tostring(s):gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }))
-end
-
-local function render_svg(beats, tr, interval, title)
-  local W, H, x0, x1, y0, bh = 1000, 250, 60, 970, 90, 50
-  local t0 = ts_seconds(beats[1].timestamp)
-  local t1 = ts_seconds(beats[#beats].timestamp) + interval
-  local span = math.max(t1 - t0, 1)
-  local function X(t) return x0 + (t - t0) / span * (x1 - x0) end
-  local o = {}
-  local function add(...) o[#o + 1] = fmt(...) end
-  add('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
-    .. 'font-family="DejaVu Sans, Arial, sans-serif">', W, H, W, H)
-  add('<title>%s</title>', esc(title))
-  add('<rect width="%d" height="%d" fill="#ffffff"/>', W, H)
-  add('<text x="%d" y="30" font-size="18" font-weight="bold" fill="#222">%s</text>', x0, esc(title))
-  local missed = 0
-  for _, g in ipairs(tr.gaps) do missed = missed + g.missed end
-  add('<text x="%d" y="55" font-size="13" fill="#444">%s .. %s UTC  ·  %d beats  ·  %d gap(s), %d missed beat(s), '
-    .. '%.0f s down</text>', x0, os.date("!%Y-%m-%d %H:%M", floor(t0)), os.date("!%Y-%m-%d %H:%M", floor(t1)),
-    #beats, #tr.gaps, missed, tr.downtime_ns / NS)
-  -- up, then the gaps over it
-  add('<rect x="%.2f" y="%d" width="%.2f" height="%d" fill="#2e9d4f"/>', x0, y0, x1 - x0, bh)
-  for _, g in ipairs(tr.gaps) do
-    local a, b = ts_seconds(g.from_ns) + interval, ts_seconds(g.to_ns)
-    add('<rect x="%.2f" y="%d" width="%.2f" height="%d" fill="#d62728"><title>gap: %d missed beat(s), %.0f s'
-      .. '</title></rect>', X(a), y0, math.max(X(b) - X(a), 1.5), bh, g.missed, b - a)
-  end
-  -- epoch boundaries (every 60 beats) and claim boundaries (every 1440)
-  local nep = 0
-  for _, b in ipairs(beats) do
-    if b.sequence % u.EPOCH_BEATS == 0 and b ~= beats[1] then
-      nep = nep + 1
-      local x = X(ts_seconds(b.timestamp))
-      local claim = b.sequence % u.CLAIM_BEATS == 0
-      add('<line x1="%.2f" y1="%d" x2="%.2f" y2="%d" stroke="%s" stroke-width="%s"%s/>', x, y0 - 8, x, y0 + bh + 8,
-        claim and "#000" or "#555", claim and "2" or "1", claim and "" or ' stroke-dasharray="3,2"')
-    end
-  end
-  add('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>', x0, y0, x1 - x0, bh)
-  -- time axis
-  local steps = { 60, 300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800 }
-  local step = steps[#steps]
-  for _, s in ipairs(steps) do if span / s <= 12 then step = s break end end
-  local ay = y0 + bh + 25
-  add('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>', x0, ay - 12, x1, ay - 12)
-  local t = (floor(t0 / step) + 1) * step
-  -- a chart over more than one UTC day dates its time ticks (a 48-hour
-  -- chart would otherwise repeat 06:00 12:00 ... with nothing to tell the
-  -- days apart): the date under the first tick and under each new day's
-  local multiday = os.date("!%Y-%m-%d", floor(t0)) ~= os.date("!%Y-%m-%d", floor(t1))
-  local prev_day
-  while t < t1 do
-    local x = X(t)
-    add('<line x1="%.2f" y1="%d" x2="%.2f" y2="%d" stroke="#333"/>', x, ay - 16, x, ay - 8)
-    add('<text x="%.2f" y="%d" font-size="11" text-anchor="middle" fill="#333">%s</text>', x, ay + 4,
-      os.date(step >= 86400 and "!%m-%d" or "!%H:%M", floor(t)))
-    local day = os.date("!%Y-%m-%d", floor(t))
-    if multiday and step < 86400 and day ~= prev_day then
-      add('<text x="%.2f" y="%d" font-size="10" text-anchor="middle" fill="#666">%s</text>', x, ay + 17, day)
-    end
-    prev_day = day
-    t = t + step
-  end
-  -- legend
-  local ly = H - 35
-  add('<rect x="%d" y="%d" width="14" height="10" fill="#2e9d4f"/><text x="%d" y="%d" font-size="12">up '
-    .. '(dual-signed heartbeats)</text>', x0, ly, x0 + 20, ly + 10)
-  add('<rect x="%d" y="%d" width="14" height="10" fill="#d62728"/><text x="%d" y="%d" font-size="12">gap '
-    .. '(downtime)</text>', x0 + 240, ly, x0 + 260, ly + 10)
-  add('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#555" stroke-dasharray="3,2"/><text x="%d" y="%d" '
-    .. 'font-size="12">epoch boundary (%d)</text>', x0 + 380, ly - 2, x0 + 380, ly + 12, x0 + 388, ly + 10, nep)
-  add('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#000" stroke-width="2"/><text x="%d" y="%d" '
-    .. 'font-size="12">claim boundary</text>', x0 + 560, ly - 2, x0 + 560, ly + 12, x0 + 568, ly + 10)
-  add('</svg>')
-  return concat(o, "\n") .. "\n"
-end
+local render_svg = require("workproof.uptime.svg").render
 
 local function cmd_report(argv)
   local opts, code = args.run(DECL.report, argv)
@@ -766,7 +722,73 @@ local function cmd_report(argv)
   return 0
 end
 
-local COMMANDS = { verify = cmd_verify, simulate = cmd_simulate, claim = cmd_claim, report = cmd_report }
+-- ---- agents --------------------------------------------------------------------------
+
+local function agent_cmd(role)
+  return function(argv)
+    local opts, code = args.run(DECL[role], argv)
+    if not opts then return code end
+    return require("workproof.uptime.agent").run(role, opts[1])
+  end
+end
+
+local function cmd_export(argv)
+  local opts, code = args.run(DECL.export, argv)
+  if not opts then return code end
+  local agent = require "workproof.uptime.agent"
+  local conf, errs = agent.load_config(opts[1], "consumer")
+  if not conf then conf, errs = agent.load_config(opts[1], "provider") end
+  if not conf then errf("workproof uptime export: %s", concat(errs, "; ")) return 2 end
+  local ledger = require "workproof.uptime.ledger"
+  local led, lerr = ledger.open(conf.state_dir)
+  if not led then errf("workproof uptime export: %s", lerr) return 2 end
+  local id = opts.lease and opts.lease:lower()
+  if not id then
+    local rows = led:x("SELECT id FROM leases")
+    if #rows ~= 1 then
+      led:close()
+      return usage_error("export", ("--lease: this store holds %d leases"):format(#rows))
+    end
+    id = rows[1].id
+  end
+  local lease = led:x("SELECT * FROM leases WHERE id = ?", id)[1]
+  if not lease then led:close() errf("workproof uptime export: no lease %s in %s", id, conf.state_dir) return 2 end
+  local lines = {}
+  for i, b in ipairs(led:beats(id)) do lines[i] = ledger.beat_json(b) end
+  local rot = {}
+  for i, r in ipairs(led:rotations(id)) do rot[i] = ledger.rotation_json(r) end
+  led:close()
+  local ok, werr = write_file(opts.out, concat(lines, "\n") .. (#lines > 0 and "\n" or ""))
+  if ok and opts["rotations-out"] then
+    ok, werr = write_file(opts["rotations-out"], concat(rot, "\n") .. (#rot > 0 and "\n" or ""))
+  end
+  if not ok then errf("workproof uptime export: %s", tostring(werr)) return 2 end
+  outf("wrote %d heartbeats of lease %s to %s%s", #lines, id, opts.out,
+    opts["rotations-out"] and fmt(" and %d rotation record(s) to %s", #rot, opts["rotations-out"]) or "")
+  outf("provider key  %s", lease.provider_key)
+  outf("consumer key  %s", lease.consumer_key)
+  return 0
+end
+
+local function cmd_lease(argv)
+  local opts, code = args.run(DECL.lease, argv)
+  if not opts then return code end
+  local pk, e1 = hexkey(opts["provider-key"], 32, "--provider-key")
+  local ck, e2 = hexkey(opts["consumer-key"], 32, "--consumer-key")
+  if not pk or not ck then return usage_error("lease", e1 or e2) end
+  local start = opts.start or require("workproof.uptime.agent").now_ns()
+  if not start:match("^%d+$") or #start > 19 then return usage_error("lease", "--start: expected Unix nanoseconds") end
+  local nonce = opts.nonce and opts.nonce:lower() or wp.hex(random_bytes(16))
+  if #nonce ~= 32 or not nonce:match("^%x+$") then return usage_error("lease", "--nonce: expected 32 hex digits") end
+  local id = require("workproof.uptime.ledger").lease_id(pk, ck, start, nonce)
+  outf("-- lease %s", id)
+  outf('{ id = "%s",\n  provider_key = "%s",\n  consumer_key = "%s",\n  start = "%s", nonce = "%s",%s }',
+    id, pk, ck, start, nonce, opts.provider and fmt('\n  provider = "%s",', opts.provider) or "")
+  return 0
+end
+
+local COMMANDS = { verify = cmd_verify, simulate = cmd_simulate, claim = cmd_claim, report = cmd_report,
+  provider = agent_cmd("provider"), consumer = agent_cmd("consumer"), export = cmd_export, lease = cmd_lease }
 
 function _M.main(...)
   local decl, rest = args.dispatch(GROUP, { ... })

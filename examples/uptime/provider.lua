@@ -1,0 +1,37 @@
+-- The provider's uptime agent: `workproof uptime provider examples/uptime/provider.lua`
+-- (docs/uptime.md, "Agents"). Every setting, with its default where it has one.
+--
+-- DEMO KEYS: the seed below is public (SHA-256 of a sentence). Give a real
+-- provider `identity = { seed_file = "provider.key" }` (created 0600 with a
+-- fresh key when missing) and make leases with `workproof uptime lease`.
+local env = os.getenv
+return {
+  identity = { seed = "d80e8b263c25377ee9c551fc15f29c553003ca6afbce109963fe5dca272c0857" },
+  -- the authenticated transport: TLS 1.3, both certificates bound to the
+  -- parties' Ed25519 identity keys, the consumer pinned from the lease
+  listen = env("WORKPROOF_UPTIME_LISTEN") or "127.0.0.1:8451",
+  -- the status API (plain HTTP; keep it on loopback)
+  status_listen = env("WORKPROOF_UPTIME_STATUS") or "127.0.0.1:8453",
+  -- uptime.db (chain, pending beat, rotations, rotated keys, evidence, epochs, claims); 0700
+  state_dir = env("WORKPROOF_UPTIME_STATE") or "../../var/uptime-provider",
+  -- policies_dir = "<the shipped policies>",
+  policies = {
+    timestamps = { interval_s = tonumber(env("WORKPROOF_UPTIME_INTERVAL") or "60"),
+      tolerance_s = tonumber(env("WORKPROOF_UPTIME_TOLERANCE") or "30"), drift_s = 10 },
+    key_rotation = { schedule_days = 30, grace_days = 3, allow_manual = true },
+    liveness = { late_after = 1.5, down_after = 3 },
+  },
+  epoch_beats = tonumber(env("WORKPROOF_UPTIME_EPOCH_BEATS") or "60"),    -- 1 .. 60
+  claim_epochs = tonumber(env("WORKPROOF_UPTIME_CLAIM_EPOCHS") or "24"),  -- 1 .. 24
+  cert_lifetime = 86400,   -- seconds; re-issued at half its life
+  watch = true,            -- reload the policies and this file when they change (also SIGHUP)
+  log_level = "info",
+  leases = {
+    -- `workproof uptime lease --provider-key f4ed… --consumer-key 52f4… --start 1764547200000000000
+    --  --nonce 00112233445566778899aabbccddeeff`
+    { id = "efab9217733a19f995f73c17d3929d76773ef416655fb55ba4d47c3e2c76f03f",
+      provider_key = "f4ed7f3b1853bcb86b71651e72312caa5a58554c34d733ffc871d46580b98167",
+      consumer_key = "52f4d0e07a2faa37bcbc4ca544f6ccab829ffd3843dadf3ddf8ed77b783674c8",
+      start = "1764547200000000000", nonce = "00112233445566778899aabbccddeeff" },
+  },
+}
