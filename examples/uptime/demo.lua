@@ -25,7 +25,7 @@ local function start(role, extra)
   table.sort(args)
   for _, a in ipairs({ host.exepath, "uptime", role, here .. "/" .. role .. ".lua" }) do args[#args + 1] = a end
   local p = assert(host.process_spawn { file = "/usr/bin/env", args = args, inherit_stderr = true })
-  procs[role] = p
+  procs[role] = p.pid   -- the handle goes once the process has ended and its output is read
   -- relay its stdout
   host.spawn(function()
     while true do
@@ -46,8 +46,9 @@ local function stop(sig)
   if stopping then return end
   stopping = true
   io.stdout:write("uptime-demo: SIG", sig, ": stopping the provider and the consumer\n")
-  for _, p in pairs(procs) do host.kill(p.pid, 15) end
-  for _, p in pairs(procs) do p:wait() end
+  for role, pid in pairs(procs) do if not ended[role] then host.kill(pid, 15) end end
+  local deadline = host.now() + 10
+  while not (ended.provider and ended.consumer) and host.now() < deadline do host.sleep(0.05) end
   io.stdout:write("uptime-demo: stopped; state in ", state, "\n")
   io.stdout:flush()
   host.stop(0)

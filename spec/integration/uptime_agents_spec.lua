@@ -339,4 +339,41 @@ describe("uptime agents #integration", function()
       assert.equal(1, vst2.exit_status)
       assert.matches("BAD_%a+_SIG", rep2.reason)
     end)
+
+  it("equivocation: a second, different beat for a sequence signed by the provider's key is refused and kept",
+    function()
+      local l = new_lease()
+      -- a dishonest provider, in this process: beat 0, then another beat 0
+      local _, psk = wp.ed25519.keypair(wp.unhex(l.ps))
+      local id = assert(host.tls_identity(l.ps, 3600))
+      local sent = 0
+      local srv = assert(host.http_listen { host = "127.0.0.1", port = 0,
+        tls = { cert = id.cert, key = id.key, pins = { l.ck } },
+        handler = function()
+          sent = sent + 1
+          local b = assert(wp.uptime.build(l.id, 0, now_ns()))
+          assert(wp.uptime.sign(b, psk))
+          return 200, { ["content-type"] = "application/json" },
+            cjson.encode({ ack = -1, beat = b, seen = { provider = -1, consumer = -1 }, rotations = {} })
+        end })
+      -- busted keeps one finally per test: this one stops the consumer too
+      finally(function() stop_all(l) srv:close() srv:drop() end)
+      l.addr = "127.0.0.1:" .. srv.port
+      local c = start(l, "consumer")
+      assert.is_true(soon(function()
+        return metric(c, "workproof_uptime_beats_rejected_total", "EQUIVOCATION") >= 1
+      end, 15))
+      assert.equal(1, beats(c, l))   -- the first beat 0 stands
+      local ev = get(c, "/leases/" .. l.id .. "/evidence").evidence
+      local found
+      for _, e in ipairs(ev) do if e.kind == "EQUIVOCATION" then found = e end end
+      assert.is_table(found, "kept as evidence")
+      assert.equal(0, found.seq)
+      assert.are_not.equal(found.data.theirs.timestamp, found.data.ours.timestamp)
+      -- both carry the provider's signature over their own payload
+      for _, b in ipairs({ found.data.theirs, found.data.ours }) do
+        assert.is_true(wp.ed25519.verify(wp.unhex(l.pk), wp.sha256(assert(wp.uptime.payload(b))),
+          wp.unhex(b.providerSig)))
+      end
+    end)
 end)

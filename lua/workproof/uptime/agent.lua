@@ -719,8 +719,11 @@ function Agent:check_beat(L, b, rtt)
     local have = self.ledger:beat(L.id, b.sequence)
     local same = have and have.timestamp == b.timestamp and have.prevHash == b.prevHash:lower()
       and have.providerSig == b.providerSig:lower()
-    if have and not same and provider_signed(L, b) then
+    if have and not same then
       -- two different beats, one sequence, one key: kept as evidence
+      if not provider_signed(L, b) then
+        return nil, "BAD_PROVIDER_SIG", "a second beat " .. b.sequence .. " not signed by the provider's key"
+      end
       return nil, "EQUIVOCATION", "a second beat " .. b.sequence .. " signed by the provider's key",
         { kind = "EQUIVOCATION", seq = b.sequence, theirs = b, ours = have }
     end
