@@ -30,7 +30,7 @@ local function new_lease()
   return l
 end
 
-local function conf_src(l, role, extra)
+local function conf_src(l, role, opts)
   local lines = {
     "return {",
     ("  identity = { seed = %q },"):format(role == "provider" and l.ps or l.cs),
@@ -38,10 +38,9 @@ local function conf_src(l, role, extra)
     '  status_listen = "127.0.0.1:0",',
     role == "provider" and ("  listen = %q,"):format(l.addr or "127.0.0.1:0") or "",
     "  epoch_beats = 5, claim_epochs = 2, watch = false,",
-    "  policies = { timestamps = { interval_s = 1, tolerance_s = 0.5, drift_s = 10 } },",
+    "  " .. (opts.policies or "policies = { timestamps = { interval_s = 1, tolerance_s = 0.5, drift_s = 10 } },"),
     ("  leases = { { provider_key = %q, consumer_key = %q, start = %q, nonce = %q%s } },"):format(
       l.pk, l.ck, l.start, l.nonce, role == "consumer" and (", provider = %q"):format(l.addr) or ""),
-    extra or "",
     "}",
   }
   local path = l.dir .. "/" .. role .. ".lua"
@@ -52,7 +51,7 @@ end
 -- Start an agent; its status URL (and the provider's transport address).
 local function start(l, role, opts)
   opts = opts or {}
-  local path = conf_src(l, role, opts.extra)
+  local path = conf_src(l, role, opts)
   local file, args = h.build .. "/workproof", { "uptime", role, path }
   if opts.faketime then
     -- libfaketime (Debian's faketime) shifts the agent's wall clock only;
@@ -122,7 +121,7 @@ local function chain_lines(a, l)
 end
 
 -- `workproof uptime export` then `workproof uptime verify` on the result
-local function export_verify(l, role, with_rotations)
+local function export_verify(l, role, with_rotations, governance_key)
   local out, rot = l.dir .. "/" .. role .. "-chain.jsonl", l.dir .. "/" .. role .. "-rot.jsonl"
   local args = { "uptime", "export", l.dir .. "/" .. role .. ".lua", "--out", out }
   if with_rotations then args[#args + 1] = "--rotations-out"; args[#args + 1] = rot end
@@ -131,6 +130,7 @@ local function export_verify(l, role, with_rotations)
   local vargs = { "uptime", "verify", out, "--provider-key", l.pk, "--consumer-key", l.ck, "--interval", "1",
     "--tolerance", "0.5", "--json" }
   if with_rotations then vargs[#vargs + 1] = "--rotations"; vargs[#vargs + 1] = rot end
+  if governance_key then vargs[#vargs + 1] = "--governance-key"; vargs[#vargs + 1] = governance_key end
   local vout, vst = h.run(h.build .. "/workproof", vargs)
   return cjson.decode(vout) or vout, vst, out
 end
@@ -375,5 +375,34 @@ describe("uptime agents #integration", function()
         assert.is_true(wp.ed25519.verify(wp.unhex(l.pk), wp.sha256(assert(wp.uptime.payload(b))),
           wp.unhex(b.providerSig)))
       end
+    end)
+
+  it("a forced rotation (governance-signed record, the new seed given to the agent) takes effect without a gap",
+    function()
+      local l = new_lease()
+      finally(function() stop_all(l) end)
+      local gov = seed()
+      -- both agents know the governance key (the key_rotation policy's governance_key)
+      local pol = ("policies = { timestamps = { interval_s = 1, tolerance_s = 0.5, drift_s = 10 }, "
+        .. "key_rotation = { governance_key = %q } },"):format(pub(gov))
+      local p = start(l, "provider", { policies = pol })
+      local c = start(l, "consumer", { policies = pol })
+      wait_beats(c, l, 3)
+      local new_seed = seed()
+      local head = lease_of(p, l).lastBeat.sequence
+      local rec = { leaseId = l.id, party = "provider", index = 0, newKey = pub(new_seed),
+        effectiveSequence = head + 4, prevHash = wp.uptime.ZERO_HASH, reason = "forced" }
+      local _, gsk = wp.ed25519.keypair(wp.unhex(gov))
+      assert(wp.uptime.rotation_sign(rec, gsk))
+      local st, _, body = h.http("POST", p.status .. "/leases/" .. l.id .. "/rotate",
+        cjson.encode({ reason = "forced", record = rec, seed = new_seed }))
+      assert.equal(200, st, body)
+      wait_beats(c, l, head + 8)
+      local cd = lease_of(c, l)
+      assert.equal(pub(new_seed), cd.currentKeys.provider)
+      assert.equal(0, cd.gaps)
+      stop_all(l)
+      local rep, vst = export_verify(l, "consumer", true, pub(gov))
+      assert.equal(0, vst.exit_status, cjson.encode(rep))
     end)
 end)

@@ -178,6 +178,11 @@ function _M.handler(agent)
         svg.render(beats, tr, c.interval_s, title, agent.conf.epoch_beats, agent.conf.claim_epochs)
     end
     if rest == "/rotate" and method == "POST" then
+      -- changes a key: only from this machine, whatever status_listen binds
+      local from = req.peer_addr or req.peer or ""
+      if not (from:match("^127%.") or from == "::1" or from:match("^::ffff:127%.")) then
+        return json(403, { error = "LOOPBACK_ONLY", detail = "rotations are asked for from this machine" })
+      end
       local body = cjson.decode(req.body ~= "" and req.body or "{}")
       if type(body) ~= "table" then return json(400, { error = "BAD_JSON" }) end
       local reason = body.reason or "manual"
