@@ -22,9 +22,9 @@ local function now_ns()
 end
 
 -- A lease between two fresh identities, and a directory for it.
-local function new_lease()
+local function new_lease(start)
   local ps, cs = seed(), seed()
-  local l = { dir = h.tmpdir(), ps = ps, cs = cs, pk = pub(ps), ck = pub(cs), start = now_ns(),
+  local l = { dir = h.tmpdir(), ps = ps, cs = cs, pk = pub(ps), ck = pub(cs), start = start or now_ns(),
     nonce = wp.hex(wp.sha256(ps .. cs)):sub(1, 32) }
   l.id = ledger.lease_id(l.pk, l.ck, l.start, l.nonce)
   return l
@@ -184,6 +184,20 @@ describe("uptime agents #integration", function()
     -- the claim is 194 bytes signed by the provider
     assert.equal(194 * 2, #cd.claims[1].encoded)
     assert.is_true(wp.uptime.claim_verify(wp.unhex(cd.claims[1].encoded), l.pk))
+    -- the timeline and the metrics a Prometheus server would scrape
+    local st, hd, svg = h.http("GET", c.status .. "/leases/" .. l.id .. "/report.svg")
+    assert.equal(200, st)
+    assert.equal("image/svg+xml", hd["content-type"])
+    assert.matches("^<svg ", svg)
+    assert.matches("uptime 100%.00 %%", svg)
+    for _, a in ipairs({ p, c }) do
+      local _, _, text = h.http("GET", a.status .. "/metrics")
+      local out, pst = h.run("/usr/bin/promtool", { "check", "metrics" }, text)
+      assert(pst.exit_status == 0, out .. pst.stderr)
+    end
+    assert.is_true(metric(c, "workproof_uptime_beats_received_total") >= 12)
+    assert.is_true(metric(p, "workproof_uptime_beats_sent_total") >= 12)
+    assert.equal(0, metric(c, "workproof_uptime_beats_rejected_total"))
     -- the same beats on both sides (the provider may hold one more, not yet acknowledged)
     local pc, cc = chain_lines(p, l), chain_lines(c, l)
     for i = 1, math.min(#pc, #cc) do assert.equal(cc[i], pc[i]) end
@@ -405,4 +419,28 @@ describe("uptime agents #integration", function()
       local rep, vst = export_verify(l, "consumer", true, pub(gov))
       assert.equal(0, vst.exit_status, cjson.encode(rep))
     end)
+
+  it("scheduled rotation: keys past key_rotation's schedule rotate at once, both parties, without a gap", function()
+    -- a lease that started 2 days ago with a 1-day schedule: both keys are overdue
+    local t = wp.time() - 2 * 86400
+    local l = new_lease(("%d%09d"):format(math.floor(t), 0))
+    finally(function() stop_all(l) end)
+    local pol = "policies = { timestamps = { interval_s = 1, tolerance_s = 0.5, drift_s = 10 }, "
+      .. "key_rotation = { schedule_days = 1 } },"
+    start(l, "provider", { policies = pol })
+    local c = start(l, "consumer", { policies = pol })
+    wait_beats(c, l, 8)
+    local cd = lease_of(c, l)
+    assert.equal(2, #cd.rotations)
+    for _, r in ipairs(cd.rotations) do
+      assert.equal("scheduled", r.reason)
+      assert.is_true(r.acknowledged)
+    end
+    assert.are_not.equal(l.pk, cd.currentKeys.provider)
+    assert.are_not.equal(l.ck, cd.currentKeys.consumer)
+    assert.equal(0, cd.gaps)
+    stop_all(l)
+    local rep, vst = export_verify(l, "consumer", true)
+    assert.equal(0, vst.exit_status, cjson.encode(rep))
+  end)
 end)
