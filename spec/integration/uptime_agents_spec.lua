@@ -204,8 +204,8 @@ describe("uptime agents #integration", function()
     no_repeats(cc)
     stop_all(l)
     for _, role in ipairs({ "consumer", "provider" }) do
-      local rep, st = export_verify(l, role)
-      assert.equal(0, st.exit_status, cjson.encode(rep))
+      local rep, vst = export_verify(l, role)
+      assert.equal(0, vst.exit_status, cjson.encode(rep))
       assert.is_true(rep.valid)
       assert.is_true(rep.beats >= 12)
     end
