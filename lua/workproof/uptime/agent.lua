@@ -25,6 +25,7 @@ local schema = require "workproof.schema"
 local policy = require "workproof.policy"
 local ledger_mod = require "workproof.uptime.ledger"
 local status = require "workproof.uptime.status"
+local challenger = require "workproof.uptime.challenger"
 
 local u = wp.uptime
 local type, pairs, ipairs, tostring, tonumber, format, floor, min, max =
@@ -49,6 +50,9 @@ local LEASE_FIELDS = {
     description = "the lease id, checked against its derivation when given" },
   provider = { type = "string",
     description = "consumer: the provider's transport address host:port" },
+  share = { type = "map", keys = { type = "string", one_of = { "vcpus", "memory_mb", "storage_mb" } },
+    values = { type = "number", min = 0 },
+    description = "provider: this lease's share of the capacity (vcpus, memory_mb, storage_mb)" },
 }
 
 _M.SCHEMA = {
@@ -72,6 +76,18 @@ _M.SCHEMA = {
   log_level = { type = "string", default = "info", one_of = { "debug", "info", "warn", "error" } },
   log_format = { type = "string", default = "text", one_of = { "text", "json" } },
   leases = { type = "array", default = {}, elements = { type = "record", fields = LEASE_FIELDS } },
+  storage = { type = "record", description = "provider: storage committed per lease for storage challenges",
+    fields = {
+      size_mb = { type = "integer", min = 1, max = 1048576, description = "MiB per lease (none: no storage)" },
+      chunk_size = { type = "integer", default = 4096, min = 512, max = 1048576, description = "bytes per chunk" },
+      work = { type = "integer", min = 1, max = 1e6,
+        description = "hash iterations per chunk (storage.lua's default)" },
+    } },
+  capacity = { type = "map", keys = { type = "string", one_of = { "vcpus", "memory_mb", "storage_mb" } },
+    values = { type = "number", min = 0 },
+    description = "provider: the machine's capacity, signed with each lease's share (GET /v1/capacity)" },
+  challengers = { type = "any",
+    description = 'provider: identity keys (hex) besides the leases\' consumers allowed to challenge, or "any"' },
 }
 
 local DEFAULTS = {
@@ -171,7 +187,7 @@ end
 
 -- ---- policies ----------------------------------------------------------------------
 
-local POLICY_NAMES = { "timestamps", "key_rotation", "liveness" }
+local POLICY_NAMES = { "timestamps", "key_rotation", "liveness", "challenges" }
 
 local function load_policies(conf)
   local out = {}
@@ -222,6 +238,9 @@ local function own_secret(self, L, seq)
   end
   return nil
 end
+
+function Agent.key_at(_, L, party, seq) return key_at(L, party, seq) end
+function Agent:secret_at(L, seq) return own_secret(self, L, seq) end
 
 function Agent:refresh_keys(L)
   L.records = self.ledger:rotations(L.id)
@@ -427,7 +446,7 @@ function Agent:add_lease(l)
   if not ok then return nil, err end
   local L = self.leases[l.id] or { id = l.id, provider_key = l.provider_key, consumer_key = l.consumer_key,
     start_ns = l.start, nonce = l.nonce, started = wp.time() }
-  L.addr = l.provider
+  L.addr, L.share = l.provider, l.share
   if not self.leases[l.id] then
     self.leases[l.id] = L
     self.order[#self.order + 1] = L
@@ -684,10 +703,12 @@ end
 
 function Agent:transport_handler()
   return function(req)
+    local peer = req.peer_key or req.identity
+    local st, hd, body = challenger.provider_route(self, req, peer)
+    if st then return st, hd, body end
     local id = req.path:match("^/v1/leases/(%x+)/exchange$")
     if not id or req.method ~= "POST" then return jerr(404, "NOT_FOUND", "POST /v1/leases/{id}/exchange") end
     local L = self.leases[id:lower()]
-    local peer = req.peer_key or req.identity
     if not L then return jerr(404, "UNKNOWN_LEASE", "no such lease here") end
     if not peer or not (L.pins and L.pins[peer]) then
       self:reject(L, "WRONG_PEER", "connection authenticated as " .. tostring(peer))
@@ -927,6 +948,11 @@ function _M.run(role, path)
     if not h then return fail("listen: " .. tostring(port)) end
     local pins = {}
     for _, L in ipairs(self.order) do for k in pairs(L.pins or {}) do pins[#pins + 1] = k end end
+    if type(conf.challengers) == "table" then
+      for _, k in ipairs(conf.challengers) do pins[#pins + 1] = tostring(k):lower() end
+    elseif conf.challengers == "any" then
+      pins = "any"   -- fishermen: any proven identity may challenge; exchanges stay the consumers'
+    end
     local srv, lerr = host.http_listen { host = h, port = port, handler = self:transport_handler(),
       header_timeout = 30, body_timeout = 60,
       tls = { cert = self.tls.cert, key = self.tls.key, pins = pins } }
@@ -948,7 +974,14 @@ function _M.run(role, path)
   host.log("info", ("workproof uptime %s %s: identity %s, %d lease(s), state %s"):format(role, host.version,
     conf.key, #self.order, conf.state_dir))
   self:keep_cert()
-  if role == "consumer" then for _, L in ipairs(self.order) do self:follow(L) end end
+  if role == "consumer" then
+    for _, L in ipairs(self.order) do
+      self:follow(L)
+      challenger.follow(self, L)
+    end
+  else
+    for _, L in ipairs(self.order) do challenger.provision(self, L) end
+  end
   -- liveness of leases with nothing happening (a provider whose consumer went away)
   host.spawn(function()
     while not self.stopping do

@@ -42,6 +42,11 @@ local SCHEMA = {
       seq INTEGER, at REAL NOT NULL, data TEXT NOT NULL)]],
   [[CREATE TABLE IF NOT EXISTS epochs(lease TEXT NOT NULL, idx INTEGER NOT NULL, record TEXT NOT NULL,
       hash TEXT NOT NULL, PRIMARY KEY(lease, idx))]],
+  [[CREATE TABLE IF NOT EXISTS challenges(id INTEGER PRIMARY KEY, lease TEXT NOT NULL, kind TEXT NOT NULL,
+      issued REAL NOT NULL, deadline REAL NOT NULL, passed INTEGER NOT NULL, degraded INTEGER NOT NULL,
+      ms REAL NOT NULL, detail TEXT, answer TEXT)]],
+  [[CREATE TABLE IF NOT EXISTS statements(lease TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL,
+      PRIMARY KEY(lease, kind))]],
   [[CREATE TABLE IF NOT EXISTS claims(lease TEXT NOT NULL, idx INTEGER NOT NULL, enc TEXT NOT NULL,
       hash TEXT NOT NULL, csig TEXT, PRIMARY KEY(lease, idx))]],
 }
@@ -232,6 +237,37 @@ function mt:evidence_list(lease, kind)
     or self:x("SELECT * FROM evidence WHERE lease = ? ORDER BY id", lease)
   for _, r in ipairs(rows) do r.data = cjson.decode(r.data) end
   return rows
+end
+
+-- ---- challenges and signed statements ----------------------------------------------
+
+function mt:add_challenge(lease, r)
+  self:x("INSERT INTO challenges(lease, kind, issued, deadline, passed, degraded, ms, detail, answer) "
+    .. "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", lease, r.kind, r.issuedAt, r.deadline, r.passed and 1 or 0,
+    r.degraded and 1 or 0, r.ms, r.detail, r.answer and cjson.encode(r.answer) or nil)
+end
+
+--- The last n challenges of a lease, oldest first.
+function mt:challenges(lease, n)
+  local rows = self:x("SELECT * FROM challenges WHERE lease = ? ORDER BY id DESC LIMIT ?", lease, n or -1)
+  local out = {}
+  for i = #rows, 1, -1 do
+    local r = rows[i]
+    out[#out + 1] = { kind = r.kind, issuedAt = r.issued, deadline = r.deadline, passed = r.passed == 1,
+      degraded = r.degraded == 1, ms = r.ms, detail = r.detail }
+  end
+  return out
+end
+
+--- A signed statement kept per lease (the provider's storage commitment,
+-- its capacity attestation): kind -> table.
+function mt:statement(lease, kind)
+  local r = self:x("SELECT data FROM statements WHERE lease = ? AND kind = ?", lease, kind)[1]
+  return r and cjson.decode(r.data) or nil
+end
+
+function mt:set_statement(lease, kind, t)
+  self:x("INSERT OR REPLACE INTO statements VALUES (?, ?, ?)", lease, kind, cjson.encode(t))
 end
 
 -- ---- roll-up -----------------------------------------------------------------------

@@ -67,6 +67,7 @@ local function lease_detail(agent, L)
   t.gapList = {}
   for i, g in ipairs(L.gaps or {}) do t.gapList[i] = { from = g.from_ns, to = g.to_ns, missed = g.missed } end
   t.evidence = #agent.ledger:evidence_list(L.id)
+  t.score, t.scoreState = L.score or cjson.null, L.score_state or "ok"
   return t
 end
 
@@ -91,6 +92,16 @@ local function metrics(agent)
   add("workproof_uptime_beats_rejected_total", "counter", "refusals by reason", rej)
   add("workproof_uptime_gaps_total", "counter", "gaps seen while running",
     { format('workproof_uptime_gaps_total{role="%s"} %d', role, m.gaps) })
+  local ch = {}
+  for key, n in pairs(m.challenges or {}) do
+    local kind, outcome = key:match("^(%a+):(%a+)$")
+    ch[#ch + 1] = format('workproof_uptime_challenges_total{role="%s",kind="%s",outcome="%s"} %d', role, kind,
+      outcome, n)
+  end
+  table.sort(ch)
+  add("workproof_uptime_challenges_total", "counter", "challenges issued, by kind and outcome", ch)
+  add("workproof_uptime_challenges_answered_total", "counter", "provider: challenges answered",
+    { format('workproof_uptime_challenges_answered_total{role="%s"} %d', role, m.challenges_answered or 0) })
   add("workproof_uptime_exchanges_total", "counter", "exchanges (consumer: made; provider: answered)",
     { format('workproof_uptime_exchanges_total{role="%s"} %d', role, m.exchanges) })
   add("workproof_uptime_exchange_errors_total", "counter", "consumer: exchanges that failed",
@@ -161,6 +172,9 @@ function _M.handler(agent)
       local lines = {}
       for i, r in ipairs(L.records) do lines[i] = ledger_mod.rotation_json(r) end
       return 200, { ["content-type"] = "application/x-ndjson" }, concat(lines, "\n") .. (#lines > 0 and "\n" or "")
+    end
+    if rest == "/challenges" and method == "GET" then
+      return json(200, require("workproof.uptime.challenger").list(agent, L))
     end
     if rest == "/evidence" and method == "GET" then
       return json(200, { evidence = agent.ledger:evidence_list(L.id) })

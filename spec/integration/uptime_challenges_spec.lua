@@ -1,0 +1,169 @@
+-- SPDX-License-Identifier: MIT
+-- Challenges with real agents over the real transport (docs/uptime.md,
+-- "Challenges"): an honest provider passes every kind; a throttled one is
+-- caught by the compute challenge against its own baseline, one behind a
+-- relay by the latency challenge; a provider whose capacity attestation
+-- shares out more than it has is flagged; forged and replayed answers are
+-- refused.
+local h = require "helpers"
+local wp = require "workproof"
+local host = require "workproof.host"
+local cjson = require "cjson.safe"
+local chal = require "workproof.uptime.challenge"
+
+local u = require "uptime_helpers"
+local seed, pub, new_lease, start, get, soon, stop_all, metric =
+  u.seed, u.pub, u.new_lease, u.start, u.get, u.soon, u.stop_all, u.metric
+
+-- challenge every second, a small VDF, a baseline of 3 passes
+local function policies(extra)
+  return "policies = { timestamps = { interval_s = 1, tolerance_s = 0.5, drift_s = 10 }, "
+    .. "challenges = { compute_every_s = 1, compute_t = 20000, latency_every_s = 1, latency_bound_ms = 150, "
+    .. "storage_every_s = 1, baseline_window = 3, slow_factor = 2" .. (extra or "") .. " } },"
+end
+
+local function challenges(c, l)
+  return get(c, "/leases/" .. l.id .. "/challenges")
+end
+
+local function count(list, kind, pred)
+  local n = 0
+  for _, r in ipairs(list) do if r.kind == kind and pred(r) then n = n + 1 end end
+  return n
+end
+
+describe("uptime challenges #integration", function()
+  it("an honest provider passes latency and compute challenges; the list and the score say so", function()
+    local l = new_lease()
+    finally(function() stop_all(l) end)
+    start(l, "provider", { policies = policies() })
+    local c = start(l, "consumer", { policies = policies() })
+    assert.is_true(soon(function()
+      local t = challenges(c, l).challenges
+      return count(t, "compute", function(r) return r.passed end) >= 3
+        and count(t, "latency", function(r) return r.passed end) >= 3
+    end, 30))
+    local t = challenges(c, l)
+    for _, r in ipairs(t.challenges) do
+      assert.is_true(r.passed, cjson.encode(r))
+      assert.is_number(r.latencyMs)
+      assert.is_true(r.deadline > r.issuedAt)
+    end
+    assert.equal("ok", t.scoreState)
+    assert.is_true(t.score > 0.9)
+    assert.is_true(metric(l.provider, "workproof_uptime_challenges_answered_total") >= 6)
+    assert.is_true(metric(c, "workproof_uptime_challenges_total", 'outcome="passed"') >= 6)
+  end)
+
+  it("a throttled provider (stopped 3/4 of the time) is caught by the compute challenge: degraded", function()
+    local l = new_lease()
+    finally(function() stop_all(l) end)
+    local p = start(l, "provider", { policies = policies() })
+    local c = start(l, "consumer", { policies = policies() })
+    assert.is_true(soon(function()
+      return count(challenges(c, l).challenges, "compute", function(r) return r.passed end) >= 3
+    end, 30))
+    -- a deliberately slowed runtime: SIGSTOP 30 ms, SIGCONT 10 ms
+    local throttling = true
+    host.spawn(function()
+      while throttling do
+        host.kill(p.proc.pid, 19)
+        host.sleep(0.03)
+        host.kill(p.proc.pid, 18)
+        host.sleep(0.01)
+      end
+    end)
+    local ok = soon(function()
+      return count(challenges(c, l).challenges, "compute", function(r) return r.degraded or not r.passed end) >= 1
+    end, 30)
+    throttling = false
+    host.sleep(0.1)
+    host.kill(p.proc.pid, 18)
+    assert.is_true(ok, "the compute challenge did not notice")
+  end)
+
+  it("a provider behind a relay adding 120 ms each way fails the latency bound", function()
+    local l = new_lease()
+    finally(function()
+      stop_all(l)
+      if l.relay then host.kill(l.relay.pid, 15) end
+    end)
+    start(l, "provider", { policies = policies() })
+    local relay, out = h.spawn_until({ file = "/usr/bin/node",
+      args = { "spec/fixtures/tcp_relay.js", "0", l.addr, "120" }, timeout = 300 }, "relay on %d+", "relay")
+    l.relay = relay
+    l.via = "127.0.0.1:" .. out:match("relay on (%d+)")
+    local c = start(l, "consumer", { policies = policies() })
+    assert.is_true(soon(function()
+      return count(challenges(c, l).challenges, "latency", function(r) return r.degraded end) >= 2
+    end, 30))
+    local t = challenges(c, l).challenges
+    for _, r in ipairs(t) do
+      if r.kind == "latency" then assert.is_true(r.latencyMs > 150, cjson.encode(r)) end
+    end
+  end)
+
+  it("an overcommitted provider (shares above its signed capacity) is flagged", function()
+    local l = new_lease()
+    finally(function() stop_all(l) end)
+    local extra = "  capacity = { vcpus = 1, memory_mb = 1024 },"
+    start(l, "provider", { policies = policies(), extra = extra, share = "{ vcpus = 2, memory_mb = 512 }" })
+    local c = start(l, "consumer", { policies = policies() })
+    assert.is_true(soon(function()
+      local cap = challenges(c, l).capacity
+      return type(cap) == "table" and cap.ok == false
+    end, 20))
+    assert.matches("OVERCOMMITTED: vcpus", challenges(c, l).capacity.detail)
+    assert.is_true(metric(c, "workproof_uptime_beats_rejected_total", "OVERCOMMITTED") >= 1)
+    local ev = get(c, "/leases/" .. l.id .. "/evidence").evidence
+    local found
+    for _, e in ipairs(ev) do if e.kind == "OVERCOMMITTED" then found = e end end
+    assert.is_table(found)
+    -- the attestation in the evidence is the provider's signature, checkable by anyone
+    assert.is_true(chal.verify(chal.CAPACITY, found.data.attestation, l.pk))
+  end)
+
+  it("forged, replayed and late answers are refused", function()
+    local l = new_lease()
+    finally(function() stop_all(l) end)
+    start(l, "provider", { policies = policies() })
+    -- one real answer, from the provider, over the transport (as the lease's consumer)
+    local id = assert(host.tls_identity(l.cs, 3600))
+    local tls = { cert = id.cert, key = id.key, pin = l.pk }
+    local ch = { kind = "compute", nonce = chal.nonce(), params = { t = 20000 }, scope = l.id }
+    local r = chal.run { url = "https://" .. l.addr .. "/v1/leases/" .. l.id .. "/challenge", ch = ch, tls = tls,
+      key = l.pk, deadline_s = 10 }
+    assert.is_true(r.ok, tostring(r.why))
+    -- replayed: the same answer to a fresh challenge
+    local ch2 = { kind = "compute", nonce = chal.nonce(), params = { t = 20000 }, scope = l.id }
+    assert.same({ false, "NOT_THIS_CHALLENGE" }, { chal.check(ch2, r.answer, l.pk) })
+    -- another lease's answer
+    assert.same({ false, "NOT_THIS_CHALLENGE" },
+      { chal.check({ kind = ch.kind, nonce = ch.nonce, params = ch.params, scope = ("0"):rep(64) }, r.answer, l.pk) })
+    -- forged: the result edited, or signed by another key
+    local forged = cjson.decode(cjson.encode(r.answer))
+    forged.result.y = ("0"):rep(#forged.result.y)
+    assert.same({ false, "BAD_SIGNATURE" }, { chal.check(ch, forged, l.pk) })
+    local _, other = wp.ed25519.keypair(wp.unhex(seed()))
+    local resigned = chal.sign(chal.ANSWER, cjson.decode(cjson.encode(r.answer)), other, pub(seed()))
+    assert.same({ false, "WRONG_SIGNER" }, { chal.check(ch, resigned, l.pk) })
+    -- a wrong VDF signed by the right key is still wrong
+    local _, psk = wp.ed25519.keypair(wp.unhex(l.ps))
+    local bad = cjson.decode(cjson.encode(r.answer))
+    bad.result.y = bad.result.proof
+    chal.sign(chal.ANSWER, bad, psk, l.pk)
+    assert.same({ false, "BAD_VDF" }, { chal.check(ch, bad, l.pk) })
+    -- late: the policy turns an answer past its deadline into a miss
+    local policy = require "workproof.policy"
+    local p = policy.load_file("policies/challenges.lua")
+    local conf = assert(policy.configure(p, {}))
+    local j = p.judge(conf, { kind = "compute", ok = true, ms = 11000, deadline_s = 10 }, {})
+    assert.is_false(j.passed)
+    assert.matches("late", j.detail)
+    -- a peer that is not the lease's consumer cannot challenge the lease
+    local id3 = assert(host.tls_identity(seed(), 3600))
+    local st = host.http_request { url = "https://" .. l.addr .. "/v1/leases/" .. l.id .. "/challenge",
+      method = "POST", body = cjson.encode(ch2), tls = { cert = id3.cert, key = id3.key, pin = l.pk } }
+    assert.is_nil(st)   -- not pinned: refused in the handshake
+  end)
+end)
