@@ -63,6 +63,10 @@ local function start(l, role, opts)
     end
     file = "/usr/bin/env"
   end
+  if opts.cpus then   -- taskset execs: the pid stays the agent's
+    for i, a in ipairs({ "-c", opts.cpus, file }) do table.insert(args, i, a) end
+    file = "/usr/bin/taskset"
+  end
   local p, buf = h.spawn_until({ file = file, args = args, timeout = 600, stderr_limit = 4 * 1048576 },
     "status API on [^\n]*\n", role)
   local a = { proc = p, role = role, status = "http://" .. buf:match("status API on http://(%S+)") }

@@ -166,4 +166,79 @@ describe("uptime challenges #integration", function()
       method = "POST", body = cjson.encode(ch2), tls = { cert = id3.cert, key = id3.key, pin = l.pk } }
     assert.is_nil(st)   -- not pinned: refused in the handshake
   end)
+
+  -- a fisherman's config sampling one provider once
+  local function fisherman_conf(l, extra)
+    local f = { dir = l.dir, seed = seed() }
+    f.key = pub(f.seed)
+    f.path = l.dir .. "/fisherman.lua"
+    h.write(f.path, ("return { identity = { seed = %q }, reports_dir = %q, samples = 1, every_s = 1, "
+      .. "compute_t = 100000, targets = { { provider_key = %q, address = %q%s } } }"):format(f.seed,
+      l.dir .. "/reports", l.pk, l.addr, extra or ""))
+    return f
+  end
+
+  local function run_fisherman(f)
+    local out, st = h.run(h.build .. "/workproof", { "uptime", "fisherman", f.path })
+    assert(st.exit_status == 0, out .. st.stderr)
+    local file = out:match("report (%S+)")
+    assert(file, out)
+    return file, cjson.decode(h.read(file))
+  end
+
+  local function evidence_verify(file)
+    local out, st = h.run(h.build .. "/workproof", { "uptime", "evidence", "verify", file, "--json" })
+    return st.exit_status, cjson.decode(out) or out
+  end
+
+  it("the fisherman: a provider it has no lease with, challenged; the signed report verifies, a tampered one not",
+    function()
+      local l = new_lease()
+      finally(function() stop_all(l) end)
+      start(l, "provider", { policies = policies(), extra = '  challengers = "any", capacity = { vcpus = 2 },',
+        share = "{ vcpus = 1 }" })
+      local f = fisherman_conf(l)
+      local file, rep = run_fisherman(f)
+      assert.equal(f.key, rep.signer)
+      assert.equal(l.pk, rep.provider)
+      assert.is_true(#rep.challenges >= 2)
+      for _, c in ipairs(rep.challenges) do assert.is_true(c.passed, cjson.encode(c)) end
+      assert.equal(2, rep.parallel.n)
+      assert.is_true(rep.capacity.ok)
+      local code, res = evidence_verify(file)
+      assert.equal(0, code, cjson.encode(res))
+      assert.is_true(res.valid)
+      assert.equal(#rep.challenges, res.summary.answers_checked)
+      -- tampered: a failed challenge made to look passed (the fisherman's signature breaks)
+      local t = cjson.decode(h.read(file))
+      t.challenges[1].ms = 1
+      h.write(file .. ".t1", cjson.encode(t))
+      local c1, r1 = evidence_verify(file .. ".t1")
+      assert.equal(1, c1)
+      assert.matches("signature", r1.reason)
+      -- re-signed by the fisherman but with an answer the provider never gave
+      local t2 = cjson.decode(h.read(file))
+      t2.challenges[2].answer.result.y = t2.challenges[2].answer.result.proof
+      local _, fsk = wp.ed25519.keypair(wp.unhex(f.seed))
+      chal.sign(chal.REPORT, t2, fsk, f.key)
+      h.write(file .. ".t2", cjson.encode(t2))
+      local c2, r2 = evidence_verify(file .. ".t2")
+      assert.equal(1, c2)
+      assert.matches("answer does not hold", r2.reason)
+      -- unreadable
+      assert.equal(2, (evidence_verify(l.dir .. "/nothing.json")))
+    end)
+
+  it("overcommitment: a provider attesting 2 vCPUs but running on one degrades when challenged twice at once",
+    function()
+      local l = new_lease()
+      finally(function() stop_all(l) end)
+      start(l, "provider", { cpus = "0", policies = policies(),
+        extra = '  challengers = "any", capacity = { vcpus = 2 },', share = "{ vcpus = 2 }" })
+      local f = fisherman_conf(l)
+      local _, rep = run_fisherman(f)
+      assert.equal(2, rep.parallel.n)
+      assert.is_true(rep.parallel.flagged, cjson.encode(rep.parallel))
+      assert.is_true(rep.parallel.ratio > 1.5)
+    end)
 end)

@@ -119,6 +119,23 @@ local DECL = {
       { "--rotations-out", arg = "FILE", help = "where the rotation records go (JSON lines)" },
     },
   },
+  fisherman = {
+    name = "workproof uptime fisherman",
+    summary = "sample providers you have no lease with: challenge them, write signed evidence reports",
+    description = "Challenges each target provider over the authenticated transport (latency, compute,\n"
+      .. "and as many compute challenges at once as it attests vCPUs) and writes a signed report\n"
+      .. "per sample (docs/uptime.md, \"Fisherman\"). SIGTERM stops.",
+    positionals = { { "CONFIG.lua", help = "the fisherman's config (examples/uptime/fisherman.lua)" } },
+  },
+  evidence = {
+    name = "workproof uptime evidence",
+    summary = "verify a fisherman's evidence report",
+    description = "workproof uptime evidence verify FILE: checks the fisherman's signature, every answer's\n"
+      .. "provider signature and binding to its challenge, the VDFs and the capacity attestation.\n"
+      .. "Exit 0 valid, 1 invalid, 2 unreadable.",
+    positionals = { { "verify", help = "the action (verify)" }, { "FILE", help = "the report (JSON)" } },
+    options = { { "--json", help = "print the summary as JSON" } },
+  },
   lease = {
     name = "workproof uptime lease",
     summary = "make a lease: its id from both keys, a start time and a nonce",
@@ -138,7 +155,7 @@ local GROUP = {
   description = "Proof of uptime: heartbeat chains, epochs and claims (docs/uptime.md).\n"
     .. "Exit codes: 0 valid / done, 1 invalid chain, 2 unusable input or usage error.",
   commands = { DECL.verify, DECL.simulate, DECL.claim, DECL.report, DECL.provider, DECL.consumer,
-    DECL.export, DECL.lease },
+    DECL.export, DECL.lease, DECL.fisherman, DECL.evidence },
 }
 
 -- ---- small helpers --------------------------------------------------------
@@ -787,8 +804,43 @@ local function cmd_lease(argv)
   return 0
 end
 
+local function cmd_fisherman(argv)
+  local opts, code = args.run(DECL.fisherman, argv)
+  if not opts then return code end
+  return require("workproof.uptime.fisherman").run(opts[1])
+end
+
+local function cmd_evidence(argv)
+  local opts, code = args.run(DECL.evidence, argv)
+  if not opts then return code end
+  if opts[1] ~= "verify" or not opts[2] then return usage_error("evidence", "usage: evidence verify FILE") end
+  local text, rerr = read_file(opts[2])
+  if not text then errf("workproof uptime evidence: %s: %s", opts[2], tostring(rerr)) return 2 end
+  local r = cjson.decode(text)
+  if type(r) ~= "table" then errf("workproof uptime evidence: %s: not JSON", opts[2]) return 2 end
+  local sum, why = require("workproof.uptime.fisherman").verify_report(r)
+  if opts.json then
+    json_out(sum and { valid = true, summary = sum } or { valid = false, reason = why })
+  elseif sum then
+    outf("VALID  report by fisherman %s on provider %s at %s", sum.fisherman, sum.provider,
+      os.date("!%Y-%m-%d %H:%M:%S", sum.at or 0))
+    outf("%d challenge(s), %d failed, %d provider answer(s) checked", sum.challenges, sum.failed, sum.answers_checked)
+    if sum.parallel then
+      outf("%d at once: median %.0f ms against %.0f ms alone (x%.2f)%s", sum.parallel.n, sum.parallel.median_ms,
+        sum.parallel.solo_ms, sum.parallel.ratio, sum.parallel.flagged and "  DEGRADED TOGETHER" or "")
+    end
+    if sum.capacity then
+      outf("capacity attestation: %s", sum.capacity.ok and "within capacity" or tostring(sum.capacity.detail))
+    end
+  else
+    outf("INVALID  %s", why)
+  end
+  return sum and 0 or 1
+end
+
 local COMMANDS = { verify = cmd_verify, simulate = cmd_simulate, claim = cmd_claim, report = cmd_report,
-  provider = agent_cmd("provider"), consumer = agent_cmd("consumer"), export = cmd_export, lease = cmd_lease }
+  provider = agent_cmd("provider"), consumer = agent_cmd("consumer"), export = cmd_export, lease = cmd_lease,
+  fisherman = cmd_fisherman, evidence = cmd_evidence }
 
 function _M.main(...)
   local decl, rest = args.dispatch(GROUP, { ... })

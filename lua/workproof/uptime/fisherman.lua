@@ -1,0 +1,203 @@
+-- SPDX-License-Identifier: MIT
+--- The fisherman (docs/uptime.md, "Fisherman"): `workproof uptime fisherman
+-- CONFIG.lua`, a third party with no lease that samples providers over the
+-- authenticated transport (its own identity certificate; the provider
+-- admits challengers with `challengers = "any"` or their keys), challenges
+-- them (latency, compute; and N compute challenges at once, N = the vCPUs
+-- the provider attests, to see whether they degrade together), and writes
+-- signed evidence reports anyone can check with `workproof uptime evidence
+-- verify FILE`.
+local wp = require "workproof"
+local host = require "workproof.host"
+local cjson = require "cjson.safe"
+local schema = require "workproof.schema"
+local fs = require "workproof.fs"
+local chal = require "workproof.uptime.challenge"
+
+local type, ipairs, tostring, format, floor, sort, max = type, ipairs, tostring, string.format, math.floor,
+  table.sort, math.max
+
+local _M = {}
+
+local HEX64 = "^%x+$"
+_M.SCHEMA = {
+  identity = { type = "record", required = true, fields = {
+    seed = { type = "string", match = HEX64, min = 64, max = 64, description = "Ed25519 seed (hex)" },
+  }, description = "the fisherman's identity: signs its reports, proves itself to providers" },
+  reports_dir = { type = "string", default = "var/fisherman", description = "where the signed reports go" },
+  every_s = { type = "number", default = 600, min = 1, max = 86400, description = "seconds between samples" },
+  samples = { type = "integer", min = 1, description = "stop after this many rounds (default: run until stopped)" },
+  compute_t = { type = "integer", default = 200000, min = 1000, max = 1e9, description = "VDF squarings" },
+  latency_bound_ms = { type = "number", default = 200, min = 0.1, description = "a slower echo is degraded" },
+  slow_factor = { type = "number", default = 1.5, min = 1,
+    description = "parallel/solo above this: degraded together" },
+  log_level = { type = "string", default = "info", one_of = { "debug", "info", "warn", "error" } },
+  targets = { type = "array", default = {}, elements = { type = "record", fields = {
+    provider_key = { type = "string", required = true, match = HEX64, min = 64, max = 64 },
+    address = { type = "string", required = true, description = "host:port of the provider's transport" },
+    parallel = { type = "integer", min = 1, max = 64,
+      description = "compute challenges at once (default: the vCPUs the provider attests)" },
+  } } },
+}
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function load_config(path)
+  local src = read_file(path)
+  if not src then return nil, { path .. ": cannot read" } end
+  local chunk, perr = loadstring(src, "@" .. path)
+  if not chunk then return nil, { perr } end
+  setfenv(chunk, { os = { getenv = os.getenv }, tostring = tostring, tonumber = tonumber })
+  local ok, raw = pcall(chunk)
+  if not ok or type(raw) ~= "table" then return nil, { tostring(ok and (path .. ": must return a table") or raw) } end
+  local conf, errs = schema.validate(_M.SCHEMA, raw)
+  if not conf then return nil, schema.format_errors(errs, path .. ": ") end
+  local base = path:match("^(.*)/[^/]*$") or "."
+  if conf.reports_dir:sub(1, 1) ~= "/" then conf.reports_dir = base .. "/" .. conf.reports_dir end
+  local pub, sk = wp.ed25519.keypair(wp.unhex(conf.identity.seed))
+  conf.key, conf.secret = wp.hex(pub), sk
+  return conf
+end
+
+local function median(xs)
+  local c = {}
+  for i, x in ipairs(xs) do c[i] = x end
+  sort(c)
+  return c[floor((#c + 1) / 2)]
+end
+
+-- one challenge to a provider (provider scope)
+local function challenge(t, tls, kind, params, deadline)
+  local ch = { kind = kind, nonce = chal.nonce(), params = params, scope = "provider" }
+  local r = chal.run { url = "https://" .. t.address .. "/v1/challenge", ch = ch, tls = tls, key = t.provider_key,
+    deadline_s = deadline }
+  return { challenge = ch, answer = r.answer or cjson.null, ms = r.ms, passed = r.ok and r.ms <= deadline * 1000,
+    detail = r.why or cjson.null }
+end
+
+--- One sample of one provider: the report (signed).
+function _M.sample(conf, t, tls)
+  local report = { version = 1, provider = t.provider_key, address = t.address, at = floor(wp.time()),
+    challenges = {} }
+  local cs = report.challenges
+  local lat = challenge(t, tls, "latency", {}, 10)
+  lat.degraded = lat.passed and lat.ms > conf.latency_bound_ms or false
+  cs[#cs + 1] = lat
+  local solo = challenge(t, tls, "compute", { t = conf.compute_t }, 60)
+  cs[#cs + 1] = solo
+  -- the attested capacity, and N challenges at once
+  local st, _, body = host.http_request { url = "https://" .. t.address .. "/v1/capacity", timeout = 10, tls = tls }
+  local att = st == 200 and cjson.decode(body or "") or nil
+  if att then
+    local ok, why = chal.verify(chal.CAPACITY, att, t.provider_key)
+    if ok then ok, why = chal.capacity_check(att) end
+    report.capacity = { attestation = att, ok = ok, detail = why or cjson.null }
+  end
+  local n = t.parallel or (att and type(att.capacity) == "table" and tonumber(att.capacity.vcpus)) or nil
+  if n and n >= 2 and solo.passed then
+    local done, times, results = 0, {}, {}
+    for i = 1, n do
+      host.spawn(function()
+        results[i] = challenge(t, tls, "compute", { t = conf.compute_t }, 60)
+        done = done + 1
+      end)
+    end
+    while done < n do host.sleep(0.01) end
+    local all_ok = true
+    for i = 1, n do
+      cs[#cs + 1] = results[i]
+      times[i] = results[i].ms
+      all_ok = all_ok and results[i].passed
+    end
+    local par = median(times)
+    report.parallel = { n = n, solo_ms = solo.ms, median_ms = par, ratio = par / max(solo.ms, 0.001),
+      flagged = (not all_ok) or par > solo.ms * conf.slow_factor }
+  end
+  return chal.sign(chal.REPORT, report, conf.secret, conf.key)
+end
+
+--- Check a report file: the fisherman's signature, every answer's
+-- provider signature and binding to its challenge, the VDFs, the capacity
+-- attestation. Returns a summary table, or nil, why.
+function _M.verify_report(r)
+  local ok, why = chal.verify(chal.REPORT, r)
+  if not ok then return nil, "the report's signature: " .. why end
+  if type(r.challenges) ~= "table" or type(r.provider) ~= "string" then return nil, "not an evidence report" end
+  local out = { fisherman = r.signer, provider = r.provider, at = r.at, challenges = #r.challenges, failed = 0,
+    answers_checked = 0 }
+  for i, c in ipairs(r.challenges) do
+    if c.answer ~= nil and c.answer ~= cjson.null then
+      local aok, awhy = chal.check(c.challenge, c.answer, r.provider)
+      if not aok then return nil, format("challenge %d: the provider's answer does not hold: %s", i, awhy) end
+      out.answers_checked = out.answers_checked + 1
+    end
+    if not c.passed then out.failed = out.failed + 1 end
+  end
+  if r.capacity and r.capacity.attestation then
+    local cok, cwhy = chal.verify(chal.CAPACITY, r.capacity.attestation, r.provider)
+    if not cok then return nil, "the capacity attestation: " .. cwhy end
+  end
+  out.parallel = r.parallel
+  out.capacity = r.capacity and { ok = r.capacity.ok, detail = r.capacity.detail } or nil
+  return out
+end
+
+--- Run the fisherman until stopped (or `samples` rounds).
+function _M.run(path)
+  local conf, errs = load_config(path)
+  if not conf then
+    for _, e in ipairs(errs) do io.stderr:write("workproof uptime fisherman: ", e, "\n") end
+    return 2
+  end
+  require("workproof.log").configure(conf)
+  local id, ierr = host.tls_identity(conf.identity.seed, 86400)
+  if not id then io.stderr:write("workproof uptime fisherman: ", tostring(ierr), "\n") return 1 end
+  fs.mkdir_p(conf.reports_dir, 493)
+  local stopping = false
+  local function stop(sig)
+    stopping = true
+    host.log("info", "SIG" .. sig .. ": stopping")
+    host.stop(0)
+  end
+  host.on_signal("TERM", function() stop("TERM") end)
+  host.on_signal("INT", function() stop("INT") end)
+  host.log("info", ("workproof uptime fisherman: identity %s, %d target(s), reports in %s"):format(conf.key,
+    #conf.targets, conf.reports_dir))
+  io.stdout:write("fisherman ", conf.key, " sampling ", #conf.targets, " provider(s)\n")
+  io.stdout:flush()
+  local round = 0
+  while not stopping do
+    round = round + 1
+    for _, t in ipairs(conf.targets) do
+      local tls = { cert = id.cert, key = id.key, pin = t.provider_key }
+      local ok, rep = pcall(_M.sample, conf, t, tls)
+      if ok then
+        local file = format("%s/%s-%d-%d.json", conf.reports_dir, t.provider_key:sub(1, 16), rep.at, round)
+        local f = io.open(file, "wb")
+        if f then f:write(cjson.encode(rep), "\n") f:close() end
+        local failed = 0
+        for _, c in ipairs(rep.challenges) do if not c.passed then failed = failed + 1 end end
+        local flagged = rep.parallel and rep.parallel.flagged
+        host.log(failed > 0 and "warn" or "info", ("provider %s: %d challenge(s), %d failed%s%s -> %s"):format(
+          t.provider_key:sub(1, 12), #rep.challenges, failed, flagged and ", DEGRADED TOGETHER" or "",
+          rep.capacity and rep.capacity.ok == false and (", capacity: " .. tostring(rep.capacity.detail)) or "",
+          file))
+        io.stdout:write("report ", file, "\n")
+        io.stdout:flush()
+      else
+        host.log("error", "provider " .. t.provider_key:sub(1, 12) .. ": " .. tostring(rep))
+      end
+    end
+    if conf.samples and round >= conf.samples then break end
+    host.sleep(conf.every_s)
+  end
+  return 0
+end
+
+return _M
