@@ -101,23 +101,31 @@ function _M.sample(conf, t, tls)
   end
   local n = t.parallel or (att and type(att.capacity) == "table" and tonumber(att.capacity.vcpus)) or nil
   if n and n >= 2 and solo.passed then
-    local done, times, results = 0, {}, {}
-    for i = 1, n do
-      host.spawn(function()
-        results[i] = challenge(t, tls, "compute", { t = conf.compute_t }, 60)
-        done = done + 1
-      end)
+    -- noise only ever adds time: the fastest of two solo runs against the
+    -- better of two rounds of N at once (each round's median)
+    local solo2 = challenge(t, tls, "compute", { t = conf.compute_t }, 60)
+    cs[#cs + 1] = solo2
+    local solo_ms = math.min(solo.ms, solo2.passed and solo2.ms or math.huge)
+    local best, all_ok = math.huge, solo2.passed
+    for _ = 1, 2 do
+      local done, times, results = 0, {}, {}
+      for i = 1, n do
+        host.spawn(function()
+          results[i] = challenge(t, tls, "compute", { t = conf.compute_t }, 60)
+          done = done + 1
+        end)
+      end
+      while done < n do host.sleep(0.01) end
+      for i = 1, n do
+        cs[#cs + 1] = results[i]
+        times[i] = results[i].ms
+        all_ok = all_ok and results[i].passed
+      end
+      local m = median(times)
+      if m < best then best = m end
     end
-    while done < n do host.sleep(0.01) end
-    local all_ok = true
-    for i = 1, n do
-      cs[#cs + 1] = results[i]
-      times[i] = results[i].ms
-      all_ok = all_ok and results[i].passed
-    end
-    local par = median(times)
-    report.parallel = { n = n, solo_ms = solo.ms, median_ms = par, ratio = par / max(solo.ms, 0.001),
-      flagged = (not all_ok) or par > solo.ms * conf.slow_factor }
+    report.parallel = { n = n, solo_ms = solo_ms, median_ms = best, ratio = best / max(solo_ms, 0.001),
+      flagged = (not all_ok) or best > solo_ms * conf.slow_factor }
   end
   return chal.sign(chal.REPORT, report, conf.secret, conf.key)
 end
