@@ -2,8 +2,8 @@
 --- A JSON Schema (2020-12) validator for the subset docs/openapi.yaml uses,
 -- for the specs: type (a name or a list; integer is a number without a
 -- fraction), properties, required, additionalProperties (false or a
--- schema), enum, items, oneOf, anyOf, $ref (local "#/..." pointers),
--- minimum; description, title, format, examples and default are
+-- schema), enum, items, allOf, oneOf, anyOf, $ref (local "#/..."
+-- pointers), minimum; description, title, format, examples and default are
 -- annotations. Any other keyword raises: a document must not claim a
 -- constraint nobody checks.
 --
@@ -26,7 +26,7 @@ local mt = { __index = _M }
 
 local KEYWORDS = {
   type = true, properties = true, required = true, additionalProperties = true, enum = true, items = true,
-  oneOf = true, anyOf = true, ["$ref"] = true, minimum = true,
+  allOf = true, oneOf = true, anyOf = true, ["$ref"] = true, minimum = true,
   description = false, title = false, format = false, examples = false, default = false,
 }
 
@@ -68,7 +68,7 @@ function _M:check(schema, where, seen)
       for name, s in pairs(sub) do self:check(s, where .. "/properties/" .. name, seen) end
     elseif k == "items" or (k == "additionalProperties" and type(sub) == "table") then
       self:check(sub, where .. "/" .. k, seen)
-    elseif k == "oneOf" or k == "anyOf" then
+    elseif k == "allOf" or k == "oneOf" or k == "anyOf" then
       for i, s in ipairs(sub) do self:check(s, where .. "/" .. k .. "/" .. i, seen) end
     elseif k == "$ref" then
       self:check(self:resolve(sub), sub, seen)
@@ -131,6 +131,10 @@ function _M:validate(schema, v, where)
       local ok, err = self:validate(schema.items, v[i], ("%s[%d]"):format(where, i - 1))
       if not ok then return false, err end
     end
+  end
+  for i, s in ipairs(schema.allOf or {}) do
+    local ok, err = self:validate(s, v, where)
+    if not ok then return false, ("%s (allOf[%d])"):format(err, i - 1) end
   end
   if schema.anyOf then
     local errs = {}

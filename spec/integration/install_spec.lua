@@ -123,6 +123,10 @@ describe("make install #integration", function()
         assert.equal(200, st, cjson.encode(r))
         assert.equal("VALID", r.result, cjson.encode(r))
       end
+      -- the HTTP API's document is found in the prefix (share/doc/workproof)
+      local ost, _, obody = h.http("GET", srv.url .. "/openapi.json")
+      assert.equal(200, ost, obody)
+      assert.equal("3.1.0", cjson.decode(obody).openapi)
       -- its state went where it was started, not into a tree
       assert.is_truthy(io.open(work .. "/var/workproof.db"))
     end)

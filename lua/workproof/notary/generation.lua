@@ -67,9 +67,13 @@ local function resolve_stage(gen, i, name, where)
       :format(where and (where .. ": ") or "", i, name), 0)
   end
   local p, pconf = pol.policy, pol.conf
-  local failed = errors.refusal("EPOLICY")
+  -- a fresh refusal per failure: the later stages add headers to the
+  -- answer they get (one table shared by all would carry them over)
+  local failed = {}
   return function(ctx)
-    return policy.call(p, "stage", failed, function(e) log("error", e) end, nil, pconf, ctx)
+    local r = policy.call(p, "stage", failed, function(e) log("error", e) end, nil, pconf, ctx)
+    if r == failed then return errors.refusal("EPOLICY") end
+    return r
   end
 end
 
