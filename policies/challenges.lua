@@ -37,8 +37,11 @@ _M.schema = {
   storage_every_s = { type = "number", default = 300, min = 1, max = 86400,
     description = "seconds between storage challenges" },
   storage_chunks = { type = "integer", default = 8, min = 1, max = 256, description = "chunks asked per challenge" },
-  storage_deadline_s = { type = "number", default = 2, min = 0.05, max = 3600,
-    description = "a storage answer later than this is a miss" },
+  storage_deadline_s = { type = "number", default = 0.25, min = 0.01, max = 3600,
+    description = "a storage answer later than this is a miss: keep it under a quarter of the time to re-derive "
+      .. "the whole committed file (docs/uptime.md, Storage challenges)" },
+  storage_min_work = { type = "integer", default = 64, min = 1, max = 1e8,
+    description = "the least `work` per chunk a storage commitment may use" },
   latency_every_s = { type = "number", default = 60, min = 1, max = 86400,
     description = "seconds between latency challenges" },
   latency_bound_ms = { type = "number", default = 200, min = 0.1, max = 60000,
@@ -47,6 +50,8 @@ _M.schema = {
     description = "a missed or wrong answer: note it, degrade the score, or raise a dispute" },
   on_degraded = { type = "string", default = "note", one_of = ACTIONS,
     description = "a slow but correct answer" },
+  rtt_bound_ms = { type = "number", default = 500, min = 0.1, max = 600000,
+    description = "beat round trips above this lower the score in proportion" },
   score_window = { type = "integer", default = 50, min = 1, max = 10000,
     description = "challenges the score looks at" },
   score_alert = { type = "number", default = 0.9, min = 0, max = 1, description = "below: an alert" },
@@ -116,10 +121,11 @@ function _M.judge(conf, r, history)
   return { passed = true }
 end
 
---- The lease's SLA score in [0, 1] from its last challenges and its beats'
--- uptime: passes count 1, degraded 0.5, misses 0; times the uptime.
--- Returns score, state ("ok", "alert", "dispute").
-function _M.score(conf, history, uptime)
+--- The lease's SLA score in [0, 1] from its last challenges, its beats'
+-- uptime and their round trips: passes count 1, degraded 0.5, misses 0;
+-- times the uptime; times rtt_bound_ms / the beats' mean round trip when
+-- that is above the bound. Returns score, state ("ok", "alert", "dispute").
+function _M.score(conf, history, uptime, rtt_ms)
   local n, sum = 0, 0
   for i = #history, max(1, #history - conf.score_window + 1), -1 do
     local h = history[i]
@@ -127,6 +133,7 @@ function _M.score(conf, history, uptime)
     sum = sum + (h.passed and (h.degraded and 0.5 or 1) or 0)
   end
   local s = (n > 0 and sum / n or 1) * min(uptime or 1, 1)
+  if rtt_ms and rtt_ms > conf.rtt_bound_ms then s = s * conf.rtt_bound_ms / rtt_ms end
   local state = s < conf.score_dispute and "dispute" or s < conf.score_alert and "alert" or "ok"
   return s, state
 end

@@ -17,6 +17,15 @@ return {
       tolerance_s = tonumber(env("WORKPROOF_UPTIME_TOLERANCE") or "30"), drift_s = 10 },
     key_rotation = { schedule_days = 30, grace_days = 3, allow_manual = true },
     liveness = { late_after = 1.5, down_after = 3 },
+    -- challenges to the provider: kinds, frequency, parameters, deadlines, what a failure means
+    challenges = {
+      compute_every_s = tonumber(env("WORKPROOF_UPTIME_CHALLENGE_S") or "300"), compute_t = 200000,
+      compute_deadline_s = 10, slow_factor = 1.5,
+      storage_every_s = tonumber(env("WORKPROOF_UPTIME_CHALLENGE_S") or "300"), storage_chunks = 8,
+      storage_deadline_s = 0.25, storage_min_work = 64,
+      latency_every_s = 60, latency_bound_ms = 200,
+      on_miss = "degrade", on_degraded = "note", score_alert = 0.9, score_dispute = 0.7,
+    },
   },
   epoch_beats = tonumber(env("WORKPROOF_UPTIME_EPOCH_BEATS") or "60"),
   claim_epochs = tonumber(env("WORKPROOF_UPTIME_CLAIM_EPOCHS") or "24"),

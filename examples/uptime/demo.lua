@@ -2,7 +2,8 @@
 --- `make uptime-demo`: a provider and a consumer on loopback, 2-second
 -- beats, 5-beat epochs, 2-epoch claims, over the authenticated transport
 -- (the provider takes beats on 127.0.0.1:8451; the consumer's status API is
--- on 127.0.0.1:8452, the provider's on 127.0.0.1:8453). Prints progress;
+-- on 127.0.0.1:8452, the provider's on 127.0.0.1:8453), with compute,
+-- storage (16 MiB) and latency challenges every 20 s. Prints progress;
 -- Ctrl-C or SIGTERM stops both.
 --
 --   workproof run examples/uptime/demo.lua [STATE_DIR]
@@ -14,7 +15,8 @@ local state = (...) or (here .. "/../../build/uptime-demo")
 os.execute("rm -rf '" .. state .. "' && mkdir -p '" .. state .. "'")
 
 local ENV = { WORKPROOF_UPTIME_INTERVAL = "2", WORKPROOF_UPTIME_TOLERANCE = "1",
-  WORKPROOF_UPTIME_EPOCH_BEATS = "5", WORKPROOF_UPTIME_CLAIM_EPOCHS = "2" }
+  WORKPROOF_UPTIME_EPOCH_BEATS = "5", WORKPROOF_UPTIME_CLAIM_EPOCHS = "2",
+  WORKPROOF_UPTIME_CHALLENGE_S = "20", WORKPROOF_UPTIME_STORAGE_MB = "16" }
 for k in pairs(ENV) do ENV[k] = os.getenv(k) or ENV[k] end   -- the environment may say otherwise
 
 local procs, ended = {}, {}
@@ -69,9 +71,24 @@ while not stopping do
     local detail = cjson.decode(d or "") or {}
     local signed = 0
     for _, c in ipairs(detail.claims or {}) do if c.consumerSignature ~= cjson.null then signed = signed + 1 end end
+    local cs = select(3, host.http_request { url = "http://127.0.0.1:8452/leases/" .. L.id .. "/challenges",
+      timeout = 2 })
+    local ch = cjson.decode(cs or "") or {}
+    local kinds = {}
+    for _, r in ipairs(ch.challenges or {}) do
+      local k = kinds[r.kind] or { 0, 0 }
+      k[1], k[2] = k[1] + (r.passed and 1 or 0), k[2] + 1
+      kinds[r.kind] = k
+    end
+    local parts = {}
+    for _, kind in ipairs({ "compute", "storage", "latency" }) do
+      if kinds[kind] then parts[#parts + 1] = ("%s %d/%d"):format(kind, kinds[kind][1], kinds[kind][2]) end
+    end
     io.stdout:write(("uptime-demo: lease %s… %-5s beats %d  epochs %d  claims %d (%d countersigned)  "
-      .. "uptime %.2f %%  gaps %d\n"):format(L.id:sub(1, 12), L.state, L.beats, detail.epochs or 0,
-      #(detail.claims or {}), signed, L.uptime * 100, L.gaps))
+      .. "uptime %.2f %%  gaps %d  challenges passed: %s  score %s\n"):format(L.id:sub(1, 12), L.state, L.beats,
+      detail.epochs or 0, #(detail.claims or {}), signed, L.uptime * 100, L.gaps,
+      #parts > 0 and table.concat(parts, ", ") or "none yet",
+      type(ch.score) == "number" and ("%.3f"):format(ch.score) or "-"))
     io.stdout:flush()
   end
   for role in pairs(procs) do

@@ -21,6 +21,13 @@ return {
     key_rotation = { schedule_days = 30, grace_days = 3, allow_manual = true },
     liveness = { late_after = 1.5, down_after = 3 },
   },
+  -- storage committed per lease at its start (state_dir/storage/<lease>.dat),
+  -- answered chunk by chunk to storage challenges (docs/uptime.md section 11)
+  storage = { size_mb = tonumber(env("WORKPROOF_UPTIME_STORAGE_MB") or "64"), chunk_size = 4096 },
+  -- what this machine has, signed with each lease's share (GET /v1/capacity)
+  capacity = { vcpus = 2, memory_mb = 4096, storage_mb = 1024 },
+  -- fishermen: any proven identity may challenge (latency, compute); beats stay the consumers'
+  challengers = "any",
   epoch_beats = tonumber(env("WORKPROOF_UPTIME_EPOCH_BEATS") or "60"),    -- 1 .. 60
   claim_epochs = tonumber(env("WORKPROOF_UPTIME_CLAIM_EPOCHS") or "24"),  -- 1 .. 24
   cert_lifetime = 86400,   -- seconds; re-issued at half its life
@@ -32,6 +39,7 @@ return {
     { id = "efab9217733a19f995f73c17d3929d76773ef416655fb55ba4d47c3e2c76f03f",
       provider_key = "f4ed7f3b1853bcb86b71651e72312caa5a58554c34d733ffc871d46580b98167",
       consumer_key = "52f4d0e07a2faa37bcbc4ca544f6ccab829ffd3843dadf3ddf8ed77b783674c8",
-      start = "1764547200000000000", nonce = "00112233445566778899aabbccddeeff" },
+      start = "1764547200000000000", nonce = "00112233445566778899aabbccddeeff",
+      share = { vcpus = 1, memory_mb = 2048, storage_mb = 64 } },
   },
 }

@@ -241,4 +241,41 @@ describe("uptime challenges #integration", function()
       assert.is_true(rep.parallel.flagged, cjson.encode(rep.parallel))
       assert.is_true(rep.parallel.ratio > 1.5)
     end)
+
+  it("storage: the committed file's chunks pass; deleted or zeroed, the storage challenge fails", function()
+    local l = new_lease()
+    finally(function() stop_all(l) end)
+    start(l, "provider", { policies = policies(), extra = "  storage = { size_mb = 1, work = 64 }," })
+    local c = start(l, "consumer", { policies = policies() })
+    local function storage_results(pred)
+      return count(challenges(c, l).challenges, "storage", pred)
+    end
+    assert.is_true(soon(function() return storage_results(function(r) return r.passed end) >= 2 end, 30))
+    -- the commitment the consumer recorded is the provider's, signed
+    local file = l.dir .. "/provider/storage/" .. l.id .. ".dat"
+    assert.is_true(h.read(file) ~= nil)
+    -- zeroed in place (a thin-provisioned file of the right size)
+    local before = storage_results(function(r) return not r.passed end)
+    assert(os.execute("dd if=/dev/zero of=" .. h.q(file) .. " bs=1024 count=1024 conv=notrunc status=none"))
+    assert.is_true(soon(function() return storage_results(function(r) return not r.passed end) > before end, 20))
+    -- deleted
+    os.remove(file)
+    local n = storage_results(function(r) return not r.passed end)
+    assert.is_true(soon(function() return storage_results(function(r) return not r.passed end) > n end, 20))
+    local last
+    for _, r in ipairs(challenges(c, l).challenges) do if r.kind == "storage" then last = r end end
+    assert.is_false(last.passed)
+  end)
+
+  it("a storage commitment made cheap to re-derive (work below the policy's) is refused, never challenged",
+    function()
+      local l = new_lease()
+      finally(function() stop_all(l) end)
+      start(l, "provider", { policies = policies(), extra = "  storage = { size_mb = 1, work = 8 }," })
+      local c = start(l, "consumer", { policies = policies() })
+      assert.is_true(soon(function()
+        return metric(c, "workproof_uptime_beats_rejected_total", "BAD_COMMITMENT") >= 1
+      end, 20))
+      assert.equal(0, count(challenges(c, l).challenges, "storage", function() return true end))
+    end)
 end)

@@ -3,7 +3,8 @@
 -- with a temporary state directory): the provider takes beats on
 -- 127.0.0.1:8451 over the authenticated transport, the consumer serves its
 -- status API on 127.0.0.1:8452; progress lines show beats, epochs and a
--- countersigned claim (2-second beats, 5-beat epochs, 2-epoch claims);
+-- countersigned claim (2-second beats, 5-beat epochs, 2-epoch claims) and
+-- passed compute and storage challenges (every 20 s);
 -- SIGTERM stops both and the demo exits 0.
 local h = require "helpers"
 local host = require "workproof.host"
@@ -19,6 +20,8 @@ describe("make uptime-demo #integration", function()
     assert.matches("%[provider%] listening on 127.0.0.1:8451", out)
     assert.matches("%[consumer%] status API on http://127.0.0.1:8452", out)
     assert.matches("epochs 2", out)
+    -- a compute and a storage challenge (every 20 s in the demo), passed
+    assert.matches("challenges passed: compute [1-9]%d*/[1-9]%d*, storage [1-9]%d*/[1-9]", out)
     -- the status API
     local st, _, body = h.http("GET", "http://127.0.0.1:8452/leases")
     assert.equal(200, st)

@@ -892,6 +892,7 @@ function Agent:follow(L)
         if progressed then
           self.m.rtt_last = rtt
           self.m.rtt_sum, self.m.rtt_n = self.m.rtt_sum + rtt, self.m.rtt_n + 1
+          L.rtt_ms = (L.rtt_ms or rtt * 1000) * 0.9 + rtt * 1000 * 0.1   -- moving mean for the score
         end
         if progressed == false and not res.wait then host.sleep(min(1, interval / 2)) end
         if res.wait then host.sleep(min(res.wait, interval)) end

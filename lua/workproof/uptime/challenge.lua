@@ -136,7 +136,7 @@ function _M.check(ch, ans, key, commitment)
     local st = require "workproof.uptime.storage"
     local idx = st.indices(ch.nonce, commitment.chunks, ch.params.k)
     if canon(idx) ~= canon(r.indices) then return false, "WRONG_INDICES" end
-    local sok, swhy = st.verify(commitment, idx, r.answer)
+    local sok, swhy = st.verify(commitment, idx, r.answer, { check_encoding = true })
     if not sok then return false, "STORAGE: " .. tostring(swhy) end
   end
   return true

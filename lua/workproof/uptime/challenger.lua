@@ -16,7 +16,7 @@ local cjson = require "cjson.safe"
 local fs = require "workproof.fs"
 local chal = require "workproof.uptime.challenge"
 
-local type, ipairs, tostring, min = type, ipairs, tostring, math.min
+local type, ipairs, tostring, tonumber, min = type, ipairs, tostring, tonumber, math.min
 
 local _M = {}
 
@@ -136,9 +136,20 @@ local function commitment(agent, L)
   if st == 404 then L.commitment = false return false end
   if st ~= 200 then return nil end
   local ok, why = chal.verify(chal.STORAGE, t, L.provider_key)
-  if not ok or t.leaseId ~= L.id or type(t.commitment) ~= "table" then
-    agent:reject(L, "BAD_COMMITMENT", tostring(why))
-    return nil
+  local c = type(t) == "table" and t.commitment
+  if ok and (t.leaseId ~= L.id or type(c) ~= "table") then ok, why = false, "not this lease's" end
+  -- the encoding's parameters are the lease's, not the provider's choice:
+  -- the seed is derived from the lease, and a cheap `work` would make
+  -- re-deriving chunks on demand fit the deadline
+  local pc = agent.pol.challenges.conf
+  if ok and c.seed ~= wp.hex(wp.sha256(L.id .. "storage")) then ok, why = false, "seed not derived from the lease" end
+  if ok and (tonumber(c.work) or 0) < pc.storage_min_work then
+    ok, why = false, ("work %s below the policy's %d"):format(tostring(c.work), pc.storage_min_work)
+  end
+  if not ok then
+    agent:reject(L, "BAD_COMMITMENT", tostring(why), { kind = "BAD_COMMITMENT", commitment = t })
+    L.commitment = false
+    return false
   end
   agent.ledger:set_statement(L.id, "storage", t)
   L.commitment = t.commitment
@@ -188,7 +199,7 @@ function _M.tick(agent, L)
         { challenge = ch, result = { ms = r.ms, why = r.why, detail = r.detail }, answer = r.answer })
     end
     history[#history + 1] = r
-    local score, state = pol.p.score(pol.conf, history, L.uptime)
+    local score, state = pol.p.score(pol.conf, history, L.uptime, L.rtt_ms)
     if state ~= L.score_state and state ~= "ok" then
       host.log("warn", ("lease %s: SLA score %.3f: %s"):format(L.id:sub(1, 12), score, state))
       if state == "dispute" then
