@@ -8,8 +8,9 @@
 --            honest time on the machine is learnt (the provider's own
 --            baseline: the median of its last passes); slower than
 --            slow_factor x baseline is "degraded", past the deadline a miss
---   storage  k chunks of the provider's committed storage, chosen by the
---            nonce, with their inclusion proofs, within deadline_s
+--   storage  k chunks of the data the consumer uploaded at lease start (a
+--            keyed stream only it can make), chosen by the nonce, with their
+--            inclusion proofs, within deadline_s
 --   latency  a signed echo of the nonce within bound_ms (a relay to a
 --            distant machine shows)
 local _M = {
@@ -38,10 +39,11 @@ _M.schema = {
     description = "seconds between storage challenges" },
   storage_chunks = { type = "integer", default = 8, min = 1, max = 256, description = "chunks asked per challenge" },
   storage_deadline_s = { type = "number", default = 0.25, min = 0.01, max = 3600,
-    description = "a storage answer later than this is a miss: keep it under a quarter of the time to re-derive "
-      .. "the whole committed file (docs/uptime.md, Storage challenges)" },
-  storage_min_work = { type = "integer", default = 64, min = 1, max = 1e8,
-    description = "the least `work` per chunk a storage commitment may use" },
+    description = "a storage answer later than this is a miss: the round trip plus ~10 ms of reading and "
+      .. "proving; the slack is what a provider fetching chunks from elsewhere has (docs/uptime.md, Storage "
+      .. "challenges)" },
+  storage_max_mb = { type = "integer", default = 4096, min = 1, max = 1048576,
+    description = "the most data (MiB) the consumer generates and uploads for one lease's storage" },
   latency_every_s = { type = "number", default = 60, min = 1, max = 86400,
     description = "seconds between latency challenges" },
   latency_bound_ms = { type = "number", default = 200, min = 0.1, max = 60000,

@@ -22,7 +22,7 @@ return {
       compute_every_s = tonumber(env("WORKPROOF_UPTIME_CHALLENGE_S") or "300"), compute_t = 200000,
       compute_deadline_s = 10, slow_factor = 1.5,
       storage_every_s = tonumber(env("WORKPROOF_UPTIME_CHALLENGE_S") or "300"), storage_chunks = 8,
-      storage_deadline_s = 0.25, storage_min_work = 64,
+      storage_deadline_s = 0.25, storage_max_mb = 4096,   -- uploaded to the provider at lease start
       latency_every_s = 60, latency_bound_ms = 200,
       on_miss = "degrade", on_degraded = "note", score_alert = 0.9, score_dispute = 0.7,
     },

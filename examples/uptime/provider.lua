@@ -21,8 +21,9 @@ return {
     key_rotation = { schedule_days = 30, grace_days = 3, allow_manual = true },
     liveness = { late_after = 1.5, down_after = 3 },
   },
-  -- storage committed per lease at its start (state_dir/storage/<lease>.dat),
-  -- answered chunk by chunk to storage challenges (docs/uptime.md section 11)
+  -- storage offered per lease: the consumer uploads this much data (a keyed
+  -- stream only it can make) at lease start into state_dir/storage/<lease>.dat;
+  -- answered chunk by chunk to storage challenges (docs/uptime.md section 10)
   storage = { size_mb = tonumber(env("WORKPROOF_UPTIME_STORAGE_MB") or "64"), chunk_size = 4096 },
   -- what this machine has, signed with each lease's share (GET /v1/capacity)
   capacity = { vcpus = 2, memory_mb = 4096, storage_mb = 1024 },

@@ -4,12 +4,14 @@
 -- caught by the compute challenge against its own baseline, one behind a
 -- relay by the latency challenge; a provider whose capacity attestation
 -- shares out more than it has is flagged; forged and replayed answers are
--- refused.
+-- refused; the consumer uploads the data storage challenges ask for, and a
+-- provider without it, or committed to other data, fails or is refused.
 local h = require "helpers"
 local wp = require "workproof"
 local host = require "workproof.host"
 local cjson = require "cjson.safe"
 local chal = require "workproof.uptime.challenge"
+local ledger = require "workproof.uptime.ledger"
 
 local u = require "uptime_helpers"
 local seed, pub, new_lease, start, get, soon, stop_all, metric =
@@ -242,40 +244,84 @@ describe("uptime challenges #integration", function()
       assert.is_true(rep.parallel.ratio > 1.5)
     end)
 
-  it("storage: the committed file's chunks pass; deleted or zeroed, the storage challenge fails", function()
-    local l = new_lease()
-    finally(function() stop_all(l) end)
-    start(l, "provider", { policies = policies(), extra = "  storage = { size_mb = 1, work = 64 }," })
-    local c = start(l, "consumer", { policies = policies() })
-    local function storage_results(pred)
-      return count(challenges(c, l).challenges, "storage", pred)
-    end
-    assert.is_true(soon(function() return storage_results(function(r) return r.passed end) >= 2 end, 30))
-    -- the commitment the consumer recorded is the provider's, signed
-    local file = l.dir .. "/provider/storage/" .. l.id .. ".dat"
-    assert.is_true(h.read(file) ~= nil)
-    -- zeroed in place (a thin-provisioned file of the right size)
-    local before = storage_results(function(r) return not r.passed end)
-    assert(os.execute("dd if=/dev/zero of=" .. h.q(file) .. " bs=1024 count=1024 conv=notrunc status=none"))
-    assert.is_true(soon(function() return storage_results(function(r) return not r.passed end) > before end, 20))
-    -- deleted
-    os.remove(file)
-    local n = storage_results(function(r) return not r.passed end)
-    assert.is_true(soon(function() return storage_results(function(r) return not r.passed end) > n end, 20))
-    local last
-    for _, r in ipairs(challenges(c, l).challenges) do if r.kind == "storage" then last = r end end
-    assert.is_false(last.passed)
-  end)
+  -- storage: the consumer's data (its keyed stream) on the provider's disk
+  local function storage_results(c, l, pred)
+    return count(challenges(c, l).challenges, "storage", pred)
+  end
 
-  it("a storage commitment made cheap to re-derive (work below the policy's) is refused, never challenged",
+  it("storage: the consumer uploads its data, the chunks pass; zeroed or deleted, the storage challenge fails",
     function()
+      local storage = require "workproof.uptime.storage"
       local l = new_lease()
       finally(function() stop_all(l) end)
-      start(l, "provider", { policies = policies(), extra = "  storage = { size_mb = 1, work = 8 }," })
+      start(l, "provider", { policies = policies(), extra = "  storage = { size_mb = 1 }," })
       local c = start(l, "consumer", { policies = policies() })
-      assert.is_true(soon(function()
-        return metric(c, "workproof_uptime_beats_rejected_total", "BAD_COMMITMENT") >= 1
-      end, 20))
-      assert.equal(0, count(challenges(c, l).challenges, "storage", function() return true end))
+      assert.is_true(soon(function() return storage_results(c, l, function(r) return r.passed end) >= 2 end, 30))
+      -- the provider holds the consumer's stream (under a key only the consumer has), committed to its root
+      local file = l.dir .. "/provider/storage/" .. l.id .. ".dat"
+      local key = storage.key(l.cs, l.id)
+      local expect = assert(storage.root(key, 1048576))
+      assert.same(expect, storage.commit(file))
+      local st = ledger.open(l.dir .. "/consumer")
+      local signed = st:statement(l.id, "storage")
+      st:close()
+      assert.equal(expect.root, signed.commitment.root)
+      assert.is_true(chal.verify(chal.STORAGE, signed, l.pk))   -- the provider's signature, checkable by anyone
+      -- zeroed in place (a thin-provisioned file of the right size)
+      local before = storage_results(c, l, function(r) return not r.passed end)
+      assert(os.execute("dd if=/dev/zero of=" .. h.q(file) .. " bs=1024 count=1024 conv=notrunc status=none"))
+      assert.is_true(soon(function() return storage_results(c, l, function(r) return not r.passed end) > before end,
+        20))
+      -- deleted
+      os.remove(file)
+      local n = storage_results(c, l, function(r) return not r.passed end)
+      assert.is_true(soon(function() return storage_results(c, l, function(r) return not r.passed end) > n end, 20))
+      local last
+      for _, r in ipairs(challenges(c, l).challenges) do if r.kind == "storage" then last = r end end
+      assert.is_false(last.passed)
     end)
+
+  it("storage: a provider whose recomputed root differs from the consumer's refuses the commit; the upload "
+    .. "starts over and then holds", function()
+      local storage = require "workproof.uptime.storage"
+      local l = new_lease()
+      finally(function() stop_all(l) end)
+      -- the provider's copy was altered before the commit: a whole upload's worth of other bytes
+      local dir = l.dir .. "/provider/storage"
+      assert(os.execute("mkdir -p " .. h.q(dir)))
+      local file = dir .. "/" .. l.id .. ".dat"
+      h.write(file .. ".part", ("\1"):rep(1048576))
+      start(l, "provider", { policies = policies(), extra = "  storage = { size_mb = 1 }," })
+      local c = start(l, "consumer", { policies = policies() })
+      assert.is_true(soon(function() return storage_results(c, l, function(r) return r.passed end) >= 1 end, 30))
+      assert.same(assert(storage.root(storage.key(l.cs, l.id), 1048576)), storage.commit(file))
+      assert.equal(0, metric(c, "workproof_uptime_beats_rejected_total", "BAD_COMMITMENT"))
+    end)
+
+  it("storage: a provider that signed a commitment to another root is refused, never challenged", function()
+    local storage = require "workproof.uptime.storage"
+    local l = new_lease()
+    finally(function() stop_all(l) end)
+    -- a provider that committed to data of its own making (another key), signed
+    local dir = l.dir .. "/provider/storage"
+    assert(os.execute("mkdir -p " .. h.q(dir)))
+    local other = assert(storage.provision(dir .. "/" .. l.id .. ".dat", 1048576,
+      { key = storage.key(l.ps, l.id) }))
+    local _, psk = wp.ed25519.keypair(wp.unhex(l.ps))
+    local st = assert(ledger.open(l.dir .. "/provider"))
+    st:set_statement(l.id, "storage", chal.sign(chal.STORAGE, { leaseId = l.id, commitment = other }, psk, l.pk))
+    st:close()
+    start(l, "provider", { policies = policies(), extra = "  storage = { size_mb = 1 }," })
+    local c = start(l, "consumer", { policies = policies() })
+    assert.is_true(soon(function()
+      return metric(c, "workproof_uptime_beats_rejected_total", "BAD_COMMITMENT") >= 1
+    end, 20))
+    assert.is_true(soon(function() return storage_results(c, l, function() return true end) == 0
+      and count(challenges(c, l).challenges, "compute", function(r) return r.passed end) >= 2 end, 20))
+    local ev = get(c, "/leases/" .. l.id .. "/evidence").evidence
+    local found
+    for _, e in ipairs(ev) do if e.kind == "BAD_COMMITMENT" then found = e end end
+    assert.is_table(found)
+    assert.equal(other.root, found.data.commitment.commitment.root)
+  end)
 end)

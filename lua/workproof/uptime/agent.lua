@@ -81,7 +81,7 @@ _M.SCHEMA = {
       size_mb = { type = "integer", min = 1, max = 1048576, description = "MiB per lease (none: no storage)" },
       chunk_size = { type = "integer", default = 4096, min = 512, max = 1048576, description = "bytes per chunk" },
       work = { type = "integer", min = 1, max = 1e6,
-        description = "hash iterations per chunk (storage.lua's default)" },
+        description = "ignored (the former provider-side encoding; the consumer uploads the data now)" },
     } },
   capacity = { type = "map", keys = { type = "string", one_of = { "vcpus", "memory_mb", "storage_mb" } },
     values = { type = "number", min = 0 },

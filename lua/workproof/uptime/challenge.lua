@@ -116,8 +116,11 @@ end
 
 --- The challenger's check of a signed answer to the challenge it issued.
 -- ch = what it sent ({ kind, nonce, params, scope }), key = the provider key
--- that must have signed, commitment for storage. true | false, reason.
-function _M.check(ch, ans, key, commitment)
+-- that must have signed, commitment for storage; storage_key (the
+-- consumer's, storage.key) also checks each chunk against the consumer's
+-- stream (without it: the inclusion proofs against the commitment's root,
+-- what a third party can check). true | false, reason.
+function _M.check(ch, ans, key, commitment, storage_key)
   local ok, why = _M.verify(_M.ANSWER, ans, key)
   if not ok then return false, why end
   if ans.kind ~= ch.kind or ans.nonce ~= ch.nonce or canon(ans.params) ~= canon(ch.params)
@@ -136,14 +139,14 @@ function _M.check(ch, ans, key, commitment)
     local st = require "workproof.uptime.storage"
     local idx = st.indices(ch.nonce, commitment.chunks, ch.params.k)
     if canon(idx) ~= canon(r.indices) then return false, "WRONG_INDICES" end
-    local sok, swhy = st.verify(commitment, idx, r.answer, { check_encoding = true })
+    local sok, swhy = st.verify(commitment, idx, r.answer, { key = storage_key })
     if not sok then return false, "STORAGE: " .. tostring(swhy) end
   end
   return true
 end
 
 --- One challenge over the transport: POST it, time it, check the answer.
--- o = { url, tls, key (expected signer), ch, deadline_s, commitment }.
+-- o = { url, tls, key (expected signer), ch, deadline_s, commitment, storage_key }.
 -- Returns a result { kind, nonce, issuedAt, deadline, ms, ok, why, answer }.
 function _M.run(o)
   local ch = o.ch
@@ -160,7 +163,7 @@ function _M.run(o)
   end
   local ans = cjson.decode(body or "")
   res.answer = ans
-  res.ok, res.why = _M.check(ch, ans, o.key, o.commitment)
+  res.ok, res.why = _M.check(ch, ans, o.key, o.commitment, o.storage_key)
   return res
 end
 

@@ -6,7 +6,11 @@
 --
 -- Transport routes (the provider; every connection is authenticated):
 --   POST /v1/leases/{id}/challenge   the lease's consumer: { kind, nonce, params } -> signed answer
---   GET  /v1/leases/{id}/storage     the lease's consumer: the signed storage commitment
+--   GET  /v1/leases/{id}/storage     the lease's consumer: the signed storage commitment, or
+--                                    409 NEEDS_DATA { wanted = { size, chunk_size }, have }
+--   PUT  /v1/leases/{id}/storage?offset=N   the consumer's data, raw bytes, in order (resumable)
+--   POST /v1/leases/{id}/storage/commit     { root } -> the signed commitment when the uploaded
+--                                    data's root is the consumer's, else 409 ROOT_MISMATCH
 --   POST /v1/challenge               any authenticated peer (a fisherman): latency or compute,
 --                                    signed with the provider's identity key
 --   GET  /v1/capacity                any authenticated peer: the signed capacity attestation
@@ -29,35 +33,80 @@ local function storage_path(agent, L)
   return agent.conf.state_dir .. "/storage/" .. L.id .. ".dat"
 end
 
---- Provision a lease's storage (in the background, at start) and keep its
--- signed commitment; nothing when the config declares no storage.
+local function storage_wanted(agent)
+  local sc = agent.conf.storage
+  return { size = sc.size_mb * 1048576, chunk_size = sc.chunk_size or 4096 }
+end
+
+--- A lease's storage at start: its signed commitment when the consumer's
+-- data was committed before; otherwise the storage routes wait for the
+-- consumer's upload. Nothing when the config declares no storage.
 function _M.provision(agent, L)
   local sc = agent.conf.storage
   if not sc or not sc.size_mb or agent.role ~= "provider" then return end
+  fs.mkdir_p(agent.conf.state_dir .. "/storage", 448)
   local have = agent.ledger:statement(L.id, "storage")
   if have then
     L.storage = { path = storage_path(agent, L), commitment = have.commitment, signed = have }
-    return
   end
-  L.provisioning = true
-  host.spawn(function()
-    local st = require "workproof.uptime.storage"
-    fs.mkdir_p(agent.conf.state_dir .. "/storage", 448)
-    local t0 = host.now()
-    local c, err = st.provision(storage_path(agent, L), sc.size_mb * 1048576,
-      { seed = wp.hex(wp.sha256(L.id .. "storage")), chunk_size = sc.chunk_size, work = sc.work })
-    L.provisioning = false
+end
+
+-- GET/PUT /v1/leases/{id}/storage, POST /v1/leases/{id}/storage/commit
+local function storage_route(agent, L, req, sub)
+  local sc = agent.conf.storage
+  if not (sc and sc.size_mb) then
+    return json(404, { error = "NO_STORAGE", detail = "this provider offers no storage" })
+  end
+  local st = require "workproof.uptime.storage"
+  local path, w = storage_path(agent, L), storage_wanted(agent)
+  local method = req.method
+  if not sub and method == "GET" then
+    if L.storage then return json(200, L.storage.signed) end
+    return json(409, { error = "NEEDS_DATA", detail = "upload the lease's data, then commit its root", wanted = w,
+      have = st.received(path, w) or 0 })
+  end
+  if L.committing then return json(503, { error = "BUSY", detail = "the upload is being committed" }) end
+  if not sub and method == "PUT" then
+    if L.storage then return json(409, { error = "COMMITTED", detail = "the lease's storage is committed" }) end
+    local off = tonumber((req.query or ""):match("offset=(%d+)"))
+    local have, err, code, held = st.receive(path, w, off, req.body or "")
+    if not have then
+      if code == "ERANGE" then return json(409, { error = "OFFSET", detail = err, have = held }) end
+      return json(code == "EINVAL" and 400 or 500, { error = code or "EIO", detail = err })
+    end
+    return json(200, { have = have })
+  end
+  if sub == "commit" and method == "POST" then
+    local body = cjson.decode(req.body or "")
+    local root = type(body) == "table" and type(body.root) == "string" and body.root:lower() or nil
+    if L.storage then
+      if root == L.storage.commitment.root then return json(200, L.storage.signed) end
+      return json(409, { error = "COMMITTED", detail = "the lease's storage is committed to another root" })
+    end
+    L.committing = true
+    local ok, c, err, code = pcall(st.finish, path, w, root)
+    L.committing = false
+    if not ok then return json(500, { error = "EIO", detail = tostring(c) }) end
     if not c then
-      host.log("error", ("lease %s: storage: %s"):format(L.id:sub(1, 12), tostring(err)))
-      return
+      if code == "EPROTO" then
+        host.log("warn", ("lease %s: storage: %s (the upload starts over)"):format(L.id:sub(1, 12), tostring(err)))
+        return json(409, { error = "ROOT_MISMATCH", detail = err, have = 0 })
+      end
+      if code == "ETRUNC" then
+        return json(409, { error = "NEEDS_DATA", detail = err, wanted = w, have = st.received(path, w) or 0 })
+      end
+      return json(code == "EINVAL" and 400 or 500, { error = code or "EIO", detail = err })
     end
     local _, sk = wp.ed25519.keypair(wp.unhex(agent.conf.seed))
     local signed = chal.sign(chal.STORAGE, { leaseId = L.id, commitment = c }, sk, agent.conf.key)
     agent.ledger:set_statement(L.id, "storage", signed)
-    L.storage = { path = storage_path(agent, L), commitment = c, signed = signed }
-    host.log("info", ("lease %s: %d MiB of storage provisioned in %.1f s, root %s"):format(L.id:sub(1, 12),
-      sc.size_mb, host.now() - t0, c.root:sub(1, 12)))
-  end)
+    L.storage = { path = path, commitment = c, signed = signed }
+    host.log("info", ("lease %s: %d MiB of the consumer's data stored and committed, root %s"):format(
+      L.id:sub(1, 12), sc.size_mb, c.root:sub(1, 12)))
+    return json(200, signed)
+  end
+  return json(405, { error = "BAD_METHOD",
+    detail = "GET or PUT /v1/leases/{id}/storage, POST /v1/leases/{id}/storage/commit" })
 end
 
 local function capacity_attestation(agent)
@@ -97,18 +146,14 @@ function _M.provider_route(agent, req, peer)
     if not att then return json(404, { error = "NO_CAPACITY", detail = "this provider declares none" }) end
     return json(200, att)
   end
-  local id, rest = path:match("^/v1/leases/(%x+)/(%a+)$")
-  if not id or (rest ~= "challenge" and rest ~= "storage") then return nil end
+  local id, rest, sub = path:match("^/v1/leases/(%x+)/(%a+)/?(%a*)$")
+  if not id or (rest ~= "challenge" and rest ~= "storage") or (sub ~= "" and rest ~= "storage") then return nil end
   local L = agent.leases[id:lower()]
   if not L then return json(404, { error = "UNKNOWN_LEASE", detail = "no such lease here" }) end
   if not (L.pins and L.pins[peer]) then
     return json(403, { error = "WRONG_PEER", detail = "this connection's key is not the lease's consumer" })
   end
-  if rest == "storage" then
-    if L.storage then return json(200, L.storage.signed) end
-    if L.provisioning then return json(503, { error = "PROVISIONING", detail = "storage is being written" }) end
-    return json(404, { error = "NO_STORAGE", detail = "this lease has no committed storage" })
-  end
+  if rest == "storage" then return storage_route(agent, L, req, sub ~= "" and sub or nil) end
   local ch = cjson.decode(req.body or "")
   if type(ch) ~= "table" then return json(400, { error = "BAD_JSON" }) end
   local seq = L.head and L.head.sequence + 1 or 0
@@ -120,42 +165,129 @@ end
 
 -- ---- consumer ------------------------------------------------------------------------
 
-local function fetch(agent, L, path)
-  local st, _, body = host.http_request { url = "https://" .. L.addr .. path, timeout = 10,
+local function request(agent, L, path, method, body, ctype, timeout)
+  local st, _, b = host.http_request { url = "https://" .. L.addr .. path, method = method, body = body,
+    headers = ctype and { ["content-type"] = ctype } or nil, timeout = timeout or 10,
     connect_timeout = agent.conf.connect_timeout,
     tls = { cert = agent.tls.cert, key = agent.tls.key, pin = L.provider_key } }
-  return st, cjson.decode(body or "")
+  return st, cjson.decode(b or "")
 end
 
--- the storage commitment, once: the first valid one binds the lease
+local function fetch(agent, L, path) return request(agent, L, path) end
+
+-- the consumer's storage key for the lease (secret: it makes the data)
+local function storage_key(agent, L)
+  L.storage_key = L.storage_key or require("workproof.uptime.storage").key(agent.conf.seed, L.id)
+  return L.storage_key
+end
+
+local function refuse_storage(agent, L, why, evidence)
+  agent:reject(L, "BAD_COMMITMENT", tostring(why), evidence and { kind = "BAD_COMMITMENT", commitment = evidence })
+  L.commitment = false
+  return false
+end
+
+-- a signed commitment from the provider: recorded when it is this lease's,
+-- signed by the provider's identity key and over the consumer's own root
+-- (`expect`: the commitment the upload computed; recomputed when absent)
+local function accept(agent, L, t, expect)
+  local ok, why = chal.verify(chal.STORAGE, t, L.provider_key)
+  local c = type(t) == "table" and t.commitment
+  if ok and (t.leaseId ~= L.id or type(c) ~= "table") then ok, why = false, "not this lease's" end
+  local pc = agent.pol.challenges.conf
+  if ok and not (tonumber(c.size) and c.size <= pc.storage_max_mb * 1048576) then
+    ok, why = false, ("size %s above the policy's storage_max_mb %d"):format(tostring(c.size), pc.storage_max_mb)
+  end
+  if ok and not expect then
+    local err
+    expect, err = require("workproof.uptime.storage").root(storage_key(agent, L), c.size,
+      { chunk_size = c.chunk_size })
+    if not expect then ok, why = false, err end
+  end
+  if ok and (type(c.root) ~= "string" or c.root:lower() ~= expect.root or c.size ~= expect.size
+      or c.chunk_size ~= expect.chunk_size or c.chunks ~= expect.chunks) then
+    ok, why = false, ("the signed root %s is not the consumer's %s"):format(tostring(c.root), expect.root)
+  end
+  if not ok then return refuse_storage(agent, L, why, t) end
+  agent.ledger:set_statement(L.id, "storage", t)
+  L.commitment = c
+  host.log("info", ("lease %s: storage commitment %s (%d chunks) recorded"):format(L.id:sub(1, 12),
+    c.root:sub(1, 12), c.chunks))
+  return c
+end
+
+-- upload the lease's data from `from` (what the provider holds), then
+-- commit; runs in its own coroutine. A failure leaves it to the next tick,
+-- which resumes where the provider's copy ends.
+local function upload(agent, L, size, cs, from)
+  local st = require "workproof.uptime.storage"
+  local base = "/v1/leases/" .. L.id .. "/storage"
+  local t0, sent = host.now(), 0
+  if from > 0 then
+    host.log("info", ("lease %s: storage upload resumes at %d of %d bytes"):format(L.id:sub(1, 12), from, size))
+  end
+  local exp, err = st.slices(storage_key(agent, L), size, { chunk_size = cs, from = from }, function(off, data)
+    local s, b = request(agent, L, base .. "?offset=" .. off, "PUT", data, "application/octet-stream", 60)
+    if s == 200 then
+      sent = sent + #data
+      return true
+    end
+    return nil, ("PUT at offset %d: %s %s"):format(off, tostring(s), type(b) == "table" and tostring(b.detail) or "")
+  end)
+  if not exp then
+    host.log("warn", ("lease %s: storage upload stopped (resumes): %s"):format(L.id:sub(1, 12), tostring(err)))
+    return
+  end
+  local s, t = request(agent, L, base .. "/commit", "POST",
+    cjson.encode({ root = exp.root, size = size, chunk_size = cs }), "application/json", 120)
+  if s == 200 then
+    host.log("info", ("lease %s: storage: %.1f MiB uploaded in %.1f s"):format(L.id:sub(1, 12), sent / 1048576,
+      host.now() - t0))
+    accept(agent, L, t, exp)
+  elseif s == 409 and type(t) == "table" and t.error == "ROOT_MISMATCH" then
+    -- the provider recomputed another root from what it stored: it dropped
+    -- the upload; refused for good after three
+    L.root_mismatches = (L.root_mismatches or 0) + 1
+    if L.root_mismatches >= 3 then
+      refuse_storage(agent, L, "the provider's root differed from the consumer's three times: " .. tostring(t.detail))
+    else
+      host.log("warn", ("lease %s: storage commit refused: %s"):format(L.id:sub(1, 12), tostring(t.detail)))
+    end
+  else
+    host.log("warn", ("lease %s: storage commit: %s %s"):format(L.id:sub(1, 12), tostring(s),
+      type(t) == "table" and tostring(t.detail) or ""))
+  end
+end
+
+-- the storage commitment: the recorded one, or the provider's answer to
+-- GET .../storage (an upload started when it needs the data). nil while
+-- there is none yet, false when the lease has no storage challenges.
 local function commitment(agent, L)
   if L.commitment ~= nil then return L.commitment end
   local have = agent.ledger:statement(L.id, "storage")
   if have then L.commitment = have.commitment return L.commitment end
+  if L.uploading or (L.storage_retry_at or 0) > wp.time() then return nil end
   local st, t = fetch(agent, L, "/v1/leases/" .. L.id .. "/storage")
-  if st == 404 then L.commitment = false return false end
-  if st ~= 200 then return nil end
-  local ok, why = chal.verify(chal.STORAGE, t, L.provider_key)
-  local c = type(t) == "table" and t.commitment
-  if ok and (t.leaseId ~= L.id or type(c) ~= "table") then ok, why = false, "not this lease's" end
-  -- the encoding's parameters are the lease's, not the provider's choice:
-  -- the seed is derived from the lease, and a cheap `work` would make
-  -- re-deriving chunks on demand fit the deadline
+  if st == 404 and type(t) == "table" and t.error == "NO_STORAGE" then L.commitment = false return false end
+  if st == 200 then return accept(agent, L, t) or false end
+  if st ~= 409 or type(t) ~= "table" or t.error ~= "NEEDS_DATA" then return nil end
   local pc = agent.pol.challenges.conf
-  if ok and c.seed ~= wp.hex(wp.sha256(L.id .. "storage")) then ok, why = false, "seed not derived from the lease" end
-  if ok and (tonumber(c.work) or 0) < pc.storage_min_work then
-    ok, why = false, ("work %s below the policy's %d"):format(tostring(c.work), pc.storage_min_work)
+  local size, cs = require("workproof.uptime.storage").wanted(type(t.wanted) == "table" and t.wanted or {})
+  if not size then return refuse_storage(agent, L, "the provider wants " .. tostring(cs)) end
+  if size > pc.storage_max_mb * 1048576 then
+    return refuse_storage(agent, L, ("the provider wants %d bytes, above the policy's storage_max_mb %d"):format(
+      size, pc.storage_max_mb))
   end
-  if not ok then
-    agent:reject(L, "BAD_COMMITMENT", tostring(why), { kind = "BAD_COMMITMENT", commitment = t })
-    L.commitment = false
-    return false
-  end
-  agent.ledger:set_statement(L.id, "storage", t)
-  L.commitment = t.commitment
-  host.log("info", ("lease %s: storage commitment %s (%d chunks) recorded"):format(L.id:sub(1, 12),
-    t.commitment.root:sub(1, 12), t.commitment.chunks))
-  return L.commitment
+  local from = tonumber(t.have) or 0
+  from = (from >= 0 and from <= size) and from - from % cs or 0
+  L.uploading = true
+  host.spawn(function()
+    local ok, err = pcall(upload, agent, L, size, cs, from)
+    if not ok then host.log("error", ("lease %s: storage upload: %s"):format(L.id:sub(1, 12), tostring(err))) end
+    L.uploading = false
+    L.storage_retry_at = wp.time() + 2
+  end)
+  return nil
 end
 
 local function check_capacity(agent, L)
@@ -173,6 +305,9 @@ end
 function _M.tick(agent, L)
   local pol = agent.pol.challenges
   if not pol then return end
+  -- a lease that is not up is downtime, which the chain already counts:
+  -- challenging an unreachable provider would count it twice
+  if L.state ~= "up" then return end
   L.challenge_last = L.challenge_last or {}
   local com = commitment(agent, L)
   local due = pol.p.due(pol.conf, { now = wp.time(), last = L.challenge_last, storage = com and true or false })
@@ -182,7 +317,7 @@ function _M.tick(agent, L)
     local r = chal.run { url = "https://" .. L.addr .. "/v1/leases/" .. L.id .. "/challenge", ch = ch,
       tls = { cert = agent.tls.cert, key = agent.tls.key, pin = L.provider_key },
       key = agent:key_at(L, "provider", L.head and L.head.sequence + 1 or 0), deadline_s = d.deadline_s,
-      commitment = com or nil }
+      commitment = com or nil, storage_key = com and storage_key(agent, L) or nil }
     local history = agent.ledger:challenges(L.id, 200)
     local j = pol.p.judge(pol.conf, r, history)
     r.passed, r.degraded, r.detail = j.passed, j.degraded, j.detail or r.why

@@ -1,29 +1,24 @@
 -- SPDX-License-Identifier: MIT
 --- Storage challenges (issue 12, item 1; docs/uptime.md section 10,
--- "Storage challenges").
+-- "Storage challenges"): a proof of retrievability.
 --
--- At lease start the provider fills a file of the declared size with
--- sequentially encoded data derived from a public seed and commits to it
--- (RFC 6962 root over the chunks). A challenge names k random chunks (from a
--- nonce); the provider answers with the chunks' bytes read from the file and
--- their inclusion proofs, the challenger checks them against the root (and,
--- optionally, that a chunk is the encoding of its predecessor).
+-- The CONSUMER makes the data: chunk i of a lease is a keyed pseudo-random
+-- stream under a key K only the consumer holds (derived from its identity
+-- seed and the lease id). It computes the RFC 6962 root over the chunks
+-- itself and uploads them; the provider stores them, recomputes the root
+-- and signs it only when it equals the consumer's. A challenge names k
+-- random chunks (from a nonce); the provider answers with the chunks'
+-- bytes read from its file and their inclusion proofs; the consumer checks
+-- the proofs against its root and each chunk against what it regenerates
+-- from K (k chunks: cheap). Without the file the provider cannot answer:
+-- it never held K, and the leaf hashes (the sidecar) do not give the bytes.
 --
--- Encoding of chunk i (chunk_size = 32 m bytes, `work` = w):
+-- The stream (BLAKE2b, RFC 7693, keyed; be32/be64 big-endian integers;
+-- m = chunk_size / 64):
 --
---   prev  = RFC 6962 leaf hash of chunk i-1, SHA-256(0x00 || chunk[i-1]);
---           32 zero bytes for chunk 0
---   x     = SHA-256("WP-STORAGE-F1" || seed (32) || be64(i) || be32(chunk_size)
---                   || be32(work) || prev)
---   x     = SHA-256(x || 992 zero bytes), w times      (the work: 1 KiB
---           messages, 17 compressions each, all depending on x)
---   chunk = b1 || b2 || ... || bm,  b1 = SHA-256(x), b(j+1) = SHA-256(bj)
---
--- so a chunk costs 17 w + m + 2 sequential SHA-256 compressions plus the
--- leaf hash that feeds the next one, and chunk i cannot be made without
--- chunks 0 .. i-1 (or stored hashes of them: see the docs, "What it does
--- not prove"). The work hashes 1 KiB a call so that a call from Lua costs
--- little more than the same compressions in native code.
+--   K     = SHA-256("workproof-storage-key" || seed (32) || leaseId (32))
+--   k_i   = BLAKE2b-256(key = K,   "WP-STORAGE-D1" || be32(chunk_size) || be64(i))
+--   chunk = BLAKE2b-512(key = k_i, be32(0)) || ... || BLAKE2b-512(key = k_i, be32(m-1))
 --
 -- Error convention (docs/lua-api.md): a wrong argument type raises; a
 -- malformed value or an operational failure returns nil, "ECODE: text",
@@ -31,34 +26,29 @@
 local wp = require "workproof"
 
 local type, tostring, error, pairs, ipairs = type, tostring, error, pairs, ipairs
-local floor, huge = math.floor, math.huge
+local floor, huge, max, min = math.floor, math.huge, math.max, math.min
 local char, byte, format = string.char, string.byte, string.format
 local concat, sort = table.concat, table.sort
 local io_open, os_remove, os_rename = io.open, os.remove, os.rename
 
-local sha256, hex, unhex = wp.sha256, wp.hex, wp.unhex
+local sha256, blake2b, hex, unhex = wp.sha256, wp.blake2b, wp.hex, wp.unhex
 local leaf_hash, node_hash = wp.merkle.leaf_hash, wp.merkle.node_hash
 local verify_inclusion, builder = wp.merkle.verify_inclusion, wp.merkle.builder
 local b64enc, b64dec = wp.base64.encode, wp.base64.decode
 
 local _M = {}
 
-_M.VERSION = 1
+_M.VERSION = 2
 _M.DEFAULT_CHUNK_SIZE = 4096
---- ~2 s to provision 64 MiB on the reference box (docs/uptime.md has the figures).
-_M.DEFAULT_WORK = 64
 _M.MAX_CHUNK_SIZE = 16 * 1024 * 1024
-_M.MAX_WORK = 100000000
 _M.MAX_CHUNKS = 2 ^ 48
-_M.ENCODING = "base64"        -- chunk bytes in answers: standard, padded base64
-_M.reasons = { "BAD_FORMAT", "ROOT_MISMATCH", "WRONG_INDICES", "BAD_CHUNK_SIZE", "BAD_PROOF",
-               "BAD_PREV_PROOF", "NO_PREV", "BAD_ENCODING" }
+_M.UPLOAD_BYTES = 1024 * 1024   -- bytes per upload request (a whole number of chunks)
+_M.ENCODING = "base64"          -- chunk bytes in answers: standard, padded base64
+_M.reasons = { "BAD_FORMAT", "ROOT_MISMATCH", "WRONG_INDICES", "BAD_CHUNK_SIZE", "BAD_PROOF", "WRONG_DATA" }
 
-local TAG_F = "WP-STORAGE-F1"
+local TAG_KEY = "workproof-storage-key"
+local TAG_D = "WP-STORAGE-D1"
 local TAG_IDX = "WP-STORAGE-IDX1"
-local ZERO32 = ("\0"):rep(32)
-local WORK_PAD = ("\0"):rep(992)   -- x || WORK_PAD is 1 KiB
-local WRITE_BYTES = 256 * 1024      -- buffered before a write
 local READ_BYTES = 1024 * 1024      -- read per slice when scanning a file
 local SLICE_S = 0.02                -- run at most this long between yields
 
@@ -89,16 +79,15 @@ local function be(n, bytes)
 end
 
 --- A slicer: call it often; inside a host coroutine it yields to the loop
--- (wp.sleep(0)) once `slice` seconds have passed since the last yield, so a
--- provider agent keeps beating while it provisions. Elsewhere it is a no-op.
-local function slicer(slice, before_yield)
+-- (wp.sleep(0)) once `slice` seconds have passed since the last yield, so an
+-- agent keeps beating while it generates or hashes. Elsewhere a no-op.
+local function slicer(slice)
   if not (hosted and wp.in_coroutine()) then return function() end end
   slice = slice or SLICE_S
   local last = clock()
   return function()
     local t = clock()
     if t - last >= slice then
-      if before_yield then before_yield() end
       wp.sleep(0)
       last = clock()
     end
@@ -107,30 +96,25 @@ end
 
 -- ---- parameters ------------------------------------------------------------
 
-local function check_seed(seed, what)
-  if type(seed) ~= "string" then
-    return fail("EINVAL", "%s: expected 64 hex digits (32 bytes), got %s", what, type(seed))
+--- A 32-byte key given raw or as 64 hex digits; nil, err otherwise.
+local function check_key(key, what)
+  if type(key) ~= "string" then
+    return fail("EINVAL", "%s: expected 32 bytes (raw or 64 hex digits), got %s", what, type(key))
   end
-  local raw = unhex(seed)
+  if #key == 32 then return key end
+  local raw = #key == 64 and unhex(key)
   if not raw or #raw ~= 32 then
-    return fail("EINVAL", "%s: expected 64 hex digits (32 bytes), got %q", what, seed:sub(1, 80))
+    return fail("EINVAL", "%s: expected 32 bytes (raw or 64 hex digits), got %d characters", what, #key)
   end
   return raw
 end
 
 local function check_chunk_size(cs, what)
-  if not is_int(cs, 32, _M.MAX_CHUNK_SIZE) or cs % 32 ~= 0 then
-    return fail("EINVAL", "%s: expected a multiple of 32 in 32 .. %d, got %s", what,
+  if not is_int(cs, 64, _M.MAX_CHUNK_SIZE) or cs % 64 ~= 0 then
+    return fail("EINVAL", "%s: expected a multiple of 64 in 64 .. %d, got %s", what,
                 _M.MAX_CHUNK_SIZE, tostring(cs))
   end
   return cs
-end
-
-local function check_work(w, what)
-  if not is_int(w, 0, _M.MAX_WORK) then
-    return fail("EINVAL", "%s: expected an integer 0 .. %d, got %s", what, _M.MAX_WORK, tostring(w))
-  end
-  return w
 end
 
 local function check_size(size, cs, what)
@@ -146,7 +130,26 @@ local function check_size(size, cs, what)
   return size
 end
 
---- The commitment's fields, decoded; nil, err when malformed.
+--- { size, chunk_size } (what the provider wants, the upload's shape),
+-- checked; returns size, chunk_size or nil, err.
+local function check_wanted(w, what)
+  if type(w) ~= "table" then return fail("EINVAL", "%s: expected { size, chunk_size }, got %s", what, type(w)) end
+  local cs, err, code = check_chunk_size(w.chunk_size or _M.DEFAULT_CHUNK_SIZE, what .. ".chunk_size")
+  if not cs then return nil, err, code end
+  local size
+  size, err, code = check_size(w.size, cs, what .. ".size")
+  if not size then return nil, err, code end
+  return size, cs
+end
+
+--- The upload's shape { size, chunk_size } (chunk_size default 4096)
+-- checked: size, chunk_size | nil, err, code.
+function _M.wanted(w)
+  return check_wanted(w, "wanted")
+end
+
+--- The commitment's fields, decoded; nil, err when malformed. Fields other
+-- than root, size, chunk_size and chunks are ignored.
 local function parse_commitment(c)
   if type(c) ~= "table" then return fail("EINVAL", "commitment: expected a table, got %s", type(c)) end
   local root = type(c.root) == "string" and unhex(c.root)
@@ -162,16 +165,7 @@ local function parse_commitment(c)
   if c.chunks ~= nil and c.chunks ~= n then
     return fail("EINVAL", "commitment.chunks %s is not size / chunk_size = %d", tostring(c.chunks), n)
   end
-  local p = { root = root, size = size, chunk_size = cs, chunks = n, work = c.work }
-  if c.seed ~= nil then
-    p.seed, err, code = check_seed(c.seed, "commitment.seed")
-    if not p.seed then return nil, err, code end
-  end
-  if c.work ~= nil then
-    p.work, err, code = check_work(c.work, "commitment.work")
-    if not p.work then return nil, err, code end
-  end
-  return p
+  return { root = root, size = size, chunk_size = cs, chunks = n }
 end
 
 --- Challenge indices: an array of 1 .. chunks distinct integers in [0, chunks).
@@ -193,69 +187,103 @@ local function parse_indices(indices, n)
   return indices
 end
 
--- ---- the encoding ----------------------------------------------------------
+-- ---- the consumer's stream ----------------------------------------------------
 
-local parts = {}    -- reused by encode (which never yields)
+local COUNTERS = {}   -- COUNTERS[j + 1] = be32(j), grown on demand
+local parts = {}      -- reused by gen (which never yields)
 
---- F(seed, i, prev): chunk i from the 32-byte raw seed and the 32-byte leaf
--- hash of chunk i-1 (ZERO32 for chunk 0). Costs 17 work + chunk_size/32 + 2
--- SHA-256 compressions, in sequence.
-local function encode(seed, i, prev, cs, work)
-  local x = sha256(TAG_F .. seed .. be(i, 8) .. be(cs, 4) .. be(work, 4) .. prev)
-  for _ = 1, work do x = sha256(x .. WORK_PAD) end
-  local m = cs / 32
-  for j = 1, m do
-    x = sha256(x)
-    parts[j] = x
-  end
-  for j = #parts, m + 1, -1 do parts[j] = nil end
-  return concat(parts)
+--- Chunk i under the raw 32-byte key K: cs / 64 keyed BLAKE2b-512 blocks.
+local function gen(K, i, cs)
+  local ki = blake2b(TAG_D .. be(cs, 4) .. be(i, 8), 32, K)
+  local m = cs / 64
+  for j = #COUNTERS + 1, m do COUNTERS[j] = be(j - 1, 4) end
+  for j = 1, m do parts[j] = blake2b(COUNTERS[j], 64, ki) end
+  return concat(parts, "", 1, m)
 end
 
-local function encoding_opts(opts, fname)
-  if opts ~= nil and type(opts) ~= "table" then
-    error(fname .. ": opts: expected a table, got " .. type(opts), 3)
-  end
+--- The lease's storage key (64 hex digits): SHA-256("workproof-storage-key"
+-- || seed || leaseId), from the consumer's identity seed and the lease id
+-- (both 64 hex digits, or 32 raw bytes). Secret: whoever holds it can make
+-- the data without storing it.
+function _M.key(seed, lease_id)
+  local s, err, code = check_key(seed, "seed")
+  if not s then return nil, err, code end
+  local id
+  id, err, code = check_key(lease_id, "lease_id")
+  if not id then return nil, err, code end
+  return hex(sha256(TAG_KEY .. s .. id))
+end
+
+--- Chunk i of the stream under `key` (32 bytes, raw or hex), chunk_size
+-- bytes (default 4096, a multiple of 64).
+function _M.generate(key, i, chunk_size)
+  local K, err, code = check_key(key, "key")
+  if not K then return nil, err, code end
+  local cs
+  cs, err, code = check_chunk_size(chunk_size or _M.DEFAULT_CHUNK_SIZE, "chunk_size")
+  if not cs then return nil, err, code end
+  if not is_int(i, 0, _M.MAX_CHUNKS - 1) then return fail("EINVAL", "index %s is not a chunk index", tostring(i)) end
+  return gen(K, i, cs)
+end
+
+--- Generate the stream under `key` for a file of `size` bytes and compute
+-- its commitment; fn(offset, data) is called for every slice from
+-- opts.from on (data: a whole number of chunks, opts.bytes at most, default
+-- UPLOAD_BYTES) and may yield (it uploads); it returns true to go on, or
+-- nil, err[, code] to stop (slices returns nil, err, code then). Chunks
+-- before opts.from (rounded down to a chunk) are generated and hashed
+-- only. opts: chunk_size (default 4096), from (default 0), bytes, slice
+-- (seconds between yields to the host loop, default 0.02). Returns the
+-- commitment { root, size, chunk_size, chunks } (hex root).
+function _M.slices(key, size, opts, fn)
+  if opts ~= nil and type(opts) ~= "table" then error("storage.slices: opts: expected a table", 2) end
+  if fn ~= nil and type(fn) ~= "function" then error("storage.slices: fn: expected a function", 2) end
   opts = opts or {}
-  local seed, err, code = check_seed(opts.seed, "opts.seed")
-  if not seed then return nil, err, code end
+  local K, err, code = check_key(key, "key")
+  if not K then return nil, err, code end
   local cs
   cs, err, code = check_chunk_size(opts.chunk_size or _M.DEFAULT_CHUNK_SIZE, "opts.chunk_size")
   if not cs then return nil, err, code end
-  local work
-  work, err, code = check_work(opts.work or _M.DEFAULT_WORK, "opts.work")
-  if not work then return nil, err, code end
-  return seed, cs, work
+  local ok
+  ok, err, code = check_size(size, cs, "size")
+  if not ok then return nil, err, code end
+  local from = opts.from or 0
+  if not is_int(from, 0, size) then
+    return fail("EINVAL", "opts.from: expected an integer 0 .. %d, got %s", size, tostring(from))
+  end
+  if not fn then from = size end
+  local bytes = opts.bytes or _M.UPLOAD_BYTES
+  if not is_int(bytes, 1, huge) then return fail("EINVAL", "opts.bytes: expected a positive integer") end
+  local n, first = size / cs, floor(from / cs)
+  local per = max(1, floor(bytes / cs))
+  local step = slicer(opts.slice)
+  local b, buf, nbuf, at = builder(), {}, 0, first * cs
+  for i = 0, n - 1 do
+    local c = gen(K, i, cs)
+    b:append(c)
+    if i >= first then
+      nbuf = nbuf + 1
+      buf[nbuf] = c
+      if nbuf >= per or i == n - 1 then
+        local data = concat(buf, "", 1, nbuf)
+        for j = 1, nbuf do buf[j] = nil end
+        nbuf = 0
+        ok, err, code = fn(at, data)
+        if not ok then return nil, tostring(err or "stopped"), code end
+        at = at + #data
+      end
+    end
+    step()
+  end
+  return { root = hex(b:root()), size = size, chunk_size = cs, chunks = n }
 end
 
---- Chunk i given the leaf hash of chunk i-1 (raw 32 bytes; nil or "" for
--- chunk 0). Not part of the agents' API: the one-chunk step F, for checks,
--- specs and benches. opts = { seed = hex, chunk_size =, work = }.
-function _M.encode_chunk(i, prev_leaf_hash, opts)
-  local seed, cs, work = encoding_opts(opts, "storage.encode_chunk")
-  if not seed then return nil, cs, work end
-  if not is_int(i, 0, 2 ^ 53 - 1) then return fail("EINVAL", "index %s is not a chunk index", tostring(i)) end
-  prev_leaf_hash = prev_leaf_hash or ""
-  if i == 0 and prev_leaf_hash == "" then prev_leaf_hash = ZERO32 end
-  if type(prev_leaf_hash) ~= "string" or #prev_leaf_hash ~= 32 then
-    error("storage.encode_chunk: prev_leaf_hash: expected 32 raw bytes", 2)
-  end
-  return encode(seed, i, prev_leaf_hash, cs, work)
-end
-
---- Chunk i made from the seed alone, as a provider without the file must:
--- chunks 0 .. i in order (i + 1 encodings). Not part of the agents' API:
--- the "re-derive on demand" cost, for specs and benches.
-function _M.rederive(i, opts)
-  local seed, cs, work = encoding_opts(opts, "storage.rederive")
-  if not seed then return nil, cs, work end
-  if not is_int(i, 0, 2 ^ 53 - 1) then return fail("EINVAL", "index %s is not a chunk index", tostring(i)) end
-  local prev, c = ZERO32, nil
-  for k = 0, i do
-    c = encode(seed, k, prev, cs, work)
-    prev = leaf_hash(c)
-  end
-  return c
+--- The commitment the consumer expects for `size` bytes of its stream:
+-- { root, size, chunk_size, chunks } (generates and hashes it all).
+-- opts: chunk_size, slice as for slices.
+function _M.root(key, size, opts)
+  if opts ~= nil and type(opts) ~= "table" then error("storage.root: opts: expected a table", 2) end
+  return _M.slices(key, size, { chunk_size = opts and opts.chunk_size, slice = opts and opts.slice })
 end
 
 -- ---- files -------------------------------------------------------------------
@@ -288,6 +316,14 @@ local function write_atomic(path, data)
   return true
 end
 
+local function size_of(path)
+  local f = io_open(path, "rb")
+  if not f then return nil end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
 --- Read the whole file at `path` in slices: its chunks' leaf hashes (array,
 -- 1-based), their root and the file size. nil, err if unreadable or not a
 -- whole number of chunks.
@@ -301,11 +337,11 @@ local function scan(path, cs, slice)
     return fail("EINVAL", "%s is %d bytes, not a positive multiple of chunk_size %d", path, size, cs)
   end
   local step = slicer(slice)
-  local per_read = math.max(1, floor(READ_BYTES / cs))
+  local per_read = max(1, floor(READ_BYTES / cs))
   local hashes, b, n = {}, builder(), size / cs
   local i = 0
   while i < n do
-    local want = math.min(per_read, n - i)
+    local want = min(per_read, n - i)
     local data = f:read(want * cs)
     if not data or #data ~= want * cs then
       f:close()
@@ -321,6 +357,127 @@ local function scan(path, cs, slice)
   end
   f:close()
   return hashes, b:root(), size
+end
+
+--- Bytes of the upload to `path` the provider holds: the whole file once
+-- finished, else what path.part holds, rounded down to a chunk (a slice cut
+-- short by a crash is written again).
+function _M.received(path, wanted)
+  if type(path) ~= "string" then error("storage.received: path: expected a string, got " .. type(path), 2) end
+  local size, cs, code = check_wanted(wanted, "wanted")
+  if not size then return nil, cs, code end
+  local done = size_of(path)
+  if done then return done end
+  local have = size_of(path .. ".part") or 0
+  return min(size, have - have % cs)
+end
+
+--- The provider's side of the upload: write `data` (a whole number of
+-- chunks) at `offset` of path.part. wanted = { size, chunk_size }. The
+-- offset must be what received() says: uploads are in order and resume
+-- where the part ends. Returns the bytes now held, or nil, err, code
+-- (ERANGE: not the expected offset, the bytes held as a 4th value; EINVAL:
+-- a slice that is not whole chunks or goes past size; EIO, ENOSPC, ...).
+function _M.receive(path, wanted, offset, data)
+  if type(path) ~= "string" then error("storage.receive: path: expected a string, got " .. type(path), 2) end
+  if type(data) ~= "string" then error("storage.receive: data: expected a string, got " .. type(data), 2) end
+  local size, cs, code = check_wanted(wanted, "wanted")
+  if not size then return nil, cs, code end
+  if not is_int(offset, 0, size) then
+    return fail("EINVAL", "offset: expected an integer 0 .. %d, got %s", size, tostring(offset))
+  end
+  if #data == 0 or #data % cs ~= 0 then
+    return fail("EINVAL", "a slice is a positive whole number of %d-byte chunks, got %d bytes", cs, #data)
+  end
+  if offset + #data > size then
+    return fail("EINVAL", "the slice at %d (%d bytes) goes past the size %d", offset, #data, size)
+  end
+  local part = path .. ".part"
+  local have = size_of(part)
+  local held = have and have - have % cs or 0
+  if offset ~= held then
+    local err, ecode = select(2, fail("ERANGE", "a slice at offset %d, %d bytes are held", offset, held))
+    return nil, err, ecode, held
+  end
+  local f, err = io_open(part, have and "r+b" or "wb")
+  if not f then return io_fail(err) end
+  local ok
+  ok, err = f:seek("set", offset)
+  if ok then ok, err = f:write(data) end
+  if ok then ok, err = f:close() else f:close() end
+  if not ok then return io_fail(err) end
+  return offset + #data
+end
+
+--- The provider's side of the commit: path.part must hold all of `wanted`;
+-- its root is recomputed and compared with `root` (hex, the consumer's).
+-- Equal: the sidecar path.tree is written, path.part renamed to path, and
+-- the commitment { root, size, chunk_size, chunks } returned. Not equal:
+-- nil, "EPROTO: ...", "EPROTO", and path.part is removed (the upload starts
+-- over; likewise when it is longer than size). Short: nil, "ETRUNC: ...",
+-- "ETRUNC". opts.slice as for slices.
+function _M.finish(path, wanted, root, opts)
+  if type(path) ~= "string" then error("storage.finish: path: expected a string, got " .. type(path), 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("storage.finish: opts: expected a table", 2) end
+  local size, cs, code = check_wanted(wanted, "wanted")
+  if not size then return nil, cs, code end
+  local want = type(root) == "string" and #root == 64 and unhex(root)
+  if not want or #want ~= 32 then return fail("EINVAL", "root: expected 64 hex digits, got %s", tostring(root)) end
+  local part = path .. ".part"
+  local have = size_of(part)
+  if not have then return fail("ETRUNC", "nothing uploaded (%s is missing)", part) end
+  if have > size then
+    os_remove(part)
+    return fail("EPROTO", "%s is %d bytes, more than the %d wanted", part, have, size)
+  end
+  if have ~= size then return fail("ETRUNC", "%d of %d bytes uploaded", have, size) end
+  local hashes, got, err = scan(part, cs, opts and opts.slice)
+  if not hashes then return nil, got, err end
+  if got ~= want then
+    os_remove(part)
+    return fail("EPROTO", "the uploaded data's root is %s, not the consumer's %s", hex(got), hex(want))
+  end
+  local ok
+  ok, err, code = write_atomic(path .. ".tree", concat(hashes))
+  if not ok then return nil, err, code end
+  ok, err = os_rename(part, path)
+  if not ok then return io_fail(err) end
+  return { root = hex(got), size = size, chunk_size = cs, chunks = size / cs }
+end
+
+--- Write `size` bytes of the stream under opts.key at `path` (and its
+-- sidecar) as an upload would — receive then finish, without the network:
+-- for specs, benches, and a consumer and provider sharing a disk. opts:
+-- key (required), chunk_size, slice. Returns the commitment.
+function _M.provision(path, size, opts)
+  if type(path) ~= "string" then error("storage.provision: path: expected a string, got " .. type(path), 2) end
+  if type(opts) ~= "table" then error("storage.provision: opts: expected a table", 2) end
+  local cs, err, code = check_chunk_size(opts.chunk_size or _M.DEFAULT_CHUNK_SIZE, "opts.chunk_size")
+  if not cs then return nil, err, code end
+  local wanted = { size = size, chunk_size = cs }
+  os_remove(path .. ".part")
+  local c
+  c, err, code = _M.slices(opts.key, size, { chunk_size = cs, slice = opts.slice }, function(off, data)
+    return _M.receive(path, wanted, off, data)
+  end)
+  if not c then
+    os_remove(path .. ".part")
+    return nil, err, code
+  end
+  return _M.finish(path, wanted, c.root, { slice = opts.slice })
+end
+
+--- The commitment of the existing file at `path` (reads it all): { root,
+-- size, chunk_size, chunks }. opts: chunk_size (default 4096), slice.
+function _M.commit(path, opts)
+  if type(path) ~= "string" then error("storage.commit: path: expected a string, got " .. type(path), 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("storage.commit: opts: expected a table", 2) end
+  opts = opts or {}
+  local cs, err, code = check_chunk_size(opts.chunk_size or _M.DEFAULT_CHUNK_SIZE, "opts.chunk_size")
+  if not cs then return nil, err, code end
+  local hashes, root, size = scan(path, cs, opts.slice)
+  if not hashes then return nil, root, size end
+  return { root = hex(root), size = size, chunk_size = cs, chunks = #hashes }
 end
 
 -- ---- RFC 6962 paths from leaf hashes ------------------------------------------
@@ -391,95 +548,6 @@ local function read_tree(path, n)
   return leaves
 end
 
--- ---- the API -------------------------------------------------------------------
-
---- Fill `path` with `size` bytes of encoded chunks, write `path .. ".tree"`
--- (the chunks' leaf hashes, 32 raw bytes each, in order) and return the
--- commitment { root, size, chunk_size, chunks, seed, work } (hex root and
--- seed). opts: seed (64 hex digits, required), chunk_size (default 4096, a
--- multiple of 32), work (default DEFAULT_WORK), slice (seconds between
--- yields to the host loop, default 0.02). Both files are written as
--- NAME.part and renamed into place at the end.
-function _M.provision(path, size, opts)
-  if type(path) ~= "string" then error("storage.provision: path: expected a string, got " .. type(path), 2) end
-  local seed, cs, work = encoding_opts(opts, "storage.provision")
-  if not seed then return nil, cs, work end
-  local ok, err, code = check_size(size, cs, "size")
-  if not ok then return nil, err, code end
-  local n = size / cs
-
-  local tmp = path .. ".part"
-  local f
-  f, err = io_open(tmp, "wb")
-  if not f then return io_fail(err) end
-
-  local buf, nbuf, tree, b = {}, 0, {}, builder()
-  local function flush()
-    if nbuf == 0 then return true end
-    local wok, werr = f:write(concat(buf, "", 1, nbuf))
-    for j = 1, nbuf do buf[j] = nil end
-    nbuf = 0
-    return wok, werr
-  end
-  local step = slicer(opts.slice)
-  local per_write = math.max(1, floor(WRITE_BYTES / cs))
-  local prev = ZERO32
-  for i = 0, n - 1 do
-    local c = encode(seed, i, prev, cs, work)
-    prev = leaf_hash(c)
-    b:append_hash(prev)
-    tree[i + 1] = prev
-    nbuf = nbuf + 1
-    buf[nbuf] = c
-    if nbuf >= per_write then
-      ok, err = flush()
-      if not ok then break end
-    end
-    step()
-  end
-  if ok then ok, err = flush() end
-  if ok then ok, err = f:close() else f:close() end
-  if not ok then
-    os_remove(tmp)
-    return io_fail(err)
-  end
-  ok, err, code = write_atomic(path .. ".tree", concat(tree))
-  if not ok then
-    os_remove(tmp)
-    return nil, err, code
-  end
-  ok, err = os_rename(tmp, path)
-  if not ok then
-    os_remove(tmp)
-    return io_fail(err)
-  end
-  return { root = hex(b:root()), size = size, chunk_size = cs, chunks = n, seed = hex(seed), work = work }
-end
-
---- The commitment of the existing file at `path` (reads it all). opts:
--- chunk_size (default 4096); seed and work, copied into the commitment when
--- given (they cannot be read from the file); slice as for provision.
-function _M.commit(path, opts)
-  if type(path) ~= "string" then error("storage.commit: path: expected a string, got " .. type(path), 2) end
-  if opts ~= nil and type(opts) ~= "table" then error("storage.commit: opts: expected a table", 2) end
-  opts = opts or {}
-  local cs, err, code = check_chunk_size(opts.chunk_size or _M.DEFAULT_CHUNK_SIZE, "opts.chunk_size")
-  if not cs then return nil, err, code end
-  local seed, work
-  if opts.seed ~= nil then
-    seed, err, code = check_seed(opts.seed, "opts.seed")
-    if not seed then return nil, err, code end
-  end
-  if opts.work ~= nil then
-    work, err, code = check_work(opts.work, "opts.work")
-    if not work then return nil, err, code end
-  end
-  local hashes, root, size = scan(path, cs, opts.slice)
-  if not hashes then return nil, root, size end
-  return { root = hex(root), size = size, chunk_size = cs, chunks = #hashes,
-           seed = seed and hex(seed) or nil, work = work }
-end
-
 --- k distinct chunk indices in [0, chunks), ascending, derived from the
 -- nonce (16 .. 64 bytes in hex): a partial Fisher-Yates shuffle driven by
 -- SHA-256("WP-STORAGE-IDX1" || nonce || be32(counter)), 48 bits a draw,
@@ -524,8 +592,7 @@ end
 
 --- The provider's answer for the challenged indices, chunks read from the
 -- file: { root = hex, encoding = "base64", items = { { index = i,
--- chunk = base64, proof = { hex, ... }, prev = { chunk = base64,
--- proof = { hex, ... } } (chunk i-1, for i > 0) }, ... } } in the order of
+-- chunk = base64, proof = { hex, ... } }, ... } } in the order of
 -- `indices`. Proofs come from the sidecar (checked against the root); when
 -- it is missing or stale the file is read again and the sidecar rewritten
 -- if the file still matches. nil, err when the file is missing (ENOENT),
@@ -571,24 +638,16 @@ function _M.prove(path, commitment, indices)
     write_atomic(path .. ".tree", concat(leaves))   -- best effort
   end
 
-  local function chunk_at(i)
-    f:seek("set", i * cs)
-    local data = f:read(cs)
-    if not data or #data ~= cs then return nil end
-    return b64enc(data)
-  end
   local items = {}
   for j = 1, #indices do
     local i = indices[j]
-    local item = { index = i, chunk = chunk_at(i), proof = hex_list(audit_path(levels, i, 0, n, {})) }
-    if i > 0 then
-      item.prev = { chunk = chunk_at(i - 1), proof = hex_list(audit_path(levels, i - 1, 0, n, {})) }
-    end
-    if not item.chunk or (item.prev and not item.prev.chunk) then
+    f:seek("set", i * cs)
+    local data = f:read(cs)
+    if not data or #data ~= cs then
       f:close()
       return fail("ETRUNC", "%s: short read at chunk %d", path, i)
     end
-    items[j] = item
+    items[j] = { index = i, chunk = b64enc(data), proof = hex_list(audit_path(levels, i, 0, n, {})) }
   end
   f:close()
   return { root = hex(c.root), encoding = _M.ENCODING, items = items }
@@ -609,23 +668,12 @@ local function decode_proof(p)
   return r
 end
 
---- An untrusted chunk with its proof; returns bytes, proof or nil, reason.
-local function decode_item(t, what)
-  if type(t) ~= "table" then return nil, what .. " is not a table" end
-  local data = type(t.chunk) == "string" and b64dec(t.chunk)
-  if not data then return nil, what .. ".chunk is not standard base64" end
-  local proof = decode_proof(t.proof)
-  if not proof then return nil, what .. ".proof is not an array of 64-hex-digit hashes" end
-  return data, proof
-end
-
 --- The challenger's check of `answer` for `indices` against `commitment`:
 -- true, or false, "REASON: text", "REASON" (REASON one of _M.reasons).
--- opts.check_encoding: also require, for each index i, chunk i =
--- F(seed, i, leaf hash of chunk i-1) with chunk i-1 (for i > 0) carried in
--- the answer with its own inclusion proof; needs commitment.seed and
--- commitment.work. The commitment and the indices are the challenger's own:
--- malformed ones raise; a malformed answer is false, "BAD_FORMAT: ...".
+-- opts.key (32 bytes, raw or hex: the consumer's storage key): also
+-- require each chunk to be the stream's chunk at its index. The commitment,
+-- the indices and the key are the challenger's own: malformed ones raise;
+-- a malformed answer is false, "BAD_FORMAT: ...".
 function _M.verify(commitment, indices, answer, opts)
   local c, err = parse_commitment(commitment)
   if not c then error("storage.verify: " .. err, 2) end
@@ -633,9 +681,10 @@ function _M.verify(commitment, indices, answer, opts)
   ok, err = parse_indices(indices, c.chunks)
   if not ok then error("storage.verify: " .. err, 2) end
   if opts ~= nil and type(opts) ~= "table" then error("storage.verify: opts: expected a table", 2) end
-  local check = opts and opts.check_encoding
-  if check and not (c.seed and c.work) then
-    error("storage.verify: opts.check_encoding needs commitment.seed and commitment.work", 2)
+  local K
+  if opts and opts.key ~= nil then
+    K, err = check_key(opts.key, "opts.key")
+    if not K then error("storage.verify: " .. err, 2) end
   end
   local n, cs, root = c.chunks, c.chunk_size, c.root
 
@@ -661,32 +710,19 @@ function _M.verify(commitment, indices, answer, opts)
     if item.index ~= i then
       return no("WRONG_INDICES", "items[%d] is for chunk %s, chunk %d was asked", j, tostring(item.index), i)
     end
-    local data, proof = decode_item(item, ("items[%d]"):format(j))
-    if not data then return no("BAD_FORMAT", "%s", proof) end
+    local data = type(item.chunk) == "string" and b64dec(item.chunk)
+    if not data then return no("BAD_FORMAT", "items[%d].chunk is not standard base64", j) end
+    local proof = decode_proof(item.proof)
+    if not proof then return no("BAD_FORMAT", "items[%d].proof is not an array of 64-hex-digit hashes", j) end
     if #data ~= cs then
       return no("BAD_CHUNK_SIZE", "chunk %d is %d bytes, the commitment's chunks are %d", i, #data, cs)
     end
     if not verify_inclusion(data, i, n, proof, root) then
       return no("BAD_PROOF", "chunk %d does not verify against root %s at index %d of %d", i, hex(root), i, n)
     end
-    local prev_hash = ZERO32
-    if item.prev ~= nil and i > 0 then
-      local pdata, pproof = decode_item(item.prev, ("items[%d].prev"):format(j))
-      if not pdata then return no("BAD_FORMAT", "%s", pproof) end
-      if #pdata ~= cs then
-        return no("BAD_CHUNK_SIZE", "chunk %d (prev of %d) is %d bytes, the commitment's chunks are %d",
-                  i - 1, i, #pdata, cs)
-      end
-      if not verify_inclusion(pdata, i - 1, n, pproof, root) then
-        return no("BAD_PREV_PROOF", "chunk %d (prev of %d) does not verify against root %s", i - 1, i, hex(root))
-      end
-      prev_hash = leaf_hash(pdata)
-    elseif check and i > 0 then
-      return no("NO_PREV", "chunk %d comes without chunk %d: its encoding cannot be checked", i, i - 1)
-    end
-    if check and encode(c.seed, i, prev_hash, cs, c.work) ~= data then
-      return no("BAD_ENCODING", "chunk %d is not F(seed, %d, H(chunk %d)) for this seed and work %d",
-                i, i, i - 1, c.work)
+    if K and gen(K, i, cs) ~= data then
+      return no("WRONG_DATA", "chunk %d is not the consumer's chunk %d (the commitment is not over its stream)",
+                i, i)
     end
   end
   return true
