@@ -57,10 +57,14 @@ local function start(l, role, opts)
     -- preloaded through env, which execs: the pid stays the agent's
     local lib = "/usr/lib/" .. (io.popen("gcc -print-multiarch"):read("*l") or "x86_64-linux-gnu")
       .. "/faketime/libfaketime.so.1"
-    for i, a in ipairs({ "LD_PRELOAD=" .. lib, "FAKETIME=" .. opts.faketime, "FAKETIME_DONT_FAKE_MONOTONIC=1",
-      file }) do
-      table.insert(args, i, a)
+    local pre = { "LD_PRELOAD=" .. lib, "FAKETIME=" .. opts.faketime, "FAKETIME_DONT_FAKE_MONOTONIC=1" }
+    -- a sanitizer build wants its runtime first among the libraries: let it
+    -- come second to libfaketime
+    if os.getenv("ASAN_OPTIONS") then
+      pre[#pre + 1] = "ASAN_OPTIONS=" .. os.getenv("ASAN_OPTIONS") .. ":verify_asan_link_order=0"
     end
+    pre[#pre + 1] = file
+    for i, a in ipairs(pre) do table.insert(args, i, a) end
     file = "/usr/bin/env"
   end
   if opts.cpus then   -- taskset execs: the pid stays the agent's
