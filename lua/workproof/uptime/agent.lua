@@ -227,14 +227,23 @@ local function key_at(L, party, seq)
   return key
 end
 
--- this agent's secret key (libsodium 64-byte form) for sequence seq
+-- this agent's secret key (libsodium 64-byte form) for sequence seq.
+-- Cached per lease and public key: finding it (reading the stored seeds,
+-- deriving a key pair from each) cost more than the signature it makes,
+-- on every beat. refresh_keys, which every rotation goes through, drops it.
 local function own_secret(self, L, seq)
   local pub = key_at(L, self.role, seq)
+  local cache = L.secret_cache
+  if pub and cache and cache[pub] then return cache[pub] end
   local seeds = self.ledger:secrets(L.id)
   seeds[0] = self.conf.seed
   for _, s in pairs(seeds) do
     local p, sk = wp.ed25519.keypair(wp.unhex(s))
-    if wp.hex(p) == pub then return sk end
+    if wp.hex(p) == pub then
+      L.secret_cache = cache or {}
+      L.secret_cache[pub] = sk
+      return sk
+    end
   end
   return nil
 end
@@ -243,6 +252,7 @@ function Agent.key_at(_, L, party, seq) return key_at(L, party, seq) end
 function Agent:secret_at(L, seq) return own_secret(self, L, seq) end
 
 function Agent:refresh_keys(L)
+  L.secret_cache = nil
   L.records = self.ledger:rotations(L.id)
   local ranges, err = key_ranges(self, L)
   if not ranges then return nil, err end
@@ -441,6 +451,14 @@ local function new_agent(role, conf, path)
 end
 
 function Agent:add_lease(l)
+  local known = self.leases[l.id]
+  if known then
+    -- a reload: the lease's state is current in memory (head, keys and
+    -- accounting follow every beat and rotation); reading it again read
+    -- every chain in full on every reload (docs/uptime.md, "Many leases")
+    known.addr, known.share = l.provider, l.share
+    return known
+  end
   local ok, err = self.ledger:add_lease({ id = l.id, provider_key = l.provider_key, consumer_key = l.consumer_key,
     start_ns = l.start, nonce = l.nonce })
   if not ok then return nil, err end
@@ -856,61 +874,79 @@ function Agent:own_claim(L, idx)
     prev_claim_hash = prev_hash, epoch_beats = E, claim_epochs = K })
 end
 
+-- One exchange of a lease with its provider: the seconds to wait before
+-- the next, whether it brought a beat, and true when the agent is
+-- stopping. A function of its own so that the request, the answer and
+-- their JSON are garbage while the lease waits: a loop's locals stay
+-- reachable across its sleep, ~2 KB a lease for as long as a beat's
+-- interval, and a consumer may follow thousands (docs/uptime.md, "Many
+-- leases").
+function Agent:step(L, url)
+  local body = cjson.encode({
+    last = L.head and { leaseId = L.head.leaseId, sequence = L.head.sequence, timestamp = L.head.timestamp,
+      prevHash = L.head.prevHash, providerSig = L.head.providerSig, consumerSig = L.head.consumerSig,
+      hash = L.head.hash } or cjson.null,
+    rotations = unseen(L, "consumer", L.peer_seen),
+    seen = L.seen, claimAck = L.claim_ack or cjson.null, refused = L.refused or cjson.null,
+  })
+  local interval = self.pol.timestamps.conf.interval_s
+  local t0 = host.now()
+  local st, hd, resp = host.http_request { url = url, method = "POST", body = body,
+    headers = { ["content-type"] = "application/json" },
+    timeout = min(interval, 25) + 10, connect_timeout = self.conf.connect_timeout,
+    tls = { cert = self.tls.cert, key = self.tls.key, pin = L.provider_key } }
+  local elapsed = host.now() - t0
+  local res = st and cjson.decode(resp or "")
+  self.m.exchanges = self.m.exchanges + 1
+  if st == 200 and type(res) == "table" then
+    L.backoff = 0
+    L.claim_ack = nil
+    if L.refused then L.refused = nil end
+    local rtt = elapsed - (tonumber(res.held) or 0)
+    local cok, cres = xpcall(self.consume, debug.traceback, self, L, res, rtt)
+    if not cok then host.log("error", "lease " .. L.id:sub(1, 12) .. ": " .. tostring(cres)) end
+    local progressed = cok and cres
+    if progressed then
+      self.m.rtt_last = rtt
+      self.m.rtt_sum, self.m.rtt_n = self.m.rtt_sum + rtt, self.m.rtt_n + 1
+      L.rtt_ms = (L.rtt_ms or rtt * 1000) * 0.9 + rtt * 1000 * 0.1   -- moving mean for the score
+    end
+    if res.wait then return min(res.wait, interval), progressed end
+    return progressed == false and min(1, interval / 2) or 0, progressed
+  end
+  if self.stopping then return 0, false, true end
+  self.m.exchange_errors = self.m.exchange_errors + 1
+  local why = st and (res and res.error or ("HTTP " .. st)) or tostring(hd)
+  if L.last_error ~= why then
+    host.log("warn", ("lease %s: exchange with %s failed: %s"):format(L.id:sub(1, 12), L.addr, why))
+    L.last_error = why
+  end
+  if st == 409 and res and res.error == "BEHIND" then
+    host.log("error", ("lease %s: the provider's chain is at %s and this store has none: the consumer's "
+      .. "state was lost (docs/uptime.md, Operations)"):format(L.id:sub(1, 12), tostring(res.head)))
+  end
+  local backoff = L.backoff or 0
+  L.backoff = min(backoff > 0 and backoff * 2 or 0.25, max(1, interval / 2))
+  return L.backoff, false
+end
+
 --- Follow one lease: exchange with its provider until stopped.
 function Agent:follow(L)
   L.running = true
+  L.backoff = 0
   host.spawn(function()
-    local backoff = 0
     local url = "https://" .. L.addr .. "/v1/leases/" .. L.id .. "/exchange"
+    -- a resumed chain's next beat is due one interval after its head: the
+    -- first exchange (it also carries the acknowledgement) waits for it,
+    -- so a consumer restarted with many leases takes each up on its own
+    -- phase instead of all of them in the same second
+    local interval = self.pol.timestamps.conf.interval_s
+    local due = L.head and ts_seconds(L.head.timestamp) + interval - wp.time() or 0
+    if due > 0 then host.sleep(min(due, interval)) end
     while not self.stopping and self.leases[L.id] do
-      local body = cjson.encode({
-        last = L.head and { leaseId = L.head.leaseId, sequence = L.head.sequence, timestamp = L.head.timestamp,
-          prevHash = L.head.prevHash, providerSig = L.head.providerSig, consumerSig = L.head.consumerSig,
-          hash = L.head.hash } or cjson.null,
-        rotations = unseen(L, "consumer", L.peer_seen),
-        seen = L.seen, claimAck = L.claim_ack or cjson.null, refused = L.refused or cjson.null,
-      })
-      local interval = self.pol.timestamps.conf.interval_s
-      local t0 = host.now()
-      local st, hd, resp = host.http_request { url = url, method = "POST", body = body,
-        headers = { ["content-type"] = "application/json" },
-        timeout = min(interval, 25) + 10, connect_timeout = self.conf.connect_timeout,
-        tls = { cert = self.tls.cert, key = self.tls.key, pin = L.provider_key } }
-      local elapsed = host.now() - t0
-      local _ = hd
-      local res = st and cjson.decode(resp or "")
-      self.m.exchanges = self.m.exchanges + 1
-      local progressed = false
-      if st == 200 and type(res) == "table" then
-        backoff = 0
-        L.claim_ack = nil
-        if L.refused then L.refused = nil end
-        local rtt = elapsed - (tonumber(res.held) or 0)
-        local cok, cres = xpcall(self.consume, debug.traceback, self, L, res, rtt)
-        if not cok then host.log("error", "lease " .. L.id:sub(1, 12) .. ": " .. tostring(cres)) end
-        progressed = cok and cres
-        if progressed then
-          self.m.rtt_last = rtt
-          self.m.rtt_sum, self.m.rtt_n = self.m.rtt_sum + rtt, self.m.rtt_n + 1
-          L.rtt_ms = (L.rtt_ms or rtt * 1000) * 0.9 + rtt * 1000 * 0.1   -- moving mean for the score
-        end
-        if progressed == false and not res.wait then host.sleep(min(1, interval / 2)) end
-        if res.wait then host.sleep(min(res.wait, interval)) end
-      else
-        if self.stopping then break end
-        self.m.exchange_errors = self.m.exchange_errors + 1
-        local why = st and (res and res.error or ("HTTP " .. st)) or tostring(hd)
-        if L.last_error ~= why then
-          host.log("warn", ("lease %s: exchange with %s failed: %s"):format(L.id:sub(1, 12), L.addr, why))
-          L.last_error = why
-        end
-        if st == 409 and res and res.error == "BEHIND" then
-          host.log("error", ("lease %s: the provider's chain is at %s and this store has none: the consumer's "
-            .. "state was lost (docs/uptime.md, Operations)"):format(L.id:sub(1, 12), tostring(res.head)))
-        end
-        backoff = min(backoff > 0 and backoff * 2 or 0.25, max(1, interval / 2))
-        host.sleep(backoff)
-      end
+      local pause, progressed, stopping = self:step(L, url)
+      if stopping then break end
+      if pause > 0 then host.sleep(pause) end
       if progressed then L.last_error = nil end
       self:liveness(L)
       if not self.stopping then self:maybe_rotate(L) end
@@ -920,6 +956,33 @@ function Agent:follow(L)
 end
 
 -- ---- run -----------------------------------------------------------------------------------
+
+-- Descriptors for n leases: a consumer may hold a connection per lease to
+-- its providers, a provider as many from its consumers, besides the store
+-- and the listeners. The soft RLIMIT_NOFILE (often 1024) is raised towards
+-- the hard one when it is short.
+local function fit_descriptors(n)
+  local need = 2 * n + 256
+  local ok, ffi = pcall(require, "ffi")
+  if not ok or ffi.os ~= "Linux" then return end
+  pcall(ffi.cdef, [[
+    struct wp_uptime_rlimit { unsigned long cur, max; };
+    int getrlimit(int resource, struct wp_uptime_rlimit *rl);
+    int setrlimit(int resource, const struct wp_uptime_rlimit *rl);
+  ]])
+  local RLIMIT_NOFILE = 7
+  local rl = ffi.new("struct wp_uptime_rlimit")
+  if ffi.C.getrlimit(RLIMIT_NOFILE, rl) ~= 0 or tonumber(rl.cur) >= need then return end
+  local want = min(tonumber(rl.max), need)
+  if want > tonumber(rl.cur) then
+    rl.cur = want
+    if ffi.C.setrlimit(RLIMIT_NOFILE, rl) ~= 0 then want = tonumber(rl.cur) end
+  end
+  if want < need then
+    host.log("warn", ("%d lease(s) want about %d file descriptors, RLIMIT_NOFILE allows %d: raise it (ulimit -n)")
+      :format(n, need, want))
+  end
+end
 
 --- Run an agent until SIGTERM/SIGINT. Prints "listening on ..." lines.
 function _M.run(role, path)
@@ -931,6 +994,12 @@ function _M.run(role, path)
   local conf = self.conf
   local config = require "workproof.config"
   require("workproof.log").configure(conf)
+  fit_descriptors(#self.order)
+  -- collect at 1.5 x the live heap, not 2 x (the default): a lease is a few
+  -- KB of Lua state and the RSS keeps the heap's high-water mark; at 1,000
+  -- leases this is ~2.5 KB a lease less, no CPU difference measurable
+  -- (docs/uptime.md, "Many leases")
+  collectgarbage("setpause", 150)
   local ok, cerr = self:issue_cert()
   if not ok then
     io.stderr:write("workproof uptime ", role, ": transport certificate: ", tostring(cerr), "\n")
@@ -954,8 +1023,12 @@ function _M.run(role, path)
     elseif conf.challengers == "any" then
       pins = "any"   -- fishermen: any proven identity may challenge; exchanges stay the consumers'
     end
+    -- a consumer keeps an exchange per lease open while its beat is due
+    -- within the hold, all from one address: the per-address cap (64 by
+    -- default) must let a consumer of every lease here through
+    -- (docs/uptime.md, "Many leases")
     local srv, lerr = host.http_listen { host = h, port = port, handler = self:transport_handler(),
-      header_timeout = 30, body_timeout = 60,
+      header_timeout = 30, body_timeout = 60, max_connections_per_client = 64 + 2 * #self.order,
       tls = { cert = self.tls.cert, key = self.tls.key, pins = pins } }
     if not srv then return fail(lerr) end
     self.server = srv
