@@ -291,6 +291,7 @@ local function commitment(agent, L)
 end
 
 local function check_capacity(agent, L)
+  L.capacity_at = wp.time()   -- asked: not again for 10 minutes, whatever the answer
   local st, att = fetch(agent, L, "/v1/capacity")
   if st ~= 200 then return end
   local ok, why = chal.verify(chal.CAPACITY, att, L.provider_key)
@@ -343,16 +344,21 @@ function _M.tick(agent, L)
     end
     L.score, L.score_state = score, state
   end
-  if not L.capacity or wp.time() - L.capacity.at > 600 then check_capacity(agent, L) end
+  if not L.capacity_at or wp.time() - L.capacity_at > 600 then check_capacity(agent, L) end
 end
 
 --- The consumer's challenge loop for one lease (beside its beat loop).
+-- Ticks every few seconds (at most every 5 s, at least every interval),
+-- the first at a random point of that, so a consumer of many leases does
+-- not run every lease's policy every second, nor all at once at start.
 function _M.follow(agent, L)
   host.spawn(function()
+    local function period() return min(5, agent.pol.timestamps.conf.interval_s) end
+    host.sleep(math.random() * period())
     while not agent.stopping and agent.leases[L.id] do
       local ok, err = pcall(_M.tick, agent, L)
       if not ok then host.log("error", "lease " .. L.id:sub(1, 12) .. ": challenges: " .. tostring(err)) end
-      host.sleep(min(1, agent.pol.timestamps.conf.interval_s))
+      host.sleep(period())
     end
   end)
 end
