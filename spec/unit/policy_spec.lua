@@ -387,6 +387,10 @@ describe("policy budget and the shipped controller hooks #host", function()
     end
     assert.same({}, stops)
     assert.same({}, errors)
-    assert.is_true(worst * 1000 < policy.DEFAULT_BUDGET.hook_ms / 10, "slowest hook call: " .. worst * 1000 .. " ms")
+    -- a tenth of the budget; a sanitizer build (make test-asan sets
+    -- ASAN_OPTIONS) runs everything several times slower and a collector
+    -- pause on a shared machine lands on one call: half the budget there
+    local bound = policy.DEFAULT_BUDGET.hook_ms / (os.getenv("ASAN_OPTIONS") and 2 or 10)
+    assert.is_true(worst * 1000 < bound, "slowest hook call: " .. worst * 1000 .. " ms")
   end)
 end)
