@@ -11,7 +11,7 @@
 -- and its buffers on both sides) in flight all the time; above that it
 -- answers at once with `wait`, a beat takes two exchanges, and a
 -- connection idle longer than the transport's 30-second keep-alive is
--- closed, so most beats also pay a TLS handshake. Short beats measure
+-- closed, so some beats also pay a TLS handshake. Short beats measure
 -- the first regime, the goals are about the second; BENCH_UPTIME_INTERVAL
 -- picks either.
 --

@@ -45,7 +45,7 @@ describe("uptime agents #integration", function()
     assert.equal(200, st)
     assert.equal("image/svg+xml", hd["content-type"])
     assert.matches("^<svg ", svg)
-    assert.matches("uptime 100%.00 %%", svg)
+    assert.matches("uptime %d+%.%d%d %%", svg)   -- a loaded machine may show a gap
     for _, a in ipairs({ p, c }) do
       local _, _, text = h.http("GET", a.status .. "/metrics")
       local out, pst = h.run("/usr/bin/promtool", { "check", "metrics" }, text)

@@ -538,7 +538,10 @@ function Agent:reload(why)
   for _, l in ipairs(conf.leases) do
     local L, err = self:add_lease(l)
     if not L then host.log("error", "reload: lease " .. l.id:sub(1, 12) .. ": " .. err)
-    elseif self.role == "consumer" and not L.running then self:follow(L) end
+    elseif self.role == "consumer" and not L.running then
+      self:follow(L)
+      challenger.follow(self, L)   -- a lease added by a reload is challenged too
+    end
   end
   host.log("info", ("reloaded (%s): %d lease(s)"):format(why, #self.order))
   return true
@@ -984,6 +987,18 @@ local function fit_descriptors(n)
   end
 end
 
+-- Give the C heap's free pages back to the system (glibc's malloc_trim;
+-- nothing elsewhere). A start or a reload with many leases opens
+-- thousands of transfers and TLS connections at once; what they free
+-- stays in the process, interleaved with what lives on, and would count in
+-- its RSS for good.
+local function trim_heap()
+  local ok, ffi = pcall(require, "ffi")
+  if not ok then return end
+  pcall(ffi.cdef, "int malloc_trim(size_t pad);")
+  pcall(function() return ffi.C.malloc_trim(0) end)
+end
+
 --- Run an agent until SIGTERM/SIGINT. Prints "listening on ..." lines.
 function _M.run(role, path)
   local self, errs = _M.open(role, path)
@@ -1056,11 +1071,17 @@ function _M.run(role, path)
   else
     for _, L in ipairs(self.order) do challenger.provision(self, L) end
   end
-  -- liveness of leases with nothing happening (a provider whose consumer went away)
+  -- liveness of leases with nothing happening (a provider whose consumer
+  -- went away); the heap trimmed a minute after the start, then every ten
+  local trim_at = wp.time() + 60
   host.spawn(function()
     while not self.stopping do
       host.sleep(1)
       for _, L in ipairs(self.order) do self:liveness(L) end
+      if wp.time() >= trim_at then
+        trim_heap()
+        trim_at = wp.time() + 600
+      end
     end
   end)
   local handles = {}
