@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -107,10 +108,36 @@ static void maybe_wake_waiter(struct proc *p)
 	wp_host_resume(co, 1);
 }
 
+static void alloc_err(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+
+/* The child has exited, so what it wrote to stderr is in the pipe; but the
+ * pipe's readable event may come after this exit callback, and p:wait()
+ * would return without the last lines. Read what is there now (the fd is
+ * non-blocking: EAGAIN ends it; EOF is left to the read callback). */
+static void drain_err(struct proc *p)
+{
+	uv_os_fd_t fd;
+	uv_buf_t b;
+	ssize_t n;
+
+	if (uv_is_closing((uv_handle_t *)&p->err) || !uv_is_active((uv_handle_t *)&p->err) ||
+	    uv_fileno((uv_handle_t *)&p->err, &fd) != 0)
+		return;
+	for (;;) {
+		alloc_err((uv_handle_t *)&p->err, 0, &b);
+		n = read(fd, b.base, b.len);
+		if (n <= 0)
+			break;
+		if (b.base == p->err_buf + p->err_len)
+			p->err_len += (size_t)n;
+	}
+}
+
 static void proc_exited(uv_process_t *h, int64_t status, int sig)
 {
 	struct proc *p = h->data;
 
+	drain_err(p);
 	p->exited = 1;
 	p->exit_status = status;
 	p->term_signal = sig;

@@ -217,11 +217,15 @@ describe("safe defaults #integration", function()
         codePatterns = true, taskTypes = true,
         policyBudget = { loadMs = 2000, hookMs = 250, memMb = 256 },
         http = { maxConnectionsPerClient = 64, headerTimeout = 10, bodyTimeout = 30, fdReserve = 64,
-          maxBody = 1048576, reuseport = false, processes = 1, cors = false },
+          maxBody = 1048576, reuseport = false, processes = 1, cors = false, shutdownGrace = 65 },
+        admin = "loopback",
         task = { maxCode = 102400, timeoutMin = 5, timeoutMax = 60, memoryBytes = 268435456,
           outputLimitBytes = 1048576 },
         logging = { level = "info", format = "text", accessLog = true },
       }, info().protections)
+      -- and the features: the sandbox, both languages, reloads on file changes; no chain, no payments
+      assert.same({ backend = "sandbox", languages = { "javascript", "lua" }, payments = false, chain = false,
+        asyncMode = true, hotReload = true }, info().features)
     end)
 
     it("has the operator's features on: request ids, the API document, build info; CORS off", function()
@@ -247,9 +251,12 @@ describe("safe defaults #integration", function()
       assert.matches("ELISTEN: 127%.0%.0%.1:8402: address already in use", st.stderr)
     end)
 
-    it("logs an access line per request and a line per verdict", function()
+    it("logs an access line per request and a line per verdict; SIGTERM drains and exits 0", function()
       local st = stop(p)
       p = nil
+      assert.same({ 0, 0 }, { st.exit_status, st.term_signal }, st.stderr)
+      assert.matches("%[info%] SIGTERM: draining", st.stderr)
+      assert.matches("%[info%] stopped", st.stderr)
       assert.matches('%[info%] [^\n]*requestId=safe%-defaults%-1[^\n]*status=200', st.stderr)
       assert.matches("%[info%] [^\n]*verdict=VALID", st.stderr)
     end)

@@ -171,8 +171,11 @@ local function main(...)
     io.stderr:flush()
     host.stop(0)   -- the host closes what is left (timers, sockets) and the Lua state
   end
-  handles[#handles + 1] = host.on_signal("TERM", shutdown)
-  handles[#handles + 1] = host.on_signal("INT", shutdown)
+  -- not in `handles`: a drain stops those, and a TERM or INT that comes
+  -- while it runs (a supervisor's repeat, a second Ctrl-C) must find its
+  -- handler still there, not the default action that kills the process
+  host.on_signal("TERM", shutdown)
+  host.on_signal("INT", shutdown)
   if ppid then watch_parent(ppid, shutdown) end
 
   -- the server's listener keeps the loop alive; main returns and serves

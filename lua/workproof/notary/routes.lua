@@ -61,7 +61,9 @@ local function protections(gen)
       memMb = c.policy_budget.mem_mb },
     http = { maxConnectionsPerClient = lim.max_connections_per_client, headerTimeout = lim.header_timeout,
       bodyTimeout = lim.body_timeout, fdReserve = lim.fd_reserve, maxBody = lim.max_body,
-      reuseport = c.reuseport, processes = c.processes, cors = c.cors.origins ~= nil },
+      reuseport = c.reuseport, processes = c.processes, cors = c.cors.origins ~= nil,
+      shutdownGrace = lim.shutdown_grace },
+    admin = "loopback",   -- /admin/* answer loopback clients only (not configurable)
     task = { maxCode = lim.max_code, timeoutMin = lim.timeout_min, timeoutMax = lim.timeout_max,
       memoryBytes = c.worker.memory_bytes, outputLimitBytes = c.worker.output_limit_bytes },
     logging = { level = c.log_level, format = c.log_format, accessLog = c.access_log },
@@ -80,6 +82,7 @@ local function info()
       payments = gen.config.payments.enabled,
       chain = gen.config.chain.enabled,
       asyncMode = true,
+      hotReload = gen.config.watch,   -- policies and config reloaded when their files change (and on SIGHUP)
     },
     flow = gen.config.flow,
     chain = registry.info(),
