@@ -145,7 +145,11 @@ local function identity_seed(id, base)
 end
 
 --- Load an agent config file: the validated table, or nil, errors (lines).
-function _M.load_config(path, role)
+--- Run a Lua config file (os.getenv, os.time, tostring, tonumber in
+-- reach) and check what it returns against `fields` (workproof.schema),
+-- `defaults` filled in first: the table, or nil, errors (lines). Shared
+-- by the agents and the fisherman.
+function _M.read_config(path, fields, defaults)
   local src = read_file(path)
   if not src then return nil, { path .. ": cannot read" } end
   local chunk, perr = loadstring(src, "@" .. path)
@@ -154,9 +158,15 @@ function _M.load_config(path, role)
   local ok, raw = pcall(chunk)
   if not ok then return nil, { tostring(raw) } end
   if type(raw) ~= "table" then return nil, { path .. ": must return a table" } end
-  for k, v in pairs(DEFAULTS[role]) do if raw[k] == nil then raw[k] = v end end
-  local conf, errs = schema.validate(_M.SCHEMA, raw)
+  for k, v in pairs(defaults or {}) do if raw[k] == nil then raw[k] = v end end
+  local conf, errs = schema.validate(fields, raw)
   if not conf then return nil, schema.format_errors(errs, path .. ": ") end
+  return conf
+end
+
+function _M.load_config(path, role)
+  local conf, errs = _M.read_config(path, _M.SCHEMA, DEFAULTS[role])
+  if not conf then return nil, errs end
   local base = path:match("^(.*)/[^/]*$") or "."
   conf.base = base
   local function abs(p) return p:sub(1, 1) == "/" and p or (base .. "/" .. p) end
@@ -349,6 +359,17 @@ local function unseen(L, party, seen_idx)
     end
   end
   return out
+end
+
+--- The peer's `seen` (highest record index it holds per party): this
+-- agent's records up to it are acknowledged.
+function Agent:peer_saw(L, seen)
+  local upto = type(seen) == "table" and seen[self.role]
+  if type(upto) ~= "number" then return end
+  self.ledger:ack_rotations(L.id, self.role, upto)
+  for _, r in ipairs(L.records) do
+    if r.party == self.role and r.index <= upto then r.acked = true end
+  end
 end
 
 --- Take the peer's rotation records: verified with all known ones by the
@@ -664,12 +685,7 @@ function Agent:exchange_locked(L, msg)
     self:reject(L, "BAD_ROTATION", rerr)
     return jerr(400, "BAD_ROTATION", rerr)
   end
-  if type(msg.seen) == "table" and type(msg.seen.provider) == "number" then
-    self.ledger:ack_rotations(L.id, "provider", msg.seen.provider)
-    for _, r in ipairs(L.records) do
-      if r.party == "provider" and r.index <= msg.seen.provider then r.acked = true end
-    end
-  end
+  self:peer_saw(L, msg.seen)
   if msg.claimAck ~= nil then self:take_claim_ack(L, msg.claimAck) end
   if type(msg.refused) == "table" then
     self:reject(L, "PEER_" .. tostring(msg.refused.reason),
@@ -787,12 +803,7 @@ function Agent:consume(L, res, rtt)
     self:reject(L, "BAD_ROTATION", err)
     return nil
   end
-  if type(res.seen) == "table" and type(res.seen.consumer) == "number" then
-    self.ledger:ack_rotations(L.id, "consumer", res.seen.consumer)
-    for _, r in ipairs(L.records) do
-      if r.party == "consumer" and r.index <= res.seen.consumer then r.acked = true end
-    end
-  end
+  self:peer_saw(L, res.seen)
   if type(res.claim) == "string" then self:check_claim(L, res.claim) end
   local b = res.beat
   if type(b) ~= "table" then return false end
@@ -1099,8 +1110,10 @@ function _M.run(role, path)
     io.stderr:flush()
     host.stop(0)
   end
-  handles[#handles + 1] = host.on_signal("TERM", function() stop("TERM") end)
-  handles[#handles + 1] = host.on_signal("INT", function() stop("INT") end)
+  -- kept while stopping (not in `handles`): a repeated TERM or INT must not
+  -- meet the default action halfway through
+  host.on_signal("TERM", function() stop("TERM") end)
+  host.on_signal("INT", function() stop("INT") end)
   handles[#handles + 1] = host.on_signal("HUP", function() self:reload("SIGHUP") end)
   if conf.watch then
     local pending = false

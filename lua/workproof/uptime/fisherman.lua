@@ -10,7 +10,6 @@
 local wp = require "workproof"
 local host = require "workproof.host"
 local cjson = require "cjson.safe"
-local schema = require "workproof.schema"
 local fs = require "workproof.fs"
 local chal = require "workproof.uptime.challenge"
 
@@ -40,24 +39,9 @@ _M.SCHEMA = {
   } } },
 }
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 local function load_config(path)
-  local src = read_file(path)
-  if not src then return nil, { path .. ": cannot read" } end
-  local chunk, perr = loadstring(src, "@" .. path)
-  if not chunk then return nil, { perr } end
-  setfenv(chunk, { os = { getenv = os.getenv }, tostring = tostring, tonumber = tonumber })
-  local ok, raw = pcall(chunk)
-  if not ok or type(raw) ~= "table" then return nil, { tostring(ok and (path .. ": must return a table") or raw) } end
-  local conf, errs = schema.validate(_M.SCHEMA, raw)
-  if not conf then return nil, schema.format_errors(errs, path .. ": ") end
+  local conf, errs = require("workproof.uptime.agent").read_config(path, _M.SCHEMA)
+  if not conf then return nil, errs end
   local base = path:match("^(.*)/[^/]*$") or "."
   if conf.reports_dir:sub(1, 1) ~= "/" then conf.reports_dir = base .. "/" .. conf.reports_dir end
   local pub, sk = wp.ed25519.keypair(wp.unhex(conf.identity.seed))
