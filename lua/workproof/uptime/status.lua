@@ -113,9 +113,15 @@ local function metrics(agent)
       format('workproof_uptime_round_trip_seconds_count{role="%s"} %d', role, m.rtt_n) })
   local states = { new = 0, up = 0, late = 0, down = 0 }
   local oldest = 0
+  local ts_seconds = require("workproof.uptime.agent").ts_seconds   -- (agent requires this module)
   for _, L in ipairs(agent.order) do
     states[L.state or "new"] = (states[L.state or "new"] or 0) + 1
-    local since = L.key_since or L.started
+    -- this agent's key in use took effect at its range's first beat
+    -- (the lease's start for the initial key; not yet: no age)
+    local ranges = L.ranges and L.ranges[role]
+    local first = ranges and ranges[#ranges] and ranges[#ranges].first or 0
+    local b = first > 0 and agent.ledger:beat(L.id, first)
+    local since = b and ts_seconds(b.timestamp) or (first == 0 and ts_seconds(L.start_ns)) or agent.now()
     local age = agent.now() - since
     if age > oldest then oldest = age end
   end
