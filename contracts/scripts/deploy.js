@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // SPDX-License-Identifier: MIT
 //
-// Deploy TestUSDC and ValidationRegistry to an EVM JSON-RPC endpoint (anvil by default),
+// Deploy TestUSDC, ValidationRegistry and UptimeRegistry to an EVM JSON-RPC endpoint (anvil by default),
 // mint test tokens to anvil's 10 default accounts and write a deployment file.
 //
 // usage: node scripts/deploy.js [options]
@@ -15,6 +15,11 @@
 //   --token-name S       EIP-712 domain name / ERC-20 name   (default "USD Coin")
 //   --token-symbol S     ERC-20 symbol                       (default "USDC")
 //   --token-version S    EIP-712 domain version              (default "2")
+//   --governance ADDR    UptimeRegistry governance (forced rotations; default: the deployer)
+//   --arbiter ADDR       UptimeRegistry arbiter (rulings; default: anvil account #9)
+//   --dispute-window S   seconds a posted claim can be disputed (default 3600)
+//   --rule-window S      seconds the arbiter has to rule (default 3600)
+//   --dispute-bond UNITS token units a disputer stakes (default 10000000 = 10 tokens)
 //   --quiet
 // The deployer is anvil's first default account unless $DEPLOYER_PRIVATE_KEY is set.
 'use strict';
@@ -36,6 +41,11 @@ function parseArgs(argv) {
     tokenName: 'USD Coin',
     tokenSymbol: 'USDC',
     tokenVersion: '2',
+    governance: null,
+    arbiter: DEFAULT_ACCOUNTS[9].address,
+    disputeWindow: 3600n,
+    ruleWindow: 3600n,
+    disputeBond: 10_000_000n,
     quiet: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -52,15 +62,25 @@ function parseArgs(argv) {
       case '--token-name': o.tokenName = val(); break;
       case '--token-symbol': o.tokenSymbol = val(); break;
       case '--token-version': o.tokenVersion = val(); break;
+      case '--governance': o.governance = val(); break;
+      case '--arbiter': o.arbiter = val(); break;
+      case '--dispute-window': o.disputeWindow = BigInt(val()); break;
+      case '--rule-window': o.ruleWindow = BigInt(val()); break;
+      case '--dispute-bond': o.disputeBond = BigInt(val()); break;
       case '--quiet': o.quiet = true; break;
       case '-h': case '--help':
-        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(3, 19).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(3, 24).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
         process.exit(0);
         break;
       default: throw new Error(`unknown argument ${a}`);
     }
   }
   if (o.mint < 0n) throw new Error('--mint must be >= 0');
+  for (const k of ['governance', 'arbiter']) {
+    if (o[k] !== null && !/^0x[0-9a-fA-F]{40}$/.test(o[k])) throw new Error(`--${k} must be an address`);
+  }
+  if (o.disputeWindow <= 0n || o.ruleWindow <= 0n) throw new Error('--dispute-window and --rule-window must be > 0');
+  if (o.disputeBond < 0n) throw new Error('--dispute-bond must be >= 0');
   if (!['none', 'mock'].includes(o.erc8004) && !/^0x[0-9a-fA-F]{40}$/.test(o.erc8004)) {
     throw new Error('--erc8004 must be an address, "mock" or "none"');
   }
@@ -108,7 +128,7 @@ async function deploy(opts) {
       txHash: hash,
       blockNumber: Number(r.blockNumber),
       gasUsed: Number(r.gasUsed),
-      constructorArgs: args,
+      constructorArgs: args.map((a) => (typeof a === 'bigint' ? a.toString() : a)),
     };
   };
 
@@ -123,6 +143,15 @@ async function deploy(opts) {
     erc8004 = viem.getAddress(opts.erc8004);
   }
   contracts.ValidationRegistry = await deployOne('ValidationRegistry', [erc8004]);
+  const uptime = {
+    governance: viem.getAddress(opts.governance || account.address),
+    arbiter: viem.getAddress(opts.arbiter),
+    disputeWindow: Number(opts.disputeWindow),
+    ruleWindow: Number(opts.ruleWindow),
+    disputeBond: opts.disputeBond.toString(),
+  };
+  contracts.UptimeRegistry = await deployOne('UptimeRegistry', [contracts.TestUSDC.address, uptime.governance,
+    uptime.arbiter, opts.disputeWindow, opts.ruleWindow, opts.disputeBond]);
 
   const mints = [];
   if (opts.mint > 0n) {
@@ -166,6 +195,7 @@ async function deploy(opts) {
       asset: contracts.TestUSDC.address,
       extra: { name: opts.tokenName, version: opts.tokenVersion },
     },
+    uptime: { registry: contracts.UptimeRegistry.address, ...uptime },
     mints,
   };
 

@@ -69,7 +69,7 @@ describe('scripts/deploy.js', () => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('deploys both contracts, mints to the 10 default accounts and writes a matching file', async () => {
+  it('deploys the three contracts, mints to the 10 default accounts and writes a matching file', async () => {
     const out = path.join(tmp, 'local.json');
     const r = await run(process.execPath, ['scripts/deploy.js', '--rpc', env.url, '--out', out]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -78,7 +78,7 @@ describe('scripts/deploy.js', () => {
     assert.equal(d.network, 'eip155:31337');
     assert.equal(d.rpcUrl, env.url);
     assert.equal(d.deployer, DEFAULT_ACCOUNTS[0].address);
-    assert.deepEqual(Object.keys(d.contracts).sort(), ['TestUSDC', 'ValidationRegistry']);
+    assert.deepEqual(Object.keys(d.contracts).sort(), ['TestUSDC', 'UptimeRegistry', 'ValidationRegistry']);
     assert.equal(d.erc8004ValidationRegistry, ZERO_ADDRESS);
     assert.deepEqual(d.token, { address: d.contracts.TestUSDC.address, name: 'USD Coin', symbol: 'USDC', version: '2', decimals: 6 });
     assert.deepEqual(d.x402, { network: 'eip155:31337', asset: d.contracts.TestUSDC.address, extra: { name: 'USD Coin', version: '2' } });
@@ -100,6 +100,12 @@ describe('scripts/deploy.js', () => {
     assert.equal(await h.read(env, usdc, 'totalSupply'), 10n * 1_000_000_000_000n);
     const reg = { address: d.contracts.ValidationRegistry.address, abi: h.artifact('ValidationRegistry').abi };
     assert.equal(await h.read(env, reg, 'erc8004ValidationRegistry'), ZERO_ADDRESS);
+    const up = { address: d.contracts.UptimeRegistry.address, abi: h.artifact('UptimeRegistry').abi };
+    assert.deepEqual(d.uptime, { registry: up.address, governance: DEFAULT_ACCOUNTS[0].address,
+      arbiter: DEFAULT_ACCOUNTS[9].address, disputeWindow: 3600, ruleWindow: 3600, disputeBond: '10000000' });
+    assert.equal(await h.read(env, up, 'token'), usdc.address);
+    assert.equal(await h.read(env, up, 'arbiter'), DEFAULT_ACCOUNTS[9].address);
+    assert.equal(await h.read(env, up, 'disputeBond'), 10_000_000n);
   });
 
   it('--erc8004 mock deploys the stand-in and wires the registry to it; options are honoured', async () => {
