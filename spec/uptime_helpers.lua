@@ -36,9 +36,10 @@ local function conf_src(l, role, opts)
     role == "provider" and ("  listen = %q,"):format(l.addr or "127.0.0.1:0") or "",
     "  epoch_beats = 5, claim_epochs = 2, watch = false,",
     "  " .. (opts.policies or "policies = { timestamps = { interval_s = 1, tolerance_s = 0.5, drift_s = 10 } },"),
-    ("  leases = { { provider_key = %q, consumer_key = %q, start = %q, nonce = %q%s%s } },"):format(
+    ("  leases = { { provider_key = %q, consumer_key = %q, start = %q, nonce = %q%s%s%s } },"):format(
       l.pk, l.ck, l.start, l.nonce, role == "consumer" and (", provider = %q"):format(l.via or l.addr) or "",
-      role == "provider" and opts.share and (", share = " .. opts.share) or ""),
+      role == "provider" and opts.share and (", share = " .. opts.share) or "",
+      opts.lease_extra and (", " .. opts.lease_extra) or ""),
     opts.extra or "",
     "}",
   }
@@ -169,6 +170,52 @@ local function exchange(l, identity_seed, pin, body)
     tls = { cert = id.cert, key = id.key, pin = pin } }
 end
 
+
+-- ---- the chain (anvil from spec/helpers.lua's start_anvil) ----------------------------
+
+-- anvil's default accounts: { address, key (hex) }
+_M.ACCOUNTS = {}
+for i, k in ipairs({ "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+  "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+  "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+  "7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+  "47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+  "8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+  "92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+  "4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+  "dbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+  "2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6" }) do
+  _M.ACCOUNTS[i - 1] = { key = k, address = wp.eth.address(wp.secp256k1.pubkey(wp.unhex(k))) }
+end
+
+--- A signer key file (mode 0600) for anvil account i in dir; its path.
+function _M.key_file(dir, i)
+  local path = ("%s/signer-%d.key"):format(dir, i)
+  h.write(path, _M.ACCOUNTS[i].key .. "\n")
+  os.execute("chmod 600 " .. path)
+  return path
+end
+
+--- Send a transaction from anvil account i and wait for its receipt:
+-- receipt, status ("0x1" mined ok, "0x0" reverted). tx = { to, data }.
+function _M.send(url, i, tx)
+  local r = wp.rpc.new(url)
+  local acct = _M.ACCOUNTS[i]
+  local nonce = assert(r:call("eth_getTransactionCount", { acct.address, "pending" }))
+  local raw = assert(wp.tx.sign_eip1559({ chainId = 31337, nonce = tonumber(nonce), maxPriorityFeePerGas = 1e9,
+    maxFeePerGas = 3e10, gas = 3000000, to = tx.to, value = "0", data = tx.data }, wp.unhex(acct.key)))
+  local hash = assert(r:call("eth_sendRawTransaction", { "0x" .. wp.hex(raw) }))
+  local rc
+  assert(soon(function() rc = r:call("eth_getTransactionReceipt", { hash }) return type(rc) == "table" end, 30))
+  return rc, rc.status
+end
+
+--- A token balance (number) of address.
+function _M.balance(url, token, address)
+  local data = assert(wp.abi.encode_call("balanceOf(address)", { address }))
+  local raw = assert(wp.rpc.new(url):call("eth_call", { { to = token, data = "0x" .. wp.hex(data) }, "latest" }))
+  return tonumber(raw, 16)
+end
 
 _M.seed = seed
 _M.pub = pub

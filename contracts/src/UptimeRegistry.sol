@@ -85,7 +85,8 @@ contract UptimeRegistry {
     uint8 public constant KIND_EQUIVOCATION = 2;       // two beats, one sequence, one provider key
     uint8 public constant KIND_CHALLENGE_FAILED = 3;   // the provider's own signed, wrong or late answer
     uint8 public constant KIND_CLAIM_MISMATCH = 4;     // the claim contradicts the dual-signed chain
-    uint8 public constant MAX_KIND = 4;
+    uint8 public constant KIND_OVERCOMMITTED = 5;      // the provider's own signed capacity attestation
+    uint8 public constant MAX_KIND = 5;
 
     uint256 public constant CLAIM_LENGTH = 194;
     uint256 public constant MAX_EVIDENCE_LENGTH = 65536;
@@ -116,8 +117,8 @@ contract UptimeRegistry {
 
     event ProviderRegistered(bytes32 indexed provider, address indexed owner, uint256 collateral);
     event CollateralChanged(bytes32 indexed provider, uint256 collateral);
-    event LeaseRegistered(bytes32 indexed leaseId, bytes32 indexed provider, bytes32 consumerKey,
-        address consumer, uint8 epochBeats, uint8 claimEpochs);
+    event LeaseRegistered(bytes32 indexed leaseId, bytes32 indexed provider, bytes32 providerKey,
+        bytes32 consumerKey, address consumer, uint8 epochBeats, uint8 claimEpochs);
     event RotationAnchored(bytes32 indexed leaseId, uint8 party, uint32 index, bytes32 newKey,
         uint64 effectiveSequence, bytes32 recordHash, bool forced);
     event KeyRevoked(bytes32 indexed leaseId, uint8 party, bytes32 key, uint64 fromSequence);
@@ -217,7 +218,7 @@ contract UptimeRegistry {
         _keys[leaseId][PARTY_CONSUMER][consumerKey] = NEVER;
         _rotationKeys[leaseId][PARTY_PROVIDER][0] = providerKey;
         _rotationKeys[leaseId][PARTY_CONSUMER][0] = consumerKey;
-        emit LeaseRegistered(leaseId, provider, consumerKey, consumer, epochBeats, claimEpochs);
+        emit LeaseRegistered(leaseId, provider, providerKey, consumerKey, consumer, epochBeats, claimEpochs);
     }
 
     function getLease(bytes32 leaseId) external view returns (Lease memory) {

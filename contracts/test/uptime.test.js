@@ -197,7 +197,7 @@ describe('UptimeRegistry', () => {
   it('a dispute upheld slashes the collateral, refunds the consumer and rewards the disputer', async () => {
     const evidence = h.pseudoBytes(834, 3);   // the size of a disclosure proof
     await h.expectTxRevert(env, reg, 'openDispute', [leaseId, 9, 1, evidence], 'ClaimNotPosted', [], { from: acct.consumer });
-    await h.expectTxRevert(env, reg, 'openDispute', [leaseId, 0, 5, evidence], 'BadArgument', ['kind'], { from: acct.consumer });
+    await h.expectTxRevert(env, reg, 'openDispute', [leaseId, 0, 6, evidence], 'BadArgument', ['kind'], { from: acct.consumer });
     await h.expectTxRevert(env, reg, 'openDispute', [leaseId, 0, 1, '0x'], 'BadArgument', ['evidence'], { from: acct.consumer });
     const before = { consumer: await balance(acct.consumer), reg: await h.read(env, usdc, 'balanceOf', [reg.address]) };
     const r = measure('openDispute (834-byte evidence)',

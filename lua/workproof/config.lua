@@ -125,6 +125,8 @@ _M.schema = {
     chain_id = { type = "integer", min = 1, description = "checked against the node at start" },
     deployment = { type = "string", description = "contracts/deployments/*.json: fills registry and token" },
     registry = { type = "string", description = "ValidationRegistry address" },
+    uptime_registry = { type = "string", match = "^0x%x+$", min = 42, max = 42,
+      description = "UptimeRegistry address, shown in /info (default from chain.deployment)" },
     erc8004 = { type = "string", description = "the ERC-8004 Validation Registry the registry forwards to "
       .. "(it is fixed at the registry's deployment; default from chain.deployment)" },
     key_file = { type = "string", description = "signer key (64 hex), file mode 0600 or 0400" },

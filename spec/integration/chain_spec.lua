@@ -107,7 +107,8 @@ describe("chain and payments #integration", function()
     local _, _, b = h.http("GET", srv.url .. "/info")
     local info = cjson.decode(b)
     assert.same({ chainId = 31337, rpc = "http://127.0.0.1:" .. proxy.port,
-      registry = dep.contracts.ValidationRegistry.address, verifier = dep.deployer }, info.chain)
+      registry = dep.contracts.ValidationRegistry.address, uptimeRegistry = dep.contracts.UptimeRegistry.address,
+      verifier = dep.deployer }, info.chain)
     assert.same({ network = "eip155:31337", asset = dep.token.address, amount = "10000", payTo = dep.deployer },
       info.payment.x402)
     assert.same({ payTo = dep.deployer, amountWei = "1000000000000000", confirmations = 2 }, info.payment.txhash)

@@ -136,6 +136,27 @@ local DECL = {
     positionals = { { "verify", help = "the action (verify)" }, { "FILE", help = "the report (JSON)" } },
     options = { { "--json", help = "print the summary as JSON" } },
   },
+  arbiter = {
+    name = "workproof uptime arbiter",
+    summary = "rule on the UptimeRegistry's disputes: check the evidence, apply policies/disputes.lua",
+    description = "Watches the registry for disputes, checks each one's evidence with the core's verifiers\n"
+      .. "against the posted claims and the lease's anchored keys, rules by the disputes policy and\n"
+      .. "submits the ruling through the outbox, once (docs/uptime.md section 12). SIGHUP reloads\n"
+      .. "the policy; SIGTERM stops.",
+    positionals = { { "CONFIG.lua", help = "the arbiter's config (examples/uptime/arbiter.lua)" } },
+  },
+  dispute = {
+    name = "workproof uptime dispute",
+    summary = "re-check a dispute on the registry as the arbiter would, and its ruling",
+    description = "workproof uptime dispute check CONFIG.lua ID: reads dispute ID and its evidence from the\n"
+      .. "registry named by CONFIG (an arbiter's config, or any with the same chain block), checks\n"
+      .. "the evidence, prices it with the disputes policy and compares with the ruling on chain.\n"
+      .. "Exit 0 when the ruling on chain (if any) is the one this check gives, 1 when it differs,\n"
+      .. "2 unusable input.",
+    positionals = { { "check", help = "the action (check)" }, { "CONFIG.lua", help = "the config" },
+      { "ID", help = "the dispute id" } },
+    options = { { "--json", help = "print the result as JSON" } },
+  },
   lease = {
     name = "workproof uptime lease",
     summary = "make a lease: its id from both keys, a start time and a nonce",
@@ -155,7 +176,7 @@ local GROUP = {
   description = "Proof of uptime: heartbeat chains, epochs and claims (docs/uptime.md).\n"
     .. "Exit codes: 0 valid / done, 1 invalid chain, 2 unusable input or usage error.",
   commands = { DECL.verify, DECL.simulate, DECL.claim, DECL.report, DECL.provider, DECL.consumer,
-    DECL.export, DECL.lease, DECL.fisherman, DECL.evidence },
+    DECL.export, DECL.lease, DECL.fisherman, DECL.evidence, DECL.arbiter, DECL.dispute },
 }
 
 -- ---- small helpers --------------------------------------------------------
@@ -838,9 +859,38 @@ local function cmd_evidence(argv)
   return sum and 0 or 1
 end
 
+local function cmd_arbiter(argv)
+  local opts, code = args.run(DECL.arbiter, argv)
+  if not opts then return code end
+  return require("workproof.uptime.arbiter").run(opts[1])
+end
+
+local function cmd_dispute(argv)
+  local opts, code = args.run(DECL.dispute, argv)
+  if not opts then return code end
+  local id = tonumber(opts[3])
+  if opts[1] ~= "check" or not id then return usage_error("dispute", "usage: dispute check CONFIG.lua ID") end
+  local r, err = require("workproof.uptime.arbiter").recheck(opts[2], id)
+  if not r then errf("workproof uptime dispute: %s", tostring(err)) return 2 end
+  if opts.json then
+    json_out(r)
+  else
+    outf("dispute %d: %s on lease %s, claim %d, by %s: %s", id, r.kind, r.lease, r.claimIndex, r.disputer, r.state)
+    outf("evidence: %s (%s)%s", r.check.proven and "PROVES the fault" or "does not prove a fault", r.check.reason,
+      r.check.detail and (": " .. r.check.detail) or "")
+    outf("policy: %s", r.ruling.upheld and fmt("uphold, slash %s, refund %s", r.ruling.slash, r.ruling.refund)
+      or "dismiss")
+    if r.onchain then
+      outf("on chain: %s, slashed %s, refunded %s, report %s — %s", r.onchain.state, r.onchain.slashed,
+        r.onchain.refunded, r.onchain.reportHash, r.agrees and "as this check rules" or "NOT as this check rules")
+    end
+  end
+  return r.agrees == false and 1 or 0
+end
+
 local COMMANDS = { verify = cmd_verify, simulate = cmd_simulate, claim = cmd_claim, report = cmd_report,
   provider = agent_cmd("provider"), consumer = agent_cmd("consumer"), export = cmd_export, lease = cmd_lease,
-  fisherman = cmd_fisherman, evidence = cmd_evidence }
+  fisherman = cmd_fisherman, evidence = cmd_evidence, arbiter = cmd_arbiter, dispute = cmd_dispute }
 
 function _M.main(...)
   local decl, rest = args.dispatch(GROUP, { ... })

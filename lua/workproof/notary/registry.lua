@@ -42,7 +42,9 @@ function _M.setup(conf, db)
     and dep.contracts.ValidationRegistry.address)
   if not registry then return nil, "chain.registry (or chain.deployment) is required" end
   local e8 = cc.erc8004 or (dep and dep.erc8004ValidationRegistry)
+  local up = cc.uptime_registry or (dep and dep.uptime and dep.uptime.registry)
   chain = { client = client, rpc = rpc, id = chain_id, registry = registry, url = cc.rpc, deployment = dep,
+    uptime_registry = up,
     erc8004 = e8 and not e8:find("^0x0+$") and e8 or nil }
   client:kick()   -- drain what a previous run left in the outbox
   host.log("info", ("chain %d at %s: signer %s, registry %s"):format(chain_id, cc.rpc, client.address, registry))
@@ -55,7 +57,7 @@ function _M.chain() return chain end
 --- /info's chain section.
 function _M.info()
   return chain and { chainId = chain.id, rpc = chain.url, registry = chain.registry,
-    verifier = chain.client.address } or nil
+    uptimeRegistry = chain.uptime_registry, verifier = chain.client.address } or nil
 end
 
 --- Queue a transaction and wait up to `wait` seconds for its receipt.

@@ -26,6 +26,7 @@ local policy = require "workproof.policy"
 local ledger_mod = require "workproof.uptime.ledger"
 local status = require "workproof.uptime.status"
 local challenger = require "workproof.uptime.challenger"
+local registrar = require "workproof.uptime.registrar"
 
 local u = wp.uptime
 local type, pairs, ipairs, tostring, tonumber, format, floor, min, max =
@@ -53,6 +54,8 @@ local LEASE_FIELDS = {
   share = { type = "map", keys = { type = "string", one_of = { "vcpus", "memory_mb", "storage_mb" } },
     values = { type = "number", min = 0 },
     description = "provider: this lease's share of the capacity (vcpus, memory_mb, storage_mb)" },
+  consumer_address = { type = "string", match = "^0x%x+$", min = 42, max = 42,
+    description = "provider with a chain block: the consumer's address on chain (refunds; its rotations)" },
 }
 
 _M.SCHEMA = {
@@ -86,6 +89,7 @@ _M.SCHEMA = {
   capacity = { type = "map", keys = { type = "string", one_of = { "vcpus", "memory_mb", "storage_mb" } },
     values = { type = "number", min = 0 },
     description = "provider: the machine's capacity, signed with each lease's share (GET /v1/capacity)" },
+  chain = require("workproof.uptime.onchain").SCHEMA,
   challengers = { type = "any",
     description = 'provider: identity keys (hex) besides the leases\' consumers allowed to challenge, or "any"' },
 }
@@ -197,7 +201,7 @@ end
 
 -- ---- policies ----------------------------------------------------------------------
 
-local POLICY_NAMES = { "timestamps", "key_rotation", "liveness", "challenges" }
+local POLICY_NAMES = { "timestamps", "key_rotation", "liveness", "challenges", "disputes" }
 
 local function load_policies(conf)
   local out = {}
@@ -442,6 +446,7 @@ function Agent:rotate(L, reason, forced)
   end)
   local ok, err = self:refresh_keys(L)
   if not ok then return nil, err end
+  registrar.anchor(self, L, rec)
   host.log("info", ("lease %s: %s key rotated (%s, record %d), from beat %s"):format(L.id:sub(1, 12), party, reason,
     rec.index, tostring(rec.effectiveSequence or rec.effectiveTimestamp)))
   return rec
@@ -477,7 +482,7 @@ function Agent:add_lease(l)
     -- a reload: the lease's state is current in memory (head, keys and
     -- accounting follow every beat and rotation); reading it again read
     -- every chain in full on every reload (docs/uptime.md, "Many leases")
-    known.addr, known.share = l.provider, l.share
+    known.addr, known.share, known.consumer_address = l.provider, l.share, l.consumer_address
     return known
   end
   local ok, err = self.ledger:add_lease({ id = l.id, provider_key = l.provider_key, consumer_key = l.consumer_key,
@@ -485,7 +490,7 @@ function Agent:add_lease(l)
   if not ok then return nil, err end
   local L = self.leases[l.id] or { id = l.id, provider_key = l.provider_key, consumer_key = l.consumer_key,
     start_ns = l.start, nonce = l.nonce, started = wp.time() }
-  L.addr, L.share = l.provider, l.share
+  L.addr, L.share, L.consumer_address = l.provider, l.share, l.consumer_address
   if not self.leases[l.id] then
     self.leases[l.id] = L
     self.order[#self.order + 1] = L
@@ -639,6 +644,7 @@ function Agent:take_ack(L, b)
     local sk = own_secret(self, L, b.sequence)
     local enc = assert(u.claim_encode(claim, sk))
     self.ledger:add_claim(L.id, claim.index, enc)
+    registrar.post_claim(self, L, claim.index, enc, key_at(L, "provider", b.sequence))
     self.m.claims = self.m.claims + 1
     host.log("info", ("lease %s: claim %d signed (%d beats, root %s)"):format(L.id:sub(1, 12), claim.index,
       claim.beatCount, claim.root:sub(1, 12)))
@@ -1074,6 +1080,8 @@ function _M.run(role, path)
   host.log("info", ("workproof uptime %s %s: identity %s, %d lease(s), state %s"):format(role, host.version,
     conf.key, #self.order, conf.state_dir))
   self:keep_cert()
+  local rok, rerr = registrar.start(self)
+  if not rok then return fail(rerr) end
   if role == "consumer" then
     for _, L in ipairs(self.order) do
       self:follow(L)
@@ -1103,6 +1111,7 @@ function _M.run(role, path)
     for _, hd in ipairs(handles) do hd:stop() end
     if self.server then self.server:close() self.server:drop() end
     if self.status_server then self.status_server:close() self.status_server:drop() end
+    if self.chain then self.chain.client:release() end
     host.sleep(0.05)
     self.ledger:close()
     host.log("info", "stopped")

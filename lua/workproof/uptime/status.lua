@@ -63,6 +63,11 @@ local function lease_detail(agent, L)
   t.claims = {}
   for i, c in ipairs(agent.ledger:claims(L.id)) do
     t.claims[i] = { index = c.idx, hash = c.hash, encoded = c.enc, consumerSignature = c.csig or cjson.null }
+    local row = agent.chain and agent.chain.client.db:row(
+      "SELECT status, tx_hash FROM outbox WHERE kind = 'uptime-claim' AND ref = ?", L.id .. ":" .. c.idx)
+    if row then t.claims[i].posted = { status = row.status, txHash = row.tx_hash or cjson.null } end
+    local seen = L.posted and L.posted[c.idx]
+    if seen then t.claims[i].onChain = seen end   -- consumer: ok | mismatch | unprovable
   end
   t.gapList = {}
   for i, g in ipairs(L.gaps or {}) do t.gapList[i] = { from = g.from_ns, to = g.to_ns, missed = g.missed } end
@@ -144,6 +149,16 @@ local function metrics(agent)
     add("workproof_uptime_tls_handshakes_total", "counter", "transport handshakes completed",
       { format('workproof_uptime_tls_handshakes_total{role="%s"} %d', role, st.tls_handshakes or 0) })
     add("workproof_uptime_tls_refused_total", "counter", "transport connections refused, by reason", refused)
+  end
+  if agent.chain then
+    local rows = {}
+    for st, n in pairs(agent.chain.client:states()) do
+      rows[#rows + 1] = format('workproof_uptime_registry_txs{role="%s",state="%s"} %d', role, st, n)
+    end
+    table.sort(rows)
+    add("workproof_uptime_registry_txs", "gauge", "UptimeRegistry transactions in the outbox, by state", rows)
+    add("workproof_uptime_disputes_opened_total", "counter", "consumer: disputes queued for the registry",
+      { format('workproof_uptime_disputes_opened_total{role="%s"} %d', role, m.disputes or 0) })
   end
   add("workproof_uptime_key_age_seconds", "gauge", "age of this agent's oldest key in use",
     { format('workproof_uptime_key_age_seconds{role="%s"} %.0f', role, oldest) })
