@@ -30,5 +30,8 @@ done
 # development key, never a real one (mode 0600 as the controller demands)
 umask 077
 printf '%s\n' ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 > "$STATE/signer.key"
+# ... and account #9 is the UptimeRegistry's arbiter in this deployment
+# (`workproof uptime arbiter examples/uptime/arbiter.lua` uses this file)
+printf '%s\n' 2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6 > "$STATE/arbiter.key"
 
 "$BUILD/workproof" serve examples/local.lua

@@ -55,15 +55,16 @@ contract UptimeRegistry {
         uint8 state;            // CLAIM_*
     }
 
+    /// @dev three slots: the lease, then disputer, time, claim, kind and state packed,
+    ///      then the evidence hash (the bond is the immutable disputeBond)
     struct Dispute {
         bytes32 leaseId;
+        address disputer;
+        uint32 openedAt;        // block timestamp (uint32 holds seconds until 2106)
         uint32 claimIndex;
         uint8 kind;
         uint8 state;            // DISPUTE_*
-        address disputer;
-        uint64 openedAt;
         bytes32 evidenceHash;   // keccak256 of the evidence bytes (emitted in DisputeOpened)
-        uint256 bond;
     }
 
     // ------------------------------------------------------------ constants
@@ -348,8 +349,8 @@ contract UptimeRegistry {
         _pull(msg.sender, disputeBond);
         id = ++disputeCount;
         _disputes[id] = Dispute({
-            leaseId: leaseId, claimIndex: claimIndex, kind: kind, state: DISPUTE_OPEN, disputer: msg.sender,
-            openedAt: uint64(block.timestamp), evidenceHash: keccak256(evidence), bond: disputeBond
+            leaseId: leaseId, disputer: msg.sender, openedAt: uint32(block.timestamp), claimIndex: claimIndex,
+            kind: kind, state: DISPUTE_OPEN, evidenceHash: keccak256(evidence)
         });
         if (c.state == CLAIM_POSTED) c.state = CLAIM_DISPUTED;
         _providers[_leases[leaseId].provider].openDisputes += 1;
@@ -374,12 +375,12 @@ contract UptimeRegistry {
             d.state = DISPUTE_UPHELD;
             _claims[d.leaseId][d.claimIndex].state = CLAIM_SLASHED;
             _push(l.consumer, refund);
-            _push(d.disputer, slash - refund + d.bond);
+            _push(d.disputer, slash - refund + disputeBond);
             if (slash != 0) emit CollateralChanged(l.provider, p.collateral);
         } else {
             if (slash != 0 || refund != 0) revert BadArgument("dismissed with amounts");
             d.state = DISPUTE_DISMISSED;
-            _push(p.owner, d.bond);
+            _push(p.owner, disputeBond);
         }
         emit DisputeResolved(id, d.state, slash, refund, reportHash);
     }
@@ -391,7 +392,7 @@ contract UptimeRegistry {
         if (block.timestamp < uint256(d.openedAt) + ruleWindow) revert TooEarly();
         d.state = DISPUTE_EXPIRED;
         _providers[_leases[d.leaseId].provider].openDisputes -= 1;
-        _push(d.disputer, d.bond);
+        _push(d.disputer, disputeBond);
         emit DisputeResolved(id, DISPUTE_EXPIRED, 0, 0, bytes32(0));
     }
 

@@ -5,6 +5,7 @@
 -- consumer `identity = { seed_file = "consumer.key" }` (created 0600 with a
 -- fresh key when missing) and make leases with `workproof uptime lease`.
 local env = os.getenv
+local lease_start = env("WORKPROOF_UPTIME_LEASE_START")   -- `make uptime-demo`: a fresh lease each run
 return {
   identity = { seed = "620a6ee6154f9b27b6db4c8679d9b697c9fd37b488d27e86c3a5d7f39699d34a" },
   -- the status API (plain HTTP; keep it on loopback)
@@ -33,11 +34,16 @@ return {
   connect_timeout = 5,     -- seconds to reach a provider
   watch = true,
   log_level = "info",
+  -- the UptimeRegistry (docs/uptime.md section 12): the provider's posted claims
+  -- checked against this chain, disputed (with a bond) when they differ and for
+  -- the evidence kept, as policies/disputes.lua says. Off without an RPC.
+  chain = env("WORKPROOF_UPTIME_RPC") and { rpc = env("WORKPROOF_UPTIME_RPC"),
+    deployment = env("WORKPROOF_UPTIME_DEPLOYMENT"), key_file = env("WORKPROOF_UPTIME_SIGNER"), poll_s = 2 } or nil,
   leases = {
-    { id = "efab9217733a19f995f73c17d3929d76773ef416655fb55ba4d47c3e2c76f03f",
+    { id = not lease_start and "efab9217733a19f995f73c17d3929d76773ef416655fb55ba4d47c3e2c76f03f" or nil,
       provider_key = "f4ed7f3b1853bcb86b71651e72312caa5a58554c34d733ffc871d46580b98167",
       consumer_key = "52f4d0e07a2faa37bcbc4ca544f6ccab829ffd3843dadf3ddf8ed77b783674c8",
-      start = "1764547200000000000", nonce = "00112233445566778899aabbccddeeff",
+      start = lease_start or "1764547200000000000", nonce = "00112233445566778899aabbccddeeff",
       provider = env("WORKPROOF_UPTIME_PROVIDER") or "127.0.0.1:8451" },
   },
 }

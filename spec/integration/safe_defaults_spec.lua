@@ -358,6 +358,29 @@ describe("safe defaults #integration", function()
 
     protections(pay, "127.0.3")
 
+    it("/info names the UptimeRegistry make run deployed; make uptime-demo posts its claims there", function()
+      local dep = cjson.decode(h.read(SRC .. "/var/local/deployment.json"))
+      assert.equal(dep.contracts.UptimeRegistry.address, info().chain.uptimeRegistry)
+      -- the demo as the Makefile runs it, with a temporary state directory
+      local state = h.tmpdir()
+      local d = h.spawn_until({ file = BUILD .. "/workproof",
+        args = { "run", SRC .. "/examples/uptime/demo.lua", state }, timeout = 300, stderr_limit = 4 * 1048576 },
+        "on chain: 1 posted and checked", "uptime-demo on chain")
+      local pid = d.pid
+      finally(function() if h.alive(pid) then host.kill(pid, 9) end end)
+      local oc = require "workproof.uptime.onchain"
+      local ids = {}
+      for _, e in ipairs(assert(oc.events(rpc, dep.uptime.registry, "ClaimPosted", {}))) do ids[e.leaseId] = e end
+      local lease = assert(next(ids), "a claim on the registry")
+      local le = assert(oc.lease(rpc, dep.uptime.registry, lease))
+      assert.equal("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", le.consumer)
+      assert.is_true(le.nextClaim >= 1)
+      assert.equal(100000000, tonumber(oc.provider(rpc, dep.uptime.registry, le.provider).collateral))
+      host.kill(pid, 15)
+      while d:read() do end
+      assert.equal(0, d:wait().exit_status)
+    end)
+
     local first_hash
     it("takes a legacy payment on the first chain", function()
       local raw, hash = legacy_tx()

@@ -127,11 +127,10 @@ end
 
 function _M.dispute(rpc, reg, id)
   local v, err = eth_call(rpc, reg, "getDispute(uint256)", { tostring(id) },
-    "bytes32,uint32,uint8,uint8,address,uint64,bytes32,uint256")
+    "bytes32,address,uint32,uint32,uint8,uint8,bytes32")
   if not v then return nil, err end
-  return { leaseId = hexb(v[1]), claimIndex = num(v[2]), kind = _M.KIND_NAME[num(v[3])],
-    state = _M.DISPUTE_STATE[num(v[4])],
-    disputer = v[5], openedAt = num(v[6]), evidenceHash = hexb(v[7]), bond = tostring(v[8]) }
+  return { leaseId = hexb(v[1]), disputer = v[2], openedAt = num(v[3]), claimIndex = num(v[4]),
+    kind = _M.KIND_NAME[num(v[5])], state = _M.DISPUTE_STATE[num(v[6])], evidenceHash = hexb(v[7]) }
 end
 
 --- The registry's immutable parameters.
