@@ -10,7 +10,11 @@ return {
   reuseport = false,                -- share the port with other processes (SO_REUSEPORT); off: a busy port fails
   processes = 1,                    -- N > 1: N serve processes on one port under a parent restarting them
   state_dir = "./var",              -- live-worker records, the store
-  -- store = "./var/workproof.db",  -- SQLite file (default: <state_dir>/workproof.db)
+  -- store = "./var/workproof.db",  -- SQLite file (default: <state_dir>/workproof.db), or a
+  --                                 -- postgres:// URL shared by many hosts (docs/operations.md)
+  -- store_pool = 4,                 -- PostgreSQL connections per process at most
+  -- store_lease = 15,               -- seconds without a heartbeat: a host is dead, its jobs taken over
+  -- shared_limits = nil,            -- rate limits and the breaker in the store (default: on with PostgreSQL)
   -- policies_dir = "<repo>/policies",
   watch = true,                     -- reload on changes to policies/ and this file
   policy_budget = {                 -- a policy that loops or allocates without bound is stopped

@@ -321,6 +321,61 @@ function _M.start_rpc_proxy(target, timeout)
   return px
 end
 
+--- Start a PostgreSQL server of its own (Debian's postgresql: initdb in a
+-- fresh directory, the server on a free loopback port, trust auth for the
+-- superuser "workproof"). The server runs in the foreground as a child of
+-- this process, so it stops by itself (opts.timeout, default 900 s) even
+-- when the spec dies. Returns { url (the postgres database), port, dir,
+-- proc, db = function(name) -> url of a fresh database, stop = function() }.
+function _M.start_postgres(opts)
+  opts = opts or {}
+  local host = require "workproof.host"
+  local bin = io.popen("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1"):read("*l")
+  assert(bin, "postgresql is not installed (make deps)")
+  local dir = _M.tmpdir()
+  -- initdb refuses to run as root: as root, the server runs as "postgres"
+  local as = ""
+  if io.popen("id -u"):read("*l") == "0" then
+    assert(os.execute("chown postgres:postgres " .. _M.q(dir)))
+    as = "setpriv --reuid=postgres --regid=postgres --init-groups -- "
+  end
+  local out, st = _M.run("/bin/sh", { "-c", ("exec %s%s/initdb -D %s -A trust -U workproof -E UTF8 --no-sync "
+    .. "--no-instructions 2>&1"):format(as, bin, _M.q(dir .. "/data")) })
+  assert(st.exit_status == 0, "initdb failed: " .. out)
+  local p, port
+  math.randomseed(host.pid * 1000 + math.floor(host.now() * 1000) % 1000)
+  for _ = 1, 8 do
+    port = 20000 + math.random(0, 39999)
+    local ok, proc = pcall(_M.spawn_until, { file = "/bin/sh", timeout = opts.timeout or 900, args = { "-c",
+      ("exec %s%s/postgres -D %s -p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off "
+        .. "-c synchronous_commit=off -c full_page_writes=off -c max_connections=%d 2>&1"):format(
+        as, bin, _M.q(dir .. "/data"), port, _M.q(dir), opts.max_connections or 100) } },
+      "ready to accept connections", "postgres")
+    if ok then p = proc break end
+    if not tostring(proc):find("could not bind", 1, true) then error(proc, 2) end
+  end
+  assert(p, "postgres: no free port found")
+  local pg = { port = port, dir = dir, proc = p, url = ("postgresql://workproof@127.0.0.1:%d/postgres"):format(port) }
+  -- keep reading its log, so it never blocks writing it
+  host.spawn(function() while p:read() do end end)
+  local n = 0
+  function pg.db(name)
+    n = n + 1
+    name = name or ("wp" .. n)
+    local c = assert(host.pg_connect(pg.url))
+    assert(c:exec("CREATE DATABASE " .. name))
+    c:close()
+    return ("postgresql://workproof@127.0.0.1:%d/%s"):format(port, name)
+  end
+  function pg.stop()
+    if pg.stopped then return end
+    pg.stopped = true
+    host.kill(p.pid, 2)   -- SIGINT: fast shutdown
+    p:wait()
+  end
+  return pg
+end
+
 --- SIGTERM the controller and wait; returns its status table (with stderr).
 function _M.stop(server, signal)
   -- the controller's pid only (as an operator would): its workers live in

@@ -175,6 +175,9 @@ struct x509_store_ctx_st;
 struct x509_st;
 struct evp_pkey_st;
 
+/** Adds pg_connect (PostgreSQL through libpq on the loop) to the table on top. */
+void lwp_host_open_pg(lua_State *L);
+
 /** Adds tls_identity and tls_peer_key to the table on top. */
 void lwp_host_open_tls(lua_State *L);
 

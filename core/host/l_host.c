@@ -168,6 +168,7 @@ int luaopen_workproof_host(lua_State *L)
 	lwp_host_open_log(L);
 	lwp_host_open_net(L);
 	lwp_host_open_tls(L);
+	lwp_host_open_pg(L);
 	lua_pushinteger(L, (lua_Integer)getpid());
 	lua_setfield(L, -2, "pid");
 	{

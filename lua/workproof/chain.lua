@@ -55,32 +55,10 @@ local type, tostring, tonumber, setmetatable, pcall, floor, ipairs =
 local _M = {}
 local mt = { __index = _M }
 
-local SCHEMA = [[CREATE TABLE IF NOT EXISTS outbox(
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  kind TEXT NOT NULL, ref TEXT NOT NULL,
-  to_addr TEXT NOT NULL, data BLOB NOT NULL, value TEXT NOT NULL DEFAULT '0',
-  gas TEXT,
-  status TEXT NOT NULL DEFAULT 'pending',
-  nonce INTEGER, tx_hash TEXT, hashes TEXT NOT NULL DEFAULT '',
-  max_fee TEXT, prio_fee TEXT,
-  block INTEGER, ok INTEGER, error TEXT,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  created REAL NOT NULL, updated REAL NOT NULL,
-  raw TEXT, signed_at REAL, block_hash TEXT, conflicts INTEGER NOT NULL DEFAULT 0,
-  chain TEXT,
-  UNIQUE(kind, ref))]]
-
--- columns added after the first release: a store written by an older
--- version is migrated in place
-local ADDED = {
-  { "raw", "TEXT" }, { "signed_at", "REAL" }, { "block_hash", "TEXT" },
-  { "conflicts", "INTEGER NOT NULL DEFAULT 0" }, { "chain", "TEXT" },
-}
-
--- One sender per signer even when several host processes share the store:
--- whoever holds this lease owns the nonce; the others enqueue and wait.
-local LEASE_SCHEMA = [[CREATE TABLE IF NOT EXISTS outbox_sender(
-  id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, expires REAL NOT NULL)]]
+-- The tables (outbox, and outbox_sender: one sender per signer even when
+-- several host processes share the store; whoever holds its lease owns the
+-- nonce, the others enqueue and wait) are workproof/store/schema.lua's.
+local schema = require "workproof.store.schema"
 local LEASE_SECONDS = 10
 
 --- The row states, in the order /metrics lists them.
@@ -118,20 +96,6 @@ function _M.load_key(spec)
   return secret, wp.eth.address(pub)
 end
 
-local function migrate(db)
-  local cols = db:exec("PRAGMA table_info(outbox)")
-  if not cols then return nil, "ESTORE: cannot read the outbox columns" end
-  local have = {}
-  for _, c in ipairs(cols) do have[c.name] = true end
-  for _, a in ipairs(ADDED) do
-    if not have[a[1]] then
-      local ok, err = db:exec("ALTER TABLE outbox ADD COLUMN " .. a[1] .. " " .. a[2])
-      if not ok then return nil, err end
-    end
-  end
-  return db:exec("CREATE INDEX IF NOT EXISTS outbox_status ON outbox(status, id)")
-end
-
 --- chain.new(opts) -> client | nil, err
 -- opts: rpc, db, chain_id, key, and the tunables (seconds unless said):
 -- reprice_after (30), poll (0.25), resend_every (1: how often a
@@ -164,12 +128,7 @@ function _M.new(opts)
   local secret, address = _M.load_key(opts.key or {})
   if not secret then return nil, address end
   self.secret, self.address = secret, address
-  local ok, err = self.db:exec(SCHEMA)
-  if ok then ok, err = migrate(self.db) end
-  if ok then ok, err = self.db:exec(LEASE_SCHEMA) end
-  if ok then
-    ok, err = self.db:exec("INSERT OR IGNORE INTO outbox_sender(id, owner, expires) VALUES (1, '', 0)")
-  end
+  local ok, err = self.db:migrate(schema)
   if not ok then return nil, err end
   self.owner = ("%d-%s"):format(host.pid or 0, wp.hex(wp.sha256(tostring(host.now()) .. tostring(self))):sub(1, 12))
   return self
@@ -208,9 +167,9 @@ end
 -- when (kind, ref) was enqueued before: never twice).
 function _M:enqueue(kind, ref, tx)
   local data = tx.data or ""
-  local ok, err = self.db:exec([[INSERT OR IGNORE INTO outbox(kind, ref, to_addr, data, value, gas, created, updated,
-    chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)]], kind, ref, tx.to, data, tx.value or "0", tx.gas, now(), now(),
-    self.chain_scope)
+  local ok, err = self.db:exec([[INSERT INTO outbox(kind, ref, to_addr, data, value, gas, created, updated,
+    chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING]],
+    kind, ref, tx.to, data, tx.value or "0", tx.gas, now(), now(), self.chain_scope)
   if not ok then return nil, err end
   local row = self.db:row("SELECT id FROM outbox WHERE kind = ? AND ref = ?", kind, ref)
   self:kick()

@@ -65,7 +65,14 @@ _M.schema = {
   processes = { type = "integer", min = 1, max = 256, default = 1,
     description = "serve processes sharing the port under one supervising parent (docs/operations.md)" },
   state_dir = { type = "string", default = "./var" },
-  store = { type = "string", description = "SQLite file (default: <state_dir>/workproof.db)" },
+  store = { type = "string", description = "SQLite file (default: <state_dir>/workproof.db), or a postgres:// URL "
+    .. "shared by several hosts (docs/operations.md, Many hosts)" },
+  store_pool = { type = "integer", min = 1, max = 64, default = 4,
+    description = "PostgreSQL connections per process at most" },
+  shared_limits = { type = "boolean", description = "rate-limit entries and the circuit breaker kept in the store, "
+    .. "shared by every host (default: on with a postgres:// store, off with SQLite)" },
+  store_lease = { type = "number", min = 2, max = 3600, default = 15,
+    description = "seconds without a heartbeat after which a host counts as dead: its running jobs are taken over" },
   policies_dir = { type = "string", default = default_policies_dir() },
   watch = { type = "boolean", default = true, description = "reload on changes to policies/ or the config" },
   policy_budget = { type = "record", description = "limits on policy code (docs/policies.md, Budget)", fields = {
@@ -258,6 +265,7 @@ function _M.load(path, overrides)
     if conf.policies[name] == nil then conf.policies[name] = assert(schema.validate(policy_conf.fields, {})) end
   end
   conf.store = conf.store or (conf.state_dir .. "/workproof.db")
+  if conf.shared_limits == nil then conf.shared_limits = conf.store:find("^postgres[a-z]*://") ~= nil end
   if conf.payments.enabled and not conf.chain.enabled then
     error((path or "config") .. ": payments need the chain (chain.enabled = true)", 0)
   end

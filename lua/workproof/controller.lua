@@ -20,6 +20,7 @@ local payment = require "workproof.notary.payment"
 local registry = require "workproof.notary.registry"
 local routes = require "workproof.notary.routes"
 local runner = require "workproof.notary.runner"
+local shared = require "workproof.notary.shared"
 
 local _M = {}
 
@@ -35,8 +36,18 @@ _M.recover_jobs = jobs.recover
 --- Where the config comes from (nil: the embedded defaults), and overrides.
 function _M.configure(config_path, overrides) generation.configure(config_path, overrides) end
 
---- Open the store at path. Returns it, or nil, err.
-function _M.open_store(path) return jobs.open(path) end
+--- Open the store conf.store (a SQLite file or a postgres:// URL) and
+-- share the policy state there when conf.shared_limits. Returns it, or
+-- nil, err.
+function _M.open_store(conf)
+  local db, err = jobs.open(conf.store, { pool = conf.store_pool, lease = conf.store_lease })
+  if db and conf.shared_limits then shared.setup(db) end
+  return db, err
+end
+
+--- Beat in the store and take over dead hosts' jobs (every store_lease/3
+-- seconds). Returns the stop function.
+function _M.start_heartbeat() return jobs.start_heartbeat(shared.sweep) end
 
 --- Connect the chain and resolve the payment settings (at start; chain
 -- settings take effect at the next start, not on reload). True or nil, err.
@@ -51,6 +62,7 @@ end
 -- leaves the store.
 function _M.close()
   registry.release()
+  shared.setup(nil)
   jobs.close()
 end
 

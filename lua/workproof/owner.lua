@@ -73,6 +73,13 @@ function _M.alive(pid, start, boot)
   return st == tostring(start) and state ~= "Z" and state ~= "X"
 end
 
+local machine
+--- This machine's host name (shown beside the instances in the store).
+function _M.machine()
+  machine = machine or read_line("/proc/sys/kernel/hostname") or "?"
+  return machine
+end
+
 --- The text of an owner file: "pid start boot id".
 function _M.format(o)
   return ("%d %s %s %s\n"):format(o.pid, o.start, o.boot ~= "" and o.boot or "-", o.id)

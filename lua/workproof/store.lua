@@ -1,13 +1,20 @@
 -- SPDX-License-Identifier: MIT
---- The durable store: SQLite (WAL) through LuaJIT's FFI (trusted tier).
+--- The durable store, one face over two backends: SQLite (WAL) through
+-- LuaJIT's FFI, the default, and PostgreSQL (a "postgres://" or
+-- "postgresql://" URL: workproof/store/postgres.lua, libpq on the loop).
+-- Trusted tier.
 --
---   local db = assert(store.open("var/workproof.db"))
+--   local db = assert(store.open("var/workproof.db"))      -- or a postgres:// URL
+--   db:migrate(list)   -- versioned schema changes (workproof/store/migrate.lua)
 --   db:exec("CREATE TABLE IF NOT EXISTS t(k TEXT PRIMARY KEY, v TEXT)")
 --   db:exec("INSERT INTO t VALUES (?, ?)", "a", "1")
 --   local rows = db:exec("SELECT v FROM t WHERE k = ?", "a")  -- { {v = "1"} }
 --   db:transaction(function() ... end)  -- BEGIN IMMEDIATE ... COMMIT / ROLLBACK
 --
--- Operational failures return nil, "ESTORE: sqlite message". Several host
+-- Statements use ? placeholders and SQL both engines run (ON CONFLICT,
+-- RETURNING, DOUBLE PRECISION, ...); db.kind says which one it is.
+-- Operational failures return nil, "ESTORE: message", SQLSTATE (SQLite's
+-- codes mapped: 23505 is a unique violation on both). Several host
 -- processes may share one database file: WAL mode, a busy timeout, and
 -- BEGIN IMMEDIATE for read-modify-write so checks like "consumed?" are atomic
 -- across processes. Calls are synchronous: with WAL and synchronous=NORMAL a
@@ -41,6 +48,8 @@ const unsigned char *sqlite3_column_text(sqlite3_stmt *s, int i);
 const void *sqlite3_column_blob(sqlite3_stmt *s, int i);
 int sqlite3_column_bytes(sqlite3_stmt *s, int i);
 int sqlite3_changes(sqlite3 *db);
+int sqlite3_extended_errcode(sqlite3 *db);
+int sqlite3_exec(sqlite3 *db, const char *sql, void *cb, void *arg, char **errmsg);
 ]]
 
 local C = ffi.load("libsqlite3.so.0")
@@ -56,12 +65,24 @@ local _M = {}
 local db_mt = {}
 db_mt.__index = db_mt
 
+-- SQLite's extended codes as the SQLSTATE a PostgreSQL store returns for
+-- the same failure (the third value of a failed exec): a unique or
+-- primary-key violation is 23505 on both.
+local SQLSTATE = { [2067] = "23505", [1555] = "23505", [1299] = "23502", [275] = "23514", [787] = "23503",
+  [5] = "55P03", [517] = "55P03", [1] = "42601" }
+
 local function errmsg(self)
-  return "ESTORE: " .. ffi_string(C.sqlite3_errmsg(self.handle))
+  return "ESTORE: " .. ffi_string(C.sqlite3_errmsg(self.handle)),
+    SQLSTATE[C.sqlite3_extended_errcode(self.handle)] or "HY000"
 end
 
---- Open (creating) a database file; ":memory:" for a private in-memory one.
+--- Is this store name a PostgreSQL URL?
+function _M.is_url(name) return name:find("^postgres") ~= nil and name:find("://", 1, true) ~= nil end
+
+--- Open (creating) a database file, ":memory:" for a private in-memory one,
+-- or a pool on a postgres:// URL (opts.pool connections at most).
 function _M.open(path, opts)
+  if _M.is_url(path) then return require("workproof.store.postgres").open(path, opts) end
   opts = opts or {}
   local pp = ffi.new("sqlite3 *[1]")
   local rc = C.sqlite3_open_v2(path, pp, OPEN_FLAGS, nil)
@@ -70,7 +91,8 @@ function _M.open(path, opts)
     if pp[0] ~= nil then C.sqlite3_close_v2(pp[0]) end
     return nil, "ESTORE: cannot open " .. path .. ": " .. msg
   end
-  local self = setmetatable({ handle = ffi.gc(pp[0], C.sqlite3_close_v2), stmts = {}, path = path }, db_mt)
+  local self = setmetatable({ handle = ffi.gc(pp[0], C.sqlite3_close_v2), stmts = {}, path = path,
+    kind = "sqlite" }, db_mt)
   C.sqlite3_busy_timeout(self.handle, opts.busy_timeout_ms or 5000)
   for _, pragma in ipairs({ "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON" }) do
     local ok, err = self:exec(pragma)
@@ -84,7 +106,8 @@ local function prepare(self, sql)
   if st then return st end
   local sp = ffi.new("sqlite3_stmt *[1]")
   if C.sqlite3_prepare_v2(self.handle, sql, #sql, sp, nil) ~= SQLITE_OK then
-    return nil, errmsg(self)
+    local err, state = errmsg(self)
+    return nil, err, state
   end
   st = ffi.gc(sp[0], C.sqlite3_finalize)
   self.stmts[sql] = st
@@ -117,8 +140,8 @@ end
 -- (column name -> value) for queries, the number of changed rows otherwise,
 -- or nil, "ESTORE: ...".
 function db_mt:exec(sql, ...)
-  local st, err = prepare(self, sql)
-  if not st then return nil, err end
+  local st, err, state = prepare(self, sql)
+  if not st then return nil, err, state end
   local n = select("#", ...)
   for i = 1, n do bind(st, i, (select(i, ...))) end
   local rows, ncol = nil, C.sqlite3_column_count(st)
@@ -132,10 +155,10 @@ function db_mt:exec(sql, ...)
     elseif rc == SQLITE_DONE then
       break
     else
-      err = errmsg(self)
+      err, state = errmsg(self)
       C.sqlite3_reset(st)
       C.sqlite3_clear_bindings(st)
-      return nil, err
+      return nil, err, state
     end
   end
   C.sqlite3_reset(st)
@@ -146,10 +169,24 @@ end
 
 --- First row of a query, or nil (and an error message on failure).
 function db_mt:row(sql, ...)
-  local rows, err = self:exec(sql, ...)
-  if not rows then return nil, err end
+  local rows, err, state = self:exec(sql, ...)
+  if not rows then return nil, err, state end
   return rows[1]
 end
+
+--- Several statements, no parameters (migrations): true or nil, err.
+function db_mt:script(sql)
+  if C.sqlite3_exec(self.handle, sql, nil, nil, nil) ~= SQLITE_OK then
+    local err, state = errmsg(self)
+    return nil, err, state
+  end
+  return true
+end
+
+function db_mt:__tostring() return "sqlite store " .. self.path end
+
+--- Versioned migrations (workproof/store/migrate.lua).
+function db_mt:migrate(list) return require("workproof.store.migrate")(self, list) end
 
 --- Run fn inside BEGIN IMMEDIATE ... COMMIT (atomic across processes). An
 -- error in fn rolls back and is re-raised; returns fn's first result.

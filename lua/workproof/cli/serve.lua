@@ -95,10 +95,11 @@ local function main(...)
     }
   end
   local h, port = config.parse_listen(conf.listen)
-  local store, derr = controller.open_store(conf.store)
+  local store, derr = controller.open_store(conf)
   if not store then fail(1, derr) end
   cleanups[#cleanups + 1] = controller.close
   controller.recover_jobs()
+  local stop_heartbeat = controller.start_heartbeat()
   local cok, cerr = controller.setup_chain(conf)
   if not cok then fail(2, "chain: " .. tostring(cerr)) end
   worker.configure { state_dir = conf.state_dir }
@@ -124,7 +125,7 @@ local function main(...)
   srv:static("/health", 200, controller.HEALTH, "application/json")
   local shown = h:find(":") and ("[" .. h .. "]") or h
   host.log("info", ("workproof %s serving on http://%s:%d (generation %d, backend %s, store %s)"):format(
-    host.version, shown, srv.port, gen.id, conf.worker.backend, conf.store))
+    host.version, shown, srv.port, gen.id, conf.worker.backend, tostring(store)))
   io.stdout:write(("listening on %s:%d\n"):format(shown, srv.port))
   io.stdout:flush()
 
@@ -156,6 +157,7 @@ local function main(...)
     host.log("info", "SIG" .. signame .. ": draining " .. srv.active .. " request(s)")
     srv:shutdown()
     stop_reaper()
+    stop_heartbeat()
     local deadline = host.now() + controller.current().config.limits.shutdown_grace
     while srv.active > 0 and host.now() < deadline do host.sleep(0.05) end
     for _, w in ipairs(worker.list()) do host.kill(w.pid, 9, true) end

@@ -1,8 +1,17 @@
 -- SPDX-License-Identifier: MIT
 --- Durable jobs: the store the controller opens, its `jobs` and `hosts`
--- tables and their queries. Host processes sharing a store (a state dir)
--- own their jobs: jobs.owner names an instance in `hosts`
--- (workproof.owner), and only a dead owner's running jobs are recovered.
+-- tables and their queries. Host processes sharing a store (a state dir's
+-- SQLite file, or one PostgreSQL server for many machines) own their jobs:
+-- jobs.owner names an instance in `hosts` (workproof.owner), and only a
+-- dead owner's running jobs are taken over.
+--
+-- Each instance beats: hosts.seen is renewed every lease/3 seconds. An
+-- instance is dead when its beat is older than the lease (store_lease), or
+-- at once when it ran on this machine (same boot id) and its process is
+-- gone. Taking a dead instance's running job over is one conditional UPDATE
+-- (status still 'running', owner still the dead one), so of several hosts
+-- sweeping at once exactly one does it: the job is answered ERROR
+-- (EINTERRUPTED, refundable) and shows so on every host.
 local host = require "workproof.host"
 local cjson = require "cjson.safe"
 local fs = require "workproof.fs"
@@ -10,51 +19,38 @@ local store = require "workproof.store"
 local owner = require "workproof.owner"
 local errors = require "workproof.errors"
 
-local ipairs = ipairs
+local ipairs, tostring = ipairs, tostring
 
 local _M = {}
 
-local db   -- the store, once opened
+local db      -- the store, once opened
+local lease   -- seconds without a beat before an instance is dead
+local beating -- the heartbeat coroutine runs
 
 local function encode(t) return (cjson.encode(t)) end
 
-local SCHEMA = {
-  [[CREATE TABLE IF NOT EXISTS jobs(
-    id TEXT PRIMARY KEY, status TEXT NOT NULL, created REAL, updated REAL, task_hash TEXT, response TEXT,
-    owner TEXT)]],
-  -- the host processes using this store: jobs.owner names one
-  [[CREATE TABLE IF NOT EXISTS hosts(
-    id TEXT PRIMARY KEY, pid INTEGER NOT NULL, start TEXT NOT NULL, boot TEXT, started REAL)]],
-}
-
-local function has_column(table_name, col)
-  for _, c in ipairs(db:exec("PRAGMA table_info(" .. table_name .. ")") or {}) do
-    if c.name == col then return true end
+--- Open (creating its directory) the store at path (or a postgres:// URL),
+-- migrate it, register this instance. opts: pool, lease. Returns the
+-- store, or nil, err.
+function _M.open(path, opts)
+  opts = opts or {}
+  if not store.is_url(path) then
+    local made, merr = fs.mkdir_p(fs.dirname(path))
+    if not made then return nil, merr end
   end
-  return false
-end
-
---- Open (creating its directory) the store at path, migrate it, register
--- this instance. Returns the store, or nil, err.
-function _M.open(path)
-  local made, merr = fs.mkdir_p(fs.dirname(path))
-  if not made then return nil, merr end
-  local d, err = store.open(path)
+  local d, err = store.open(path, { pool = opts.pool })
   if not d then return nil, err end
-  db = d
-  for _, sql in ipairs(SCHEMA) do
-    local ok, e = db:exec(sql)
-    if not ok then return nil, e end
+  local ok, e = d:migrate(require "workproof.store.schema")
+  if not ok then
+    d:close()
+    return nil, e
   end
-  -- stores made before jobs had owners: add the column (another process
-  -- migrating at the same time makes ours fail; the column is then there)
-  if not has_column("jobs", "owner") then
-    local ok, e = db:exec("ALTER TABLE jobs ADD COLUMN owner TEXT")
-    if not ok and not has_column("jobs", "owner") then return nil, e end
-  end
+  db, lease = d, opts.lease or 15
   local me = owner.self()
-  local ok, e = db:exec("INSERT OR REPLACE INTO hosts(id, pid, start, boot, started) VALUES (?, ?, ?, ?, ?)",
-    me.id, me.pid, me.start, me.boot, host.time())
+  ok, e = db:exec([[INSERT INTO hosts(id, pid, start, boot, started, seen, machine) VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, start = excluded.start, boot = excluded.boot,
+    started = excluded.started, seen = excluded.seen, machine = excluded.machine]],
+    me.id, me.pid, me.start, me.boot, host.time(), host.time(), owner.machine())
   if not ok then return nil, e end
   return db
 end
@@ -70,12 +66,14 @@ function _M.create(id, task_hash)
   if not ok then host.log("error", "job " .. id .. " not recorded: " .. tostring(err)) end
 end
 
---- Record a job's final answer.
+--- Record a job's final answer (unless another host took it over first:
+-- its answer stands).
 function _M.complete(id, response)
   if not db then return end
-  local ok, err = db:exec("UPDATE jobs SET status = 'completed', updated = ?, response = ? WHERE id = ?",
-    host.time(), encode(response), id)
-  if not ok then host.log("error", "job " .. id .. " not stored: " .. tostring(err)) end
+  local n, err = db:exec("UPDATE jobs SET status = 'completed', updated = ?, response = ? "
+    .. "WHERE id = ? AND status = 'running'", host.time(), encode(response), id)
+  if not n then host.log("error", "job " .. id .. " not stored: " .. tostring(err)) end
+  if n == 0 then host.log("warn", "job " .. id .. " was answered by another host meanwhile; its answer stands") end
 end
 
 --- A job as GET /verify/{id} shows it: { raw = stored JSON } when done,
@@ -90,18 +88,24 @@ function _M.get(id)
   return { raw = row.response }
 end
 
+-- Is this hosts row (pid, start, boot, seen) a dead instance?
+local function dead(h, now)
+  if h.pid == nil then return true end   -- no row: gone for good
+  if h.boot == owner.boot_id() and not owner.alive(h.pid, h.start, h.boot) then return true end
+  return (h.seen or h.started or 0) < now - lease
+end
+
 --- Jobs that were running when their host died: ERROR (EINTERRUPTED),
--- refundable. Only a DEAD owner's jobs (its pid gone or naming another
--- process); a live one's run on. Dead instances' rows are then forgotten.
--- Returns the number marked.
+-- refundable. Only a DEAD owner's jobs; a live one's run on. Dead
+-- instances' rows are then forgotten. Returns the number taken over here.
 function _M.recover()
   if not db then return 0 end
-  local me = owner.self().id
-  local rows = db:exec([[SELECT j.id, j.task_hash, j.owner, h.pid, h.start, h.boot
+  local me, now = owner.self().id, host.time()
+  local rows = db:exec([[SELECT j.id, j.task_hash, j.owner, h.pid, h.start, h.boot, h.seen, h.started
     FROM jobs j LEFT JOIN hosts h ON h.id = j.owner WHERE j.status = 'running']]) or {}
   local n = 0
   for _, r in ipairs(rows) do
-    if r.owner ~= me and not owner.alive(r.pid, r.start, r.boot) then
+    if r.owner ~= me and dead(r, now) then
       local e = errors.get("EINTERRUPTED")
       local resp = {
         jobId = r.id, taskHash = r.task_hash, status = "completed", result = e.verdict,
@@ -109,13 +113,17 @@ function _M.recover()
         actualHash = cjson.null, executionTimeMs = 0, totalTimeMs = 0,
       }
       local changed = db:exec("UPDATE jobs SET status = 'completed', updated = ?, response = ? "
-        .. "WHERE id = ? AND status = 'running'", host.time(), encode(resp), r.id)
-      if changed == 1 then n = n + 1 end
+        .. "WHERE id = ? AND status = 'running' AND coalesce(owner, '') = ?", host.time(), encode(resp), r.id,
+        r.owner or "")
+      if changed == 1 then
+        n = n + 1
+        host.log("warn", ("job %s of stopped host %s taken over: ERROR (refundable)"):format(r.id, tostring(r.owner)))
+      end
     end
   end
-  for _, h in ipairs(db:exec("SELECT id, pid, start, boot FROM hosts") or {}) do
-    if h.id ~= me and not owner.alive(h.pid, h.start, h.boot) then
-      db:exec("DELETE FROM hosts WHERE id = ?", h.id)
+  for _, h in ipairs(db:exec("SELECT id, pid, start, boot, seen, started FROM hosts") or {}) do
+    if h.id ~= me and dead(h, now) then
+      db:exec("DELETE FROM hosts WHERE id = ? AND (seen IS NULL OR seen < ?)", h.id, now - lease + 1)
     end
   end
   if n > 0 then
@@ -124,9 +132,33 @@ function _M.recover()
   return n
 end
 
+--- Beat every lease/3 seconds and take over dead hosts' jobs (then run
+-- also(), a sweep), until stopped. Returns the stop function.
+function _M.start_heartbeat(also)
+  beating = true
+  local me = owner.self()
+  host.spawn(function()
+    while beating and db do
+      host.sleep(lease / 3)
+      if not (beating and db) then break end
+      local n, err = db:exec("UPDATE hosts SET seen = ? WHERE id = ?", host.time(), me.id)
+      if n == 0 then   -- forgotten by a host that thought this one dead: come back
+        db:exec("INSERT INTO hosts(id, pid, start, boot, started, seen, machine) VALUES (?, ?, ?, ?, ?, ?, ?) "
+          .. "ON CONFLICT DO NOTHING", me.id, me.pid, me.start, me.boot, host.time(), host.time(), owner.machine())
+      elseif not n then
+        host.log("warn", "store heartbeat failed: " .. tostring(err))
+      end
+      _M.recover()
+      if also then also() end
+    end
+  end)
+  return function() beating = false end
+end
+
 --- Forget this instance and close the store (a clean stop).
 function _M.close()
   if not db then return end
+  beating = false
   db:exec("DELETE FROM hosts WHERE id = ?", owner.self().id)
   db:close()
   db = nil

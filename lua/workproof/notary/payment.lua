@@ -27,9 +27,7 @@ function _M.setup(conf, chain, store)
   local pc = conf.payments
   if not pc.enabled then return true end
   db = store
-  local ok, err = db:exec([[CREATE TABLE IF NOT EXISTS payments(
-    id TEXT PRIMARY KEY, kind TEXT NOT NULL, payer TEXT, amount TEXT, status TEXT NOT NULL,
-    tx_hash TEXT, job_id TEXT, created REAL)]])
+  local ok, err = db:migrate(require "workproof.store.schema")
   if not ok then return nil, err end
   pay = {}
   local dep = chain.deployment
@@ -96,8 +94,11 @@ local function consume(kind, status, id, payer, amount)
   local scope = registry.chain().client:scope()
   if not scope then return nil end
   local key = ("%s:%s:%s"):format(scope, kind == "x402" and "x402" or "tx", id)
-  local ins = db:exec("INSERT OR IGNORE INTO payments(id, kind, payer, amount, status, created) VALUES "
-    .. "(?, ?, ?, ?, ?, ?)", key, kind, payer, amount, status, host.time())
+  -- the primary key decides, in one statement: two hosts presenting the
+  -- same payment at the same instant cannot both insert it
+  local ins, err = db:exec("INSERT INTO payments(id, kind, payer, amount, status, created) VALUES "
+    .. "(?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", key, kind, payer, amount, status, host.time())
+  if not ins then return nil, err end
   return ins == 1, key
 end
 
@@ -121,7 +122,7 @@ local function verify_x402(ctx, sig)
   end
   local fresh, key = consume("x402", "reserved", payer:lower() .. ":" .. wp.hex(p.nonce), payer,
     p.authorization.value)
-  if fresh == nil then return unavailable("cannot read the chain's genesis block") end
+  if fresh == nil then return unavailable(key or "cannot read the chain's genesis block") end
   if not fresh then
     return required(ctx, "invalid_transaction_state", "invalid_transaction_state: authorization nonce already used")
   end
@@ -132,7 +133,7 @@ local function verify_legacy(ctx, hash)
   local info, err, code, reason = x402.check_legacy(pay.txhash, hash, registry.chain().rpc)
   if not info then return refuse(ctx, err, code, reason) end
   local fresh, key = consume("txhash", "consumed", info.hash, info.payer, info.value)
-  if fresh == nil then return unavailable("cannot read the chain's genesis block") end
+  if fresh == nil then return unavailable(key or "cannot read the chain's genesis block") end
   if not fresh then
     return required(ctx, "invalid_payment", "invalid_payment: this transaction hash was already used")
   end

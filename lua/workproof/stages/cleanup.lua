@@ -12,6 +12,7 @@ local generation = require "workproof.notary.generation"
 local payment = require "workproof.notary.payment"
 local jobs = require "workproof.notary.jobs"
 local nmetrics = require "workproof.notary.metrics"
+local breaker = require "workproof.stages.circuit_breaker"
 
 local pcall, tostring, floor = pcall, tostring, math.floor
 
@@ -42,12 +43,12 @@ local function run(ctx)
   if held.breaker then
     local e = ctx.code and errors.get(ctx.code)
     if ctx.outcome or (e and e.infra) then
-      generation.hook(gen, "circuit_breaker", "record", nil, nil, generation.state("circuit_breaker"), host.time(),
-        { verdict = ctx.outcome and ctx.outcome.verdict, infra = e.infra == true })
+      breaker.call(gen, "record", nil, nil, host.time(),
+        { verdict = ctx.outcome and ctx.outcome.verdict, infra = e and e.infra == true })
     else
       -- refused later in the flow (payment, capacity): no outcome to report,
       -- but a half-open probe slot must not wait for its timeout
-      generation.hook(gen, "circuit_breaker", "abandon", nil, nil, generation.state("circuit_breaker"), host.time())
+      breaker.call(gen, "abandon", nil, nil, host.time())
     end
   end
   if ctx.outcome then
