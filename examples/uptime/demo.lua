@@ -7,9 +7,10 @@
 -- Ctrl-C or SIGTERM stops both.
 --
 -- When `make run`'s anvil is up (var/local/deployment.json, its RPC
--- answering), the lease goes on chain too: the provider (anvil account #1)
+-- answering), the lease goes on chain too: the provider (anvil account #7)
 -- registers with collateral and posts every claim to the UptimeRegistry, the
--- consumer (#2) checks them, and an arbiter (#9, the deployment's) runs.
+-- consumer (#8) checks them, and an arbiter (#9, the deployment's) runs.
+-- (Accounts no other example pays from: `examples/pay.lua` uses #1.)
 --
 --   workproof run examples/uptime/demo.lua [STATE_DIR]
 local host = require "workproof.host"
@@ -38,9 +39,9 @@ local chain = (function()
     body = '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' }
   local r = st == 200 and cjson.decode(body or "")
   if not (r and tonumber(r.result) == dep.chainId) then return nil end
-  -- anvil's well-known development keys (#1 provider, #2 consumer, #9 the arbiter)
-  local keys = { provider = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    consumer = "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+  -- anvil's well-known development keys (#7 provider, #8 consumer, #9 the arbiter)
+  local keys = { provider = "4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    consumer = "dbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
     arbiter = "2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6" }
   local files = {}
   for role, k in pairs(keys) do
@@ -78,7 +79,7 @@ local function on_chain(role)
   if not chain then return {} end
   return { WORKPROOF_UPTIME_RPC = chain.rpc, WORKPROOF_UPTIME_DEPLOYMENT = DEPLOYMENT,
     WORKPROOF_UPTIME_SIGNER = chain.keys[role], WORKPROOF_UPTIME_ARBITER_KEY = chain.keys.arbiter,
-    WORKPROOF_UPTIME_CONSUMER_ADDRESS = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC" }   -- anvil #2
+    WORKPROOF_UPTIME_CONSUMER_ADDRESS = "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f" }   -- anvil #8
 end
 local function with(t, extra)
   for k, v in pairs(extra) do t[k] = v end
