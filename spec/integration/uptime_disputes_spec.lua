@@ -300,6 +300,51 @@ describe("uptime disputes on the UptimeRegistry (anvil)", function()
     assert.equal(2, e2.state)
   end)
 
+  it("a fisherman disputes what its sample proves: a wrong signed answer, an attestation over capacity", function()
+    local l = crafted()
+    local cjson = require "cjson"
+    -- a dishonest provider, in this process: wrong VDFs, more leases than vCPUs
+    local id = assert(host.tls_identity(l.ps, 3600))
+    local srv = assert(host.http_listen { host = "127.0.0.1", port = 0,
+      tls = { cert = id.cert, key = id.key, pins = "any" },
+      handler = function(req)
+        local js = { ["content-type"] = "application/json" }
+        if req.path == "/v1/capacity" then
+          return 200, js, cjson.encode(chal.sign(chal.CAPACITY, { capacity = { vcpus = 1 }, at = os.time(),
+            leases = { { id = l.id, share = { vcpus = 1 } }, { id = ("44"):rep(32), share = { vcpus = 1 } } } },
+            l.psk, l.pk))
+        end
+        local ch = cjson.decode(req.body)
+        local ans = assert(chal.answer(ch))
+        if ch.kind == "compute" then ans.result.y = ("00"):rep(#ans.result.y / 2) end
+        return 200, js, cjson.encode(chal.sign(chal.ANSWER, ans, l.psk, l.pk))
+      end })
+    local fdir = h.tmpdir()
+    h.write(fdir .. "/fisherman.lua", ([[return { identity = { seed = %q }, reports_dir = "reports", samples = 1,
+  every_s = 1, compute_t = 1000,
+  chain = { rpc = %q, deployment = %q, key_file = %q, poll_s = 0.2 },
+  targets = { { provider_key = %q, address = "127.0.0.1:%d", parallel = 1 } } }]]):format(uh.seed(), anvil.url,
+      anvil.dir .. "/dep.json", uh.key_file(fdir, FISHER), l.pk, srv.port))
+    local out, st = h.run(h.build .. "/workproof", { "uptime", "fisherman", fdir .. "/fisherman.lua" })
+    srv:close()
+    srv:drop()
+    assert.equal(0, st.exit_status, out .. st.stderr)
+    assert.matches("dispute CHALLENGE_FAILED " .. l.id, out, 1, true)
+    assert.matches("dispute OVERCOMMITTED " .. l.id, out, 1, true)
+    local opened = {}
+    assert.is_true(uh.soon(function()
+      opened = {}
+      for _, e in ipairs(oc.events(rpc, reg, "DisputeOpened", {}) or {}) do
+        if e.leaseId == l.id then opened[#opened + 1] = e end
+      end
+      return #opened == 2
+    end, 20))
+    for _, e in ipairs(opened) do
+      assert.equal(A[FISHER].address, e.disputer)
+      assert.equal(2, resolved(e.id).state, oc.KIND_NAME[e.kind] .. " upheld")
+    end
+  end)
+
   it("the consumer agent disputes a posted claim that is not the one it countersigned, by itself, and is refunded",
     function()
       local l = uh.new_lease()

@@ -16,7 +16,7 @@
 -- (INSERT ... ON CONFLICT, RETURNING, coalesce, ...).
 local host = require "workproof.host"
 
-local error, pcall, setmetatable, tostring = error, pcall, setmetatable, tostring
+local error, ipairs, pcall, setmetatable, tostring = error, ipairs, pcall, setmetatable, tostring
 local remove, running = table.remove, coroutine.running
 
 local _M = {}
@@ -46,13 +46,28 @@ local function number_params(sql)
 end
 _M.number_params = number_params
 
+-- A server that stops answering must not hold a request forever: unless
+-- the URL says otherwise, statements end after 30 s on the server
+-- (statement_timeout) and a dead peer is noticed by TCP keepalives in ~25 s.
+local DEFAULTS = { { "statement_timeout", "options=-c%20statement_timeout%3D30000" },
+  { "keepalives_idle", "keepalives_idle=10" }, { "keepalives_interval", "keepalives_interval=5" },
+  { "keepalives_count", "keepalives_count=3" } }
+local function with_defaults(url)
+  if not url:match("^postgres") then return url end   -- a key=value string: as given
+  for _, d in ipairs(DEFAULTS) do
+    if not url:find(d[1], 1, true) then url = url .. (url:find("?", 1, true) and "&" or "?") .. d[2] end
+  end
+  return url
+end
+_M.with_defaults = with_defaults
+
 --- Open a pool on url (nothing connects until the first statement, which
 -- is then checked here: a wrong URL fails at open). Returns the store or
 -- nil, "ESTORE: ...".
 function _M.open(url, opts)
   opts = opts or {}
   local self = setmetatable({
-    url = url, kind = "postgres", max = opts.pool or 4, n = 0,
+    url = with_defaults(url), kind = "postgres", max = opts.pool or 4, n = 0,
     idle = {}, waiting = {}, pinned = setmetatable({}, { __mode = "k" }), stmts = {}, seq = 0,
   }, db_mt)
   local ok, err = self:exec("SELECT 1 AS one")

@@ -44,6 +44,7 @@ local STATE = [[CREATE TABLE IF NOT EXISTS rulings(id INTEGER PRIMARY KEY, lease
   report TEXT NOT NULL, hash TEXT NOT NULL, decided REAL NOT NULL)]]
 local CURSOR = [[CREATE TABLE IF NOT EXISTS cursor(id INTEGER PRIMARY KEY CHECK (id = 1), block INTEGER NOT NULL)]]
 
+--- policies/disputes.lua from conf.policies_dir, configured by conf.policies.disputes: { p, conf } | nil, err
 local function load_policy(conf)
   local ok, p = pcall(policy.load_file, conf.policies_dir .. "/disputes.lua", { clock = wp.time })
   if not ok then return nil, tostring(p) end
@@ -168,6 +169,8 @@ local function load_config(path)
   conf.policies_dir = conf.policies_dir and abs(conf.policies_dir) or host.policies_dir
   return conf
 end
+
+_M.load_policy = load_policy
 
 --- `workproof uptime dispute check`: examine dispute id as the arbiter
 -- would (its config's chain and policy), beside the ruling on chain.

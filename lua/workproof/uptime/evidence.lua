@@ -236,7 +236,11 @@ local WRONG_RESULT = { BAD_VDF = true, WRONG_INDICES = true, NO_RESULT = true }
 
 function check.CHALLENGE_FAILED(ev, ctx)
   local ch, ans = ev.challenge, ev.answer
-  if ch.scope ~= ctx.lease then return result(ev.kind, false, "NOT_THIS_LEASE") end
+  -- a lease's challenge, or a provider-wide one (a fisherman's) answered with the identity key
+  if ch.scope ~= ctx.lease and ch.scope ~= "provider" then return result(ev.kind, false, "NOT_THIS_LEASE") end
+  if ch.scope == "provider" and tostring(ans.signer):lower() ~= ctx.identity then
+    return result(ev.kind, false, "NOT_THE_PROVIDER", "a provider-wide answer must be signed by the identity key")
+  end
   if not lease_key(ctx, ans.signer) then return result(ev.kind, false, "NOT_THE_PROVIDER", tostring(ans.signer)) end
   -- storage: the provider's signed commitment of the lease ({ leaseId, commitment, signer, signature })
   local com = ev.commitment

@@ -31,6 +31,10 @@ _M.SCHEMA = {
   slow_factor = { type = "number", default = 1.5, min = 1,
     description = "parallel/solo above this: degraded together" },
   log_level = { type = "string", default = "info", one_of = { "debug", "info", "warn", "error" } },
+  chain = require("workproof.uptime.onchain").SCHEMA,
+  policies_dir = { type = "string", description = "where disputes.lua is (default: the installed policies)" },
+  policies = { type = "map", keys = { type = "string" }, values = { type = "any" }, default = {},
+    description = "disputes = { ... }: which faults the fisherman disputes (with a chain block)" },
   targets = { type = "array", default = {}, elements = { type = "record", fields = {
     provider_key = { type = "string", required = true, match = HEX64, min = 64, max = 64 },
     address = { type = "string", required = true, description = "host:port of the provider's transport" },
@@ -44,6 +48,9 @@ local function load_config(path)
   if not conf then return nil, errs end
   local base = path:match("^(.*)/[^/]*$") or "."
   if conf.reports_dir:sub(1, 1) ~= "/" then conf.reports_dir = base .. "/" .. conf.reports_dir end
+  conf.base = base
+  conf.policies_dir = conf.policies_dir and (conf.policies_dir:sub(1, 1) == "/" and conf.policies_dir
+    or base .. "/" .. conf.policies_dir) or host.policies_dir
   local pub, sk = wp.ed25519.keypair(wp.unhex(conf.identity.seed))
   conf.key, conf.secret = wp.hex(pub), sk
   return conf
@@ -140,6 +147,75 @@ function _M.verify_report(r)
   return out
 end
 
+-- ---- disputes (with a chain block) --------------------------------------------------
+
+local WRONG = { BAD_VDF = true, WRONG_INDICES = true, NO_RESULT = true }
+
+--- The faults a signed report proves against the provider: { kind, bytes } each.
+function _M.faults(rep)
+  local ev = require "workproof.uptime.evidence"
+  local out = {}
+  for _, c in ipairs(rep.challenges or {}) do
+    if type(c.answer) == "table" then
+      local ok, why = chal.check(c.challenge, c.answer, rep.provider)
+      if not ok and WRONG[why] then
+        out[#out + 1] = { kind = "CHALLENGE_FAILED", bytes = ev.challenge_failed(c.challenge, c.answer) }
+      end
+    end
+  end
+  local cap = rep.capacity
+  if cap and cap.attestation and chal.verify(chal.CAPACITY, cap.attestation, rep.provider) then
+    out[#out + 1] = { kind = "OVERCOMMITTED", bytes = ev.overcommitted(cap.attestation), attestation = cap.attestation }
+  end
+  return out
+end
+
+-- Dispute what a report proves, against the provider's leases on chain:
+-- each kind of fault on the first lease whose newest claim is in its window
+-- (an attestation only where it is over capacity or leaves that lease out),
+-- at most once per claim (the outbox's ref).
+local function dispute_report(d, rep)
+  local c = d.chain
+  local faults = _M.faults(rep)
+  if #faults == 0 then return end
+  local now = require("workproof.uptime.onchain").chain_time(c.rpc)
+  local leases = now and d.oc.leases_of(c.rpc, c.registry, rep.provider)
+  if not leases then host.log("warn", "registry unreachable: the report's faults wait for the next sample") return end
+  for _, f in ipairs(faults) do
+    for _, l in ipairs(leases) do
+      local counts = f.kind ~= "OVERCOMMITTED" or not chal.capacity_check(f.attestation, l.leaseId)
+      local open = counts and d.oc.open_claim(c.rpc, c.registry, l.leaseId, d.window, now)
+      if open then
+        local ok, why = d.queue(c, d.pol, format("fisherman:%s:%s:%d", f.kind, l.leaseId, open.index), l.leaseId,
+          open.index, f.kind, f.bytes, open.left)
+        host.log(ok and "warn" or "info", ("provider %s: %s %s on lease %s claim %d%s"):format(rep.provider:sub(1, 12),
+          ok and "DISPUTE" or "not disputing", f.kind, l.leaseId:sub(1, 12), open.index, ok and "" or (": " .. why)))
+        if ok then
+          io.stdout:write("dispute ", f.kind, " ", l.leaseId, "\n")
+          io.stdout:flush()
+        end
+        break
+      end
+    end
+  end
+end
+
+-- the chain connection and the disputes policy, when the config has a chain
+local function disputes(conf)
+  if not (conf.chain and conf.chain.rpc) then return nil end
+  local arbiter = require "workproof.uptime.arbiter"
+  local pol, perr = arbiter.load_policy(conf)
+  if not pol then return nil, perr end
+  local db, derr = require("workproof.store").open(conf.reports_dir .. "/fisherman.db")
+  if not db then return nil, derr end
+  local oc = require "workproof.uptime.onchain"
+  local c, cerr = oc.connect(conf.chain, db, conf.base)
+  if not c then return nil, cerr end
+  local params = oc.params(c.rpc, c.registry)
+  return { chain = c, pol = pol, oc = oc, window = params and params.disputeWindow or 0,
+    queue = require("workproof.uptime.registrar").queue_dispute }
+end
+
 --- Run the fisherman until stopped (or `samples` rounds).
 function _M.run(path)
   local conf, errs = load_config(path)
@@ -151,6 +227,8 @@ function _M.run(path)
   local id, ierr = host.tls_identity(conf.identity.seed, 86400)
   if not id then io.stderr:write("workproof uptime fisherman: ", tostring(ierr), "\n") return 1 end
   fs.mkdir_p(conf.reports_dir, 493)
+  local d, derr = disputes(conf)
+  if derr then io.stderr:write("workproof uptime fisherman: chain: ", tostring(derr), "\n") return 2 end
   local stopping = false
   local function stop(sig)
     stopping = true
@@ -182,6 +260,10 @@ function _M.run(path)
           file))
         io.stdout:write("report ", file, "\n")
         io.stdout:flush()
+        if d then
+          local dok, derr2 = pcall(dispute_report, d, rep)
+          if not dok then host.log("error", "disputes: " .. tostring(derr2)) end
+        end
       else
         host.log("error", "provider " .. t.provider_key:sub(1, 12) .. ": " .. tostring(rep))
       end
@@ -189,6 +271,9 @@ function _M.run(path)
     if conf.samples and round >= conf.samples then break end
     host.sleep(conf.every_s)
   end
+  -- the disputes queued: sent before a last sample's exit
+  local deadline = host.now() + 60
+  while d and d.chain.client:pending_count() > 0 and host.now() < deadline and not stopping do host.sleep(0.2) end
   return 0
 end
 

@@ -174,13 +174,15 @@ local function norm(t, v)
   return v
 end
 
---- Decoded logs of event `name` (oldest first). filter = { [1] = 64 hex:
--- the value of the first indexed field, from = block, to = block (latest) }.
+--- Decoded logs of event `name` (oldest first). filter = { [1], [2] = 64
+-- hex: the value of the first / second indexed field (nil: any), from =
+-- block, to = block (latest) }.
 function _M.events(rpc, reg, name, filter)
   local e = assert(EVENTS[name], "unknown event")
   filter = filter or {}
   local topics = { e.topic }
-  if filter[1] then topics[2] = "0x" .. filter[1] end
+  if filter[1] or filter[2] then topics[2] = filter[1] and ("0x" .. filter[1]) or require("cjson").null end
+  if filter[2] then topics[3] = "0x" .. filter[2] end
   local logs, err = rpc:call("eth_getLogs", { { address = reg, topics = topics,
     fromBlock = format("0x%x", filter.from or 0), toBlock = filter.to and format("0x%x", filter.to) or "latest" } })
   if type(logs) ~= "table" then return nil, err or "ERPC: eth_getLogs returned nothing" end
@@ -211,6 +213,27 @@ function _M.claims(rpc, reg, lease, from)
   local out = {}
   for _, e in ipairs(evs) do out[e.index] = e end
   return out, evs
+end
+
+--- The leases registered by provider (identity hex): LeaseRegistered events.
+function _M.leases_of(rpc, reg, provider)
+  return _M.events(rpc, reg, "LeaseRegistered", { nil, provider })
+end
+
+--- The newest claim of lease that is still in its dispute window:
+-- { index, left = seconds } | nil. now = the chain's time.
+function _M.open_claim(rpc, reg, lease, window, now)
+  local l = _M.lease(rpc, reg, lease)
+  if not l or l.nextClaim == 0 then return nil end
+  local c = _M.claim(rpc, reg, lease, l.nextClaim - 1)
+  local left = c and c.postedAt + window - now or -1
+  return left > 0 and { index = l.nextClaim - 1, left = left } or nil
+end
+
+--- The chain's time: the latest block's timestamp (nil while the node is down).
+function _M.chain_time(rpc)
+  local b = rpc:call("eth_getBlockByNumber", { "latest", false })
+  return type(b) == "table" and tonumber(b.timestamp) or nil
 end
 
 --- The lease as registered, with each party's key ranges from its

@@ -94,12 +94,6 @@ end
 
 -- ---- consumer ------------------------------------------------------------------------------
 
-local function chain_block(agent)
-  local rpc = agent.chain.rpc
-  local b = rpc:call("eth_getBlockByNumber", { "latest", false })
-  return b and tonumber(b.timestamp)
-end
-
 -- evidence bytes for the claim `posted` (table from ClaimPosted) that is not ours, or nil, why
 local function mismatch_evidence(agent, L, posted)
   local d = u.claim_decode(posted.claim)
@@ -145,9 +139,23 @@ local function kept_evidence(agent, L, row)
   end
 end
 
-local function dispute(agent, L, ref, kind, claim_index, bytes, window_left)
-  local pol = agent.pol.disputes
+--- Queue a dispute of claim `claim_index` of `lease` (once per ref, the
+-- bond approved first) when the disputes policy says so. c = onchain.connect's
+-- record, pol = { p, conf }. true | false, why.
+function _M.queue_dispute(c, pol, ref, lease, claim_index, kind, bytes, window_left)
   local ok, why = pol.p.open(pol.conf, { kind = kind, window_left_s = window_left })
+  if not ok then return false, why end
+  local id, err = c.client:enqueue("uptime-approve", c.registry, oc.approve(c.token, c.registry, MAX_APPROVAL))
+  if id then
+    id, err = c.client:enqueue("uptime-dispute", ref, oc.open_dispute(c.registry, lease, claim_index, kind, bytes))
+  end
+  if not id then return false, tostring(err) end
+  return true
+end
+
+local function dispute(agent, L, ref, kind, claim_index, bytes, window_left)
+  local ok, why = _M.queue_dispute(agent.chain, agent.pol.disputes, L.id .. ":" .. ref, L.id, claim_index, kind, bytes,
+    window_left)
   if not ok then
     if not L.disputes_skipped[ref] then
       L.disputes_skipped[ref] = true
@@ -155,10 +163,7 @@ local function dispute(agent, L, ref, kind, claim_index, bytes, window_left)
     end
     return
   end
-  local c = agent.chain
-  enqueue(agent, "uptime-approve", c.registry, oc.approve(c.token, c.registry, MAX_APPROVAL))
-  if enqueue(agent, "uptime-dispute", L.id .. ":" .. ref, oc.open_dispute(c.registry, L.id, claim_index, kind, bytes))
-    and not L.disputed[ref] then
+  if not L.disputed[ref] then
     L.disputed[ref] = true
     agent.m.disputes = (agent.m.disputes or 0) + 1
     host.log("warn", ("lease %s: DISPUTE %s against claim %d (%d bytes of evidence)"):format(L.id:sub(1, 12), kind,
@@ -178,13 +183,7 @@ local function check_lease(agent, L, params, now)
   L.disputed, L.disputes_skipped = L.disputed or {}, L.disputes_skipped or {}
   for _, e in ipairs(evs) do L.onchain[e.index] = e end
   -- claims are posted in order: only the newest can still be in its dispute window
-  local newest
-  for i in pairs(L.onchain) do if not newest or i > newest then newest = i end end
-  if newest then
-    local st = oc.claim(c.rpc, c.registry, L.id, newest)
-    local left = st and st.postedAt + params.disputeWindow - now or -1
-    newest = left > 0 and { index = newest, left = left } or nil
-  end
+  local newest = oc.open_claim(c.rpc, c.registry, L.id, params.disputeWindow, now)
   for i, p in pairs(L.onchain) do
     local left = newest and newest.index == i and newest.left or -1
     if L.posted[i] == nil then
@@ -209,7 +208,7 @@ local function check_lease(agent, L, params, now)
   if not newest then return end
   for _, row in ipairs(agent.ledger:evidence_list(L.id)) do
     local ref = "evidence:" .. row.id
-    if oc.KIND[row.kind] and not L.disputed[ref] and not L.disputes_skipped[ref] then
+    if oc.KIND[row.kind] and not L.disputed[ref] then
       local bytes = kept_evidence(agent, L, row)
       if bytes then dispute(agent, L, ref, row.kind, newest.index, bytes, newest.left) end
     end
@@ -221,7 +220,7 @@ local function watch(agent)
   local params
   while not agent.stopping do
     params = params or oc.params(c.rpc, c.registry)
-    local now = params and chain_block(agent)
+    local now = params and oc.chain_time(c.rpc)
     if now then
       for _, L in ipairs(agent.order) do
         local ok, err = pcall(check_lease, agent, L, params, now)
