@@ -29,6 +29,10 @@ return {
     -- origins = { "https://app.example" },   -- or "*"; unset (the default): CORS off
     max_age = 600,                  -- seconds a browser may cache a preflight answer
   },
+  dashboard = {                     -- GET /dashboard, the operator's live page (docs/dashboard.md)
+    -- token = "a-long-random-string",   -- lets non-loopback clients in (Bearer or ?token=); unset: loopback only
+    -- uptime = "http://127.0.0.1:8451", -- an uptime agent's status API: its leases on the page
+  },
 
   worker = {
     backend = "sandbox",            -- sandbox | qemu | none (development only)

@@ -8,6 +8,17 @@
  *                                 reuseport = false, max_body = 2097152,
  *                                 handler = function(req) ... end }
  *   handler(req) -> status, headers_table, body_string
+ *   handler(req) -> status, headers_table, function(stream): a streamed
+ *   response (Server-Sent Events): the head goes out at once, the function
+ *   is then called with the stream, which stays open until closed:
+ *     stream:send(data) -> true, or false once the client is gone, the
+ *       stream closed, or more than 1 MiB is waiting for a slow reader
+ *       (the stream is then ended)
+ *     stream:close()     ends the response once what is queued is sent
+ *     stream.open        false once closed or the client is gone
+ *   srv:shutdown() closes every stream (a drain ends them), srv.streams
+ *   counts the open ones; a stream holds its connection like a running
+ *   handler (no header timeout) and is not counted in srv.active.
  *   host: an IPv4 or IPv6 literal or a name (resolved once, the first
  *   answer); reuseport (default false): SO_REUSEPORT, several processes on
  *   one port (serve --processes); without it a busy port is an ELISTEN
@@ -84,6 +95,8 @@
 #include "workproof/tlsid.h"
 
 #define SERVER_MT "workproof.http_server"
+#define STREAM_MT "workproof.http_stream"
+#define STREAM_MAX_QUEUED (1024 * 1024)
 
 #define CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -165,7 +178,33 @@ struct server {
 	uint8_t (*pins)[32];
 	size_t npins, pins_cap;
 	double tls_handshakes, tls_refused[WP_TLS_NREASONS];
+	struct stream *streams;   /* streamed responses whose request is alive */
+	long nstreams;
 	struct server *next;   /* every server of the process, for teardown */
+};
+
+/*
+ * A streamed response. Two owners: the Lua object and the request (until
+ * h2o disposes of it); the last to let go frees it. h2o sends one batch at
+ * a time (`inflight`, valid until proceed); what Lua sends meanwhile waits
+ * in `queued`.
+ */
+struct stream {
+	h2o_req_t *req;        /* NULL once h2o disposed of the request */
+	struct stream **cell;  /* in req->pool; its dispose callback nulls req */
+	struct stream_gen *gen;
+	struct server *srv;
+	struct conn *conn;
+	int refs;
+	int sending, closing, final_sent;
+	char *inflight, *queued;
+	size_t queued_len, queued_cap;
+	struct stream *prev, *next;
+};
+
+struct stream_gen {
+	h2o_generator_t super;
+	struct stream *s;
 };
 
 static struct server *servers;
@@ -366,6 +405,224 @@ static const char *reason(int status)
 	}
 }
 
+/* --- streamed responses ------------------------------------------------ */
+
+static void stream_release(struct stream *s)
+{
+	if (--s->refs)
+		return;
+	free(s->inflight);
+	free(s->queued);
+	free(s);
+}
+
+/* the request's side lets go: h2o disposed of it (the response ended, or
+ * the client went away) or the host is tearing down */
+static void stream_detach(struct stream *s)
+{
+	if (!s->req)
+		return;
+	*s->cell = NULL;
+	s->gen->s = NULL;
+	s->req = NULL;
+	if (s->conn) {
+		s->conn->busy--;
+		s->conn->clock = uv_now(s->srv->ctx.loop);
+	}
+	s->conn = NULL;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->srv->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->srv->nstreams--;
+	stream_release(s);
+}
+
+static void on_stream_disposed(void *p)
+{
+	struct stream **cell = p;
+
+	if (*cell)
+		stream_detach(*cell);
+}
+
+/* hand h2o the next batch (or the end) when it is not busy with one;
+ * nothing of s is touched after h2o_send, which may dispose of it */
+static void stream_flush(struct stream *s)
+{
+	h2o_iovec_t buf;
+	h2o_req_t *req = s->req;
+
+	if (!req || s->sending || s->final_sent)
+		return;
+	if (!s->queued_len && !s->closing)
+		return;
+	free(s->inflight);
+	s->inflight = s->queued;
+	buf = h2o_iovec_init(s->queued, s->queued_len);
+	s->queued = NULL;
+	s->queued_len = s->queued_cap = 0;
+	s->sending = 1;
+	if (s->closing)
+		s->final_sent = 1;
+	h2o_send(req, &buf, buf.len ? 1 : 0, s->closing ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void stream_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+	struct stream *s = ((struct stream_gen *)g)->s;
+
+	(void)req;
+	if (!s)
+		return;
+	s->sending = 0;
+	stream_flush(s);
+}
+
+static void stream_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+	struct stream *s = ((struct stream_gen *)g)->s;
+
+	(void)req;
+	if (s)
+		stream_detach(s);
+}
+
+/* the response head goes out now; returns the stream object */
+static int stream_start(lua_State *L, struct server *srv, struct conn *conn, h2o_req_t *req)
+{
+	struct stream *s, **box = lua_newuserdata(L, sizeof(*box));   /* raises only without memory */
+
+	*box = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		if (conn)
+			conn->busy--;
+		h2o_send_error_503(req, "Service Unavailable", "out of memory", 0);
+		return 0;
+	}
+	s->req = req;
+	s->srv = srv;
+	s->conn = conn;
+	s->refs = 2;   /* the Lua object, the request */
+	s->gen = h2o_mem_alloc_pool(&req->pool, sizeof(*s->gen));
+	s->gen->super.proceed = stream_proceed;
+	s->gen->super.stop = stream_stop;
+	s->gen->s = s;
+	s->cell = h2o_mem_alloc_shared(&req->pool, sizeof(*s->cell), on_stream_disposed);
+	*s->cell = s;
+	s->next = srv->streams;
+	if (s->next)
+		s->next->prev = s;
+	srv->streams = s;
+	srv->nstreams++;
+	*box = s;
+	luaL_getmetatable(L, STREAM_MT);
+	lua_setmetatable(L, -2);
+	h2o_start_response(req, &s->gen->super);
+	/* an empty first batch: the head leaves now, not with the first event */
+	s->sending = 1;
+	h2o_send(req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
+	return 1;
+}
+
+static struct stream *check_stream(lua_State *L)
+{
+	return *(struct stream **)luaL_checkudata(L, 1, STREAM_MT);
+}
+
+static void stream_close(struct stream *s)
+{
+	if (!s->closing) {
+		s->closing = 1;
+		stream_flush(s);
+	}
+}
+
+static int l_stream_send(lua_State *L)
+{
+	struct stream *s = check_stream(L);
+	size_t len;
+	const char *data = luaL_checklstring(L, 2, &len);
+
+	if (!s->req || s->closing) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	if (!len) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	if (s->queued_len + len > STREAM_MAX_QUEUED) {
+		/* a reader this slow is dropped: its connection is ended under
+		 * h2o (as a timed-out one), which then disposes of the request */
+		uv_os_fd_t fd;
+
+		s->closing = 1;
+		free(s->queued);
+		s->queued = NULL;
+		s->queued_len = s->queued_cap = 0;
+		if (s->conn && !uv_is_closing((uv_handle_t *)&s->conn->tcp) &&
+		    uv_fileno((uv_handle_t *)&s->conn->tcp, &fd) == 0)
+			shutdown(fd, SHUT_RDWR);
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	if (s->queued_len + len > s->queued_cap) {
+		size_t cap = s->queued_cap ? s->queued_cap : 4096;
+		char *q;
+
+		while (cap < s->queued_len + len)
+			cap *= 2;
+		q = realloc(s->queued, cap);
+		if (!q)
+			return luaL_error(L, "out of memory");
+		s->queued = q;
+		s->queued_cap = cap;
+	}
+	memcpy(s->queued + s->queued_len, data, len);
+	s->queued_len += len;
+	stream_flush(s);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_stream_close(lua_State *L)
+{
+	stream_close(check_stream(L));
+	return 0;
+}
+
+static int l_stream_gc(lua_State *L)
+{
+	struct stream **box = luaL_checkudata(L, 1, STREAM_MT);
+
+	if (*box) {
+		stream_close(*box);   /* nobody can send to it any more */
+		stream_release(*box);
+		*box = NULL;
+	}
+	return 0;
+}
+
+static int l_stream_index(lua_State *L)
+{
+	struct stream *s = check_stream(L);
+	const char *k = luaL_checkstring(L, 2);
+
+	if (!strcmp(k, "open"))
+		lua_pushboolean(L, s->req && !s->closing);
+	else if (!strcmp(k, "send"))
+		lua_pushcfunction(L, l_stream_send);
+	else if (!strcmp(k, "close"))
+		lua_pushcfunction(L, l_stream_close);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
 /* respond(token, status, headers, body): called once per request by the
  * trampoline; a request whose client is gone is dropped silently. */
 static int l_respond(lua_State *L)
@@ -373,18 +630,25 @@ static int l_respond(lua_State *L)
 	struct pending *p = lua_touserdata(L, 1);
 	int status = (int)luaL_checkinteger(L, 2);
 	size_t blen = 0;
-	const char *body = luaL_optlstring(L, 4, "", &blen);
+	const char *body = lua_isfunction(L, 4) ? "" : luaL_optlstring(L, 4, "", &blen);
 	h2o_req_t *req;
+
+	int streamed = lua_isfunction(L, 4);
+	struct server *srv;
+	struct conn *conn;
 
 	luaL_argcheck(L, p != NULL, 1, "bad token");
 	req = p->req;
-	p->srv->active--;
-	p->srv->served++;
+	srv = p->srv;
+	conn = p->conn;
+	srv->active--;
+	srv->served++;
 	if (req)
 		*p->cell = NULL;   /* h2o may dispose during send: detach first */
-	if (p->conn) {
-		p->conn->busy--;
-		p->conn->clock = uv_now(p->srv->ctx.loop);
+	/* a stream keeps its connection busy (see stream_start) */
+	if (conn && !(streamed && req)) {
+		conn->busy--;
+		conn->clock = uv_now(srv->ctx.loop);
 	}
 	free(p);
 	if (!req)
@@ -412,6 +676,8 @@ static int l_respond(lua_State *L)
 			lua_pop(L, 1);
 		}
 	}
+	if (streamed)
+		return stream_start(L, srv, conn, req);
 	req->res.content_length = blen;
 	h2o_send_inline(req, body, blen);
 	return 0;
@@ -1025,6 +1291,10 @@ static int l_shutdown(lua_State *L)
 
 	l_close(L);
 	h2o_context_request_shutdown(&srv->ctx);
+	for (struct stream *st = srv->streams, *next; st; st = next) {
+		next = st->next;   /* a close may end the stream now */
+		stream_close(st);
+	}
 	return 0;
 }
 
@@ -1187,6 +1457,8 @@ static int l_index(lua_State *L)
 		lua_pushcfunction(L, l_drop);
 	else if (!strcmp(k, "connections"))
 		lua_pushinteger(L, (lua_Integer)srv->nconns);
+	else if (!strcmp(k, "streams"))
+		lua_pushinteger(L, (lua_Integer)srv->nstreams);
 	else if (!strcmp(k, "static"))
 		lua_pushcfunction(L, l_static);
 	else if (!strcmp(k, "static_hits"))
@@ -1248,7 +1520,14 @@ static const char trampoline_src[] =
 	"    return respond(token, 500, { ['content-type'] = 'application/json' },\n"
 	"      '{\"error\":\"internal error\",\"code\":\"EINTERNAL\",\"details\":{}}')\n"
 	"  end\n"
-	"  return respond(token, unpack(r, 2, 4))\n"
+	"  local stream = respond(token, unpack(r, 2, 4))\n"
+	"  if stream then\n"
+	"    local ok, err = xpcall(r[4], traceback, stream)\n"
+	"    if not ok then\n"
+	"      log('error', 'http stream handler failed: ' .. tostring(err))\n"
+	"      stream:close()\n"
+	"    end\n"
+	"  end\n"
 	"end\n";
 
 /*
@@ -1523,6 +1802,13 @@ void wp_host_http_shutdown(void)
 			srv->listening = 0;
 			uv_close((uv_handle_t *)&srv->listener, listener_closed);
 		}
+		/* streams: their requests stay with h2o to the exit; the Lua
+		 * objects (collected at lua_close, after the servers went) keep
+		 * the records alone */
+		while (srv->streams) {
+			srv->streams->conn = NULL;   /* closed below */
+			stream_detach(srv->streams);
+		}
 		/* connections still open: close their handles with our callbacks
 		 * so the records go (h2o's side of them stays to the exit) */
 		for (struct conn *c = srv->conns; c; c = c->next) {
@@ -1574,6 +1860,10 @@ void lwp_host_open_http(lua_State *L)
 	static const luaL_Reg meta[] = { { "__index", l_index }, { NULL, NULL } };
 	static const luaL_Reg fns[] = { { "http_listen", l_listen }, { NULL, NULL } };
 
+	static const luaL_Reg stream_meta[] = { { "__index", l_stream_index }, { "__gc", l_stream_gc },
+						{ NULL, NULL } };
+
 	lwp_class(L, SERVER_MT, meta, NULL);
+	lwp_class(L, STREAM_MT, stream_meta, NULL);
 	lwp_setfuncs(L, fns);
 }

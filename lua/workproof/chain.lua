@@ -650,6 +650,16 @@ function _M:describe(id)
   return r and view(r, now())
 end
 
+--- The latest `limit` rows (10) of any state, newest first, as the API
+-- shows them (the dashboard: what was queued, sent, mined, with hashes).
+function _M:recent(limit)
+  local t, out = now(), {}
+  for _, r in ipairs(self.db:exec("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", limit or 10) or {}) do
+    out[#out + 1] = view(r, t)
+  end
+  return out
+end
+
 --- The outbox as the API shows it: counts by state, the oldest unmined
 -- row's age, the rows not yet mined (oldest first) and the latest rows
 -- that ended failed or in conflict (at most `limit` of each, 50).

@@ -87,6 +87,13 @@ _M.schema = {
       max_age = { type = "integer", min = 0, max = 86400, default = 600,
         description = "seconds a browser may cache a preflight answer" },
     } },
+  dashboard = { type = "record", fields = {
+      token = { type = "string", match = "^[%w%-_%.~]+$", min = 16, max = 256,
+        description = "lets clients other than loopback see /dashboard (Authorization: Bearer TOKEN or "
+          .. "?token=TOKEN; at least 16 URL-safe characters); unset: loopback only (docs/dashboard.md)" },
+      uptime = { type = "string", match = "^https?://[^/%s]+$",
+        description = "an uptime agent's status API (http://127.0.0.1:8451): its leases on the dashboard" },
+    } },
   log_level = { type = "string", one_of = { "debug", "info", "warn", "error" }, default = "info",
     description = "the least severe level written (WORKPROOF_LOG wins when set); applied at start and on reload" },
   log_format = { type = "string", one_of = { "text", "json" }, default = "text",

@@ -9,12 +9,14 @@
 --   notary/registry    the chain client and the attestation
 --   notary/payment     x402 and legacy payments: verify, settle, refund
 --   notary/metrics     the metrics registry and /metrics
+--   notary/dashboard   /dashboard: the operator's live page (SSE)
 --   notary/context     the request context record
 --   errors             the error vocabulary (codes -> status, verdict,
 --                      infrastructure, refund)
 --
 -- docs/architecture.md draws the phases; docs/policies.md the stage order.
 local generation = require "workproof.notary.generation"
+local dashboard = require "workproof.notary.dashboard"
 local jobs = require "workproof.notary.jobs"
 local payment = require "workproof.notary.payment"
 local registry = require "workproof.notary.registry"
@@ -32,6 +34,7 @@ _M.set_server = routes.set_server
 _M.drain = runner.drain
 _M.draining = runner.draining
 _M.recover_jobs = jobs.recover
+_M.start_dashboard = dashboard.start
 
 --- Where the config comes from (nil: the embedded defaults), and overrides.
 function _M.configure(config_path, overrides) generation.configure(config_path, overrides) end

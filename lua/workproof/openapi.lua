@@ -14,31 +14,12 @@
 --   openapi.convert(yaml_text) -> JSON text or nil, "EOPENAPI: text", "EOPENAPI"
 local cjson = require "cjson.safe"
 
-local type, pairs, ipairs, pcall, tostring = type, pairs, ipairs, pcall, tostring
+local type, pairs, pcall, tostring = type, pairs, pcall, tostring
 
 local _M = {}
 
--- <repo>/docs/openapi.yaml, next to the trusted library dir <repo>/lua;
--- installed, <prefix>/share/doc/workproof/openapi.yaml (the library in
--- <prefix>/share/workproof/lua or <prefix>/share/lua/5.1: docs/operations.md,
--- "Installing")
-local function default_path()
-  local src = debug.getinfo(1, "S").source:sub(2)
-  local lua_dir = src:match("^(.*)/workproof/openapi%.lua$") or "."
-  local candidates = { lua_dir .. "/../docs/openapi.yaml" }
-  local ok, host = pcall(require, "workproof.host")
-  if ok and type(host) == "table" and host.prefix then
-    candidates[#candidates + 1] = host.prefix .. "/share/doc/workproof/openapi.yaml"
-  end
-  local prefix = lua_dir:match("^(.*)/share/lua/5%.1$") or lua_dir:match("^(.*)/share/workproof/lua$")
-  if prefix then candidates[#candidates + 1] = prefix .. "/share/doc/workproof/openapi.yaml" end
-  for _, c in ipairs(candidates) do
-    local f = io.open(c, "rb")
-    if f then f:close() return c end
-  end
-  return candidates[1]
-end
-_M.PATH = default_path()
+-- <repo>/docs/openapi.yaml; installed, <prefix>/share/doc/workproof/openapi.yaml
+_M.PATH = require("workproof.share").locate("docs/openapi.yaml", "share/doc/workproof/openapi.yaml")
 
 local function fail(text) return nil, "EOPENAPI: " .. text, "EOPENAPI" end
 

@@ -63,12 +63,14 @@ function _M.program(name)
 end
 
 --- A result row. Fields: name, value, unit, anchor_name, anchor, goal,
--- goal_kind ("ratio": value/anchor >= goal, the default; "min": value >= goal;
--- "max": value <= goal; "report": no goal).
+-- goal_kind ("ratio": value/anchor >= goal, the default; "ratio_max":
+-- value/anchor <= goal (a cost); "min": value >= goal; "max": value <= goal;
+-- "report": no goal).
 function _M.row(t)
   t.goal_kind = t.goal_kind or (t.anchor and "ratio" or (t.goal and "min" or "report"))
   if t.anchor and t.anchor ~= 0 then t.ratio = t.value / t.anchor end
   if t.goal_kind == "ratio" then t.pass = t.ratio and t.ratio >= t.goal
+  elseif t.goal_kind == "ratio_max" then t.pass = t.ratio and t.ratio <= t.goal
   elseif t.goal_kind == "min" then t.pass = t.value >= t.goal
   elseif t.goal_kind == "max" then t.pass = t.value <= t.goal
   end

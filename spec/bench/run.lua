@@ -35,6 +35,7 @@ for _, name in ipairs(names) do
     for _, r in ipairs(rows) do
       local goal
       if r.goal_kind == "ratio" then goal = (">= %.2f"):format(r.goal)
+      elseif r.goal_kind == "ratio_max" then goal = ("<= %.2f"):format(r.goal)
       elseif r.goal_kind == "min" then goal = ">= " .. fmt(r.goal, r.unit)
       elseif r.goal_kind == "max" then goal = "<= " .. fmt(r.goal, r.unit)
       else goal = "(reported)" end

@@ -67,6 +67,8 @@ describe("make install #integration", function()
       "share/lua/5.1/workproof/init.lua", "share/lua/5.1/workproof/notary/generation.lua",
       "lib/lua/5.1/workproof/core.so",
       "share/workproof/policies/rate_limit.lua",
+      "share/workproof/dashboard/index.html", "share/workproof/dashboard/app.js",
+      "share/workproof/dashboard/app.css",
       "share/doc/workproof/operations.md", "share/doc/workproof/examples/config.lua",
       "share/doc/workproof/workproof.service", "share/doc/workproof/README.md",
       "lib/pkgconfig/workproof.pc",
@@ -127,6 +129,12 @@ describe("make install #integration", function()
       local ost, _, obody = h.http("GET", srv.url .. "/openapi.json")
       assert.equal(200, ost, obody)
       assert.equal("3.1.0", cjson.decode(obody).openapi)
+      -- and the dashboard's files (share/workproof/dashboard)
+      for _, f in ipairs({ "", "/app.js", "/app.css" }) do
+        local dst, _, dbody = h.http("GET", srv.url .. "/dashboard" .. f)
+        assert.equal(200, dst, dbody)
+        assert.equal(h.read("dashboard/" .. (f == "" and "index.html" or f:sub(2))), dbody)
+      end
       -- its state went where it was started, not into a tree
       assert.is_truthy(io.open(work .. "/var/workproof.db"))
     end)

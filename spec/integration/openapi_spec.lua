@@ -114,11 +114,33 @@ local COVERAGE = {
   ["DELETE /admin/reload 405 EMETHOD"] = "main controller",
   ["HEAD /admin/reload 405"] = "main controller",
   ["OPTIONS /admin/reload 405 EMETHOD"] = "main controller",
+  ["GET /dashboard 200"] = "main controller",
+  ["GET /dashboard 403 EFORBIDDEN"] = "a controller on this host's non-loopback address, asked from it",
+  ["GET /dashboard 500 EINTERNAL"] = "no document: the library has no dashboard/ beside it",
+  ["DELETE /dashboard 405 EMETHOD"] = "main controller",
+  ["HEAD /dashboard 405"] = "main controller",
+  ["OPTIONS /dashboard 405 EMETHOD"] = "main controller",
+  ["GET /dashboard/events 200"] = "main controller (read for a second)",
+  ["GET /dashboard/events 403 EFORBIDDEN"] = "non-loopback address, no token",
+  ["DELETE /dashboard/events 405 EMETHOD"] = "main controller",
+  ["HEAD /dashboard/events 405"] = "main controller",
+  ["OPTIONS /dashboard/events 405 EMETHOD"] = "main controller",
+  ["GET /dashboard/{file} 200 text/html"] = "main: index.html",
+  ["GET /dashboard/{file} 200 text/javascript"] = "main: app.js",
+  ["GET /dashboard/{file} 200 text/css"] = "main: app.css",
+  ["GET /dashboard/{file} 403 EFORBIDDEN"] = "non-loopback address, a wrong token",
+  ["GET /dashboard/{file} 404 ENOTFOUND"] = "main: a file that is not the dashboard's (../, nope.js)",
+  ["GET /dashboard/{file} 500 EINTERNAL"] = "no document: the library has no dashboard/ beside it",
+  ["DELETE /dashboard/{file} 405 EMETHOD"] = "main controller",
+  ["HEAD /dashboard/{file} 405"] = "main controller",
+  ["OPTIONS /dashboard/{file} 405 EMETHOD"] = "main controller",
   ["GET (unknown) 404 ENOTFOUND"] = "main controller",
   ["POST (unknown) 404 ENOTFOUND"] = "main controller",
   ["HEAD (unknown) 404"] = "main controller",
 }
-local NO_ADDRESS_403 = "POST /admin/reload 403 EFORBIDDEN"   -- needs a non-loopback address on this host
+-- these need a non-loopback address on this host
+local NO_ADDRESS_403 = { ["POST /admin/reload 403 EFORBIDDEN"] = true, ["GET /dashboard 403 EFORBIDDEN"] = true,
+  ["GET /dashboard/events 403 EFORBIDDEN"] = true, ["GET /dashboard/{file} 403 EFORBIDDEN"] = true }
 -- the rows only the #slow chain test drives (left out when it is, e.g. --exclude-tags=slow)
 local CHAIN_ROWS = { ["GET /outbox 200"] = true, ["GET /outbox/{id} 200"] = true, ["POST /verify 402 EPAYMENT"] = true,
   ["POST /verify 503 EPAYMENT_UNAVAILABLE"] = true }
@@ -208,6 +230,7 @@ local DECLARED = declared()
 -- route, and answers 404 for an id that is none)
 local function find_path(path)
   path = path:match("^[^?]*")
+  if DOC.paths[path] then return path, DOC.paths[path] end   -- /dashboard/events before /dashboard/{file}
   for tmpl, item in pairs(DOC.paths) do
     local pat = "^" .. tmpl:gsub("[%.%-]", "%%%0"):gsub("{[^}]+}", ".+") .. "$"
     if path:match(pat) then return tmpl, item end
@@ -386,7 +409,7 @@ describe("the OpenAPI document", function()
     local routes = require "workproof.notary.routes"
     local want = {}
     for _, r in ipairs(routes.routes()) do
-      local tmpl = r[1]:gsub(":id$", r[1] == "/verify/:id" and "{jobId}" or "{id}")
+      local tmpl = r[1]:gsub(":id$", r[1] == "/verify/:id" and "{jobId}" or "{id}"):gsub(":file$", "{file}")
       want[tmpl] = {}
       for m in r[2]:gmatch("%u+") do want[tmpl][m:lower()] = true end
     end
@@ -512,6 +535,27 @@ describe("the controller answers as the document says #integration", function()
         if not item[m:lower()] then assert.equal(405, (call(m, path)), m .. " " .. path) end
       end
     end
+  end)
+
+  it("/dashboard: the page, its files, its event stream", function()
+    local st, hd, b = call("GET", "/dashboard")
+    assert.equal(200, st)
+    assert.matches("<title>WorkProof dashboard</title>", b, 1, true)
+    assert.matches("default-src 'self'", hd["content-security-policy"], 1, true)
+    for _, f in ipairs({ "index.html", "app.js", "app.css" }) do
+      assert.equal(200, (call("GET", "/dashboard/" .. f)))
+    end
+    for _, f in ipairs({ "nope.js", "sub/app.js", "app.js.bak", "events/x" }) do
+      assert.equal(404, (call("GET", "/dashboard/" .. f)), f)
+    end
+    -- the stream stays open: read it for 1.5 s (curl ends at --max-time)
+    local out = h.run("/usr/bin/curl", { "-s", "-i", "-N", "--max-time", "1.5", SRV.url .. "/dashboard/events" })
+    local head, rest = out:match("^(.-)\r\n\r\n(.*)$")
+    local hdrs = {}
+    for k, v in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do hdrs[k:lower()] = v end
+    conform("GET", "/dashboard/events", tonumber(head:match("^HTTP/%S+ (%d+)")), hdrs, rest)
+    assert.equal("no-cache", hdrs["cache-control"])
+    assert.matches("^retry: 2000\n\nevent: state\ndata: {", rest)
   end)
 
   it("OPTIONS on the CORS routes: 204 for the allowed origin (with the grant), another origin, none", function()
@@ -689,6 +733,11 @@ describe("a controller with no worker binary and no OpenAPI document beside its 
       assert.matches("^%d+$", hd["retry-after"])
       local _, _, _, tree = call("GET", "/openapi.json")
       assert.equal("EINTERNAL", tree.code)
+      for _, p in ipairs({ "/dashboard", "/dashboard/app.js" }) do   -- no dashboard/ beside the library either
+        st, _, _, tree = call("GET", p)
+        assert.equal(500, st)
+        assert.equal("EINTERNAL", tree.code)
+      end
       for _, p in ipairs(CORS_PATHS) do
         assert.equal(405, (call("OPTIONS", p, nil, { origin = ORIGIN, ["access-control-request-method"] = "GET" })))
       end
@@ -702,12 +751,24 @@ describe("an admin request from a non-loopback client #integration", function()
       pending("this host has no non-loopback address")
       return
     end
-    local srv = h.start_controller(h.config("  watch = false,"), { dir = h.policy_dir(), listen = PUBLIC .. ":0" })
+    local token = "dashboard-token-0123456789"
+    local srv = h.start_controller(h.config(('  watch = false,\n  dashboard = { token = "%s" },'):format(token)),
+      { dir = h.policy_dir(), listen = PUBLIC .. ":0" })
     srv.url = ("http://%s:%d"):format(PUBLIC, srv.port)
     with_controller(srv, function()
       local st, _, _, tree = call("POST", "/admin/reload")
       assert.equal(403, st)
       assert.equal("EFORBIDDEN", tree.code)
+      -- the dashboard: 403 without the token or with a wrong one; the token
+      -- as a bearer or in the query lets this client in
+      for _, ask in ipairs({ { "/dashboard" }, { "/dashboard/events" }, { "/dashboard/app.css?token=" .. token .. "x" },
+        { "/dashboard/app.css", { authorization = "Bearer " .. token:sub(2) } } }) do
+        st, _, _, tree = call("GET", ask[1], nil, ask[2])
+        assert.equal(403, st, ask[1])
+        assert.equal("EFORBIDDEN", tree.code)
+      end
+      assert.equal(200, (call("GET", "/dashboard", nil, { authorization = "Bearer " .. token })))
+      assert.equal(200, (call("GET", "/dashboard/app.js?token=" .. token)))
     end)
   end)
 end)
@@ -817,7 +878,7 @@ describe("the coverage table #integration", function()
   it("every response the document declares was driven above", function()
     local missing, skipped = {}, {}
     for _, k in ipairs(sorted_keys(COVERAGE)) do
-      if (k == NO_ADDRESS_403 and not PUBLIC) or (CHAIN_ROWS[k] and not chain_ran) then
+      if (NO_ADDRESS_403[k] and not PUBLIC) or (CHAIN_ROWS[k] and not chain_ran) then
         skipped[#skipped + 1] = k
       elseif not covered[k] then
         missing[#missing + 1] = k .. "  (" .. COVERAGE[k] .. ")"

@@ -218,7 +218,7 @@ describe("safe defaults #integration", function()
         policyBudget = { loadMs = 2000, hookMs = 250, memMb = 256 },
         http = { maxConnectionsPerClient = 64, headerTimeout = 10, bodyTimeout = 30, fdReserve = 64,
           maxBody = 1048576, reuseport = false, processes = 1, cors = false, shutdownGrace = 65 },
-        admin = "loopback",
+        admin = "loopback", dashboard = "loopback",
         task = { maxCode = 102400, timeoutMin = 5, timeoutMax = 60, memoryBytes = 268435456,
           outputLimitBytes = 1048576 },
         logging = { level = "info", format = "text", accessLog = true },

@@ -123,6 +123,7 @@ local function main(...)
   -- fallback); a draining host answers 503
   controller.set_server(srv)
   srv:static("/health", 200, controller.HEALTH, "application/json")
+  local stop_dashboard = controller.start_dashboard()
   local shown = h:find(":") and ("[" .. h .. "]") or h
   host.log("info", ("workproof %s serving on http://%s:%d (generation %d, backend %s, store %s)"):format(
     host.version, shown, srv.port, gen.id, conf.worker.backend, tostring(store)))
@@ -155,6 +156,7 @@ local function main(...)
     controller.drain()
     srv:static("/health", 503, '{"status":"draining"}', "application/json")
     host.log("info", "SIG" .. signame .. ": draining " .. srv.active .. " request(s)")
+    stop_dashboard()   -- the event streams end (srv:shutdown closes any left)
     srv:shutdown()
     stop_reaper()
     stop_heartbeat()

@@ -13,6 +13,7 @@ local payment = require "workproof.notary.payment"
 local registry = require "workproof.notary.registry"
 local runner = require "workproof.notary.runner"
 local nmetrics = require "workproof.notary.metrics"
+local dashboard = require "workproof.notary.dashboard"
 local wlog = require "workproof.log"
 local procstat = require "workproof.procstat"
 local openapi = require "workproof.openapi"
@@ -32,9 +33,7 @@ local build_labels = nmetrics.key({ version = wp.version, luajit = jit.version, 
 --- The listening server, once it listens.
 function _M.set_server(srv) server = srv end
 
-local function is_loopback(ip)
-  return ip and (ip:find("^127%.") or ip == "::1" or ip:find("^::ffff:127%.")) ~= nil
-end
+local is_loopback = dashboard.is_loopback
 
 -- A policy's effective setting, or nil when the policy is off.
 local function pconf(gen, name, key)
@@ -64,6 +63,7 @@ local function protections(gen)
       reuseport = c.reuseport, processes = c.processes, cors = c.cors.origins ~= nil,
       shutdownGrace = lim.shutdown_grace },
     admin = "loopback",   -- /admin/* answer loopback clients only (not configurable)
+    dashboard = c.dashboard.token and "token" or "loopback",   -- others with dashboard.token
     task = { maxCode = lim.max_code, timeoutMin = lim.timeout_min, timeoutMax = lim.timeout_max,
       memoryBytes = c.worker.memory_bytes, outputLimitBytes = c.worker.output_limit_bytes },
     logging = { level = c.log_level, format = c.log_format, accessLog = c.access_log },
@@ -197,6 +197,26 @@ local function openapi_json()
   return { status = 200, raw = text }
 end
 
+-- /dashboard, its files and its event stream: loopback, or the token
+local function dashboard_route(fn)
+  return function(req)
+    if not dashboard.allowed(req) then
+      return errors.refusal("EFORBIDDEN", nil, nil, "the dashboard answers loopback clients (or dashboard.token) only")
+    end
+    return fn(req)
+  end
+end
+
+local function dashboard_file(name)
+  local res, err = dashboard.file(name)
+  if res then return res end
+  if err then
+    host.log("error", "GET /dashboard/" .. name .. ": " .. err)
+    return errors.refusal("EINTERNAL", nil, nil, "the dashboard's files cannot be read")
+  end
+  return errors.refusal("ENOTFOUND", nil, nil, "no such file")
+end
+
 -- pattern -> { methods allowed, handler(req) }; the pattern is the label
 local EXACT = {
   ["/health"] = { "GET, HEAD", function() return { status = 200, raw = _M.HEALTH } end },
@@ -208,10 +228,14 @@ local EXACT = {
   end },
   ["/admin/reload"] = { "POST", admin_reload },
   ["/openapi.json"] = { "GET", openapi_json },
+  ["/dashboard"] = { "GET", dashboard_route(function() return dashboard_file("index.html") end) },
+  ["/dashboard/events"] = { "GET", dashboard_route(dashboard.events) },
 }
 local PREFIX = {
   { "^/verify/", "/verify/:id", "GET", function(req) return get_job(req.path:sub(9)) end },
   { "^/outbox/", "/outbox/:id", "GET", function(req) return outbox(req.path) end },
+  { "^/dashboard/", "/dashboard/:file", "GET",
+    dashboard_route(function(req) return dashboard_file(req.path:sub(#"/dashboard/" + 1)) end) },
 }
 
 --- Every route as { pattern, methods } (sorted by pattern): what
@@ -309,7 +333,7 @@ function _M.handle(req)
   req.request_id = rid
   host.log_request(rid)
   local res, label = route(req)
-  local body = res.raw or cjson.encode(res.body)
+  local body = res.stream or res.raw or cjson.encode(res.body)   -- a stream: function(stream) (host.http_listen)
   local headers = res.headers or {}
   if not headers["content-type"] then headers["content-type"] = "application/json" end
   headers["x-request-id"] = rid
@@ -329,7 +353,7 @@ function _M.handle(req)
   nmetrics.counter("wp_http_requests_total", "HTTP requests", ks)
   local dt = host.now() - t0
   nmetrics.observe("wp_http_request_seconds", "HTTP request latency", dt, keys.route)
-  if wlog.access then host.log("info", "access", wlog.access_fields(req, res, #body, dt)) end
+  if wlog.access then host.log("info", "access", wlog.access_fields(req, res, res.stream and 0 or #body, dt)) end
   return res.status, headers, body
 end
 

@@ -10,6 +10,7 @@ local host = require "workproof.host"
 local errors = require "workproof.errors"
 local context = require "workproof.notary.context"
 local generation = require "workproof.notary.generation"
+local dashboard = require "workproof.notary.dashboard"
 
 local pcall, pairs, tostring = pcall, pairs, tostring
 
@@ -49,6 +50,7 @@ local function finish(ctx, ok, res)
   ctx.stage = "cleanup"
   local cok, cerr = pcall(ctx.gen.flow[#ctx.gen.flow].run, ctx)
   if not cok then host.log("error", "cleanup of job " .. tostring(ctx.job_id) .. " failed: " .. tostring(cerr)) end
+  dashboard.record(ctx)
   if ctx.response_body then return { status = 200, body = ctx.response_body } end
   if not ok then return errors.refusal("EINTERNAL") end
   return res or errors.refusal("EINTERNAL", { flow = "the flow ended without a verdict" })
