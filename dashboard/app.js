@@ -168,7 +168,7 @@
       for (const [k, v] of [['uptime', (l.uptime * 100).toFixed(3) + ' %'], ['beats', l.beats], ['gaps', l.gaps],
         ['missed beats', l.missedBeats], ['challenges passed', ch && ch.passed], ['challenges failed', ch && ch.failed],
         ['score', ch && typeof ch.score === 'number' ? ch.score.toFixed(3) : null],
-        ['disputes (evidence)', l.evidence], ['last refusal', l.lastRefusal]]) {
+        ['evidence kept', l.evidence], ['disputes on chain', l.disputes], ['last refusal', l.lastRefusal]]) {
         const x = el('div');
         x.dataset.key = k;
         x.append(el('dt', k), el('dd', v === undefined || v === null ? '–' : typeof v === 'object' ? JSON.stringify(v) : v));

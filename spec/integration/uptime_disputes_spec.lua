@@ -384,6 +384,9 @@ describe("uptime disputes on the UptimeRegistry (anvil)", function()
       -- refund + reward + bond back, minus the bond it staked
       assert.equal(before + slash, uh.balance(anvil.url, token, A[CONSUMER].address))
       assert.equal("mismatch", uh.get(c, "/leases/" .. l.id).claims[1].onChain)
+      local ds = uh.get(c, "/leases/" .. l.id .. "/evidence").disputes
+      assert.equal(1, #ds)
+      assert.same({ "claim:0", "mined" }, { ds[1].ref, ds[1].status })
       assert.equal(1, uh.metric(c, "workproof_uptime_disputes_opened_total"))
     end)
 

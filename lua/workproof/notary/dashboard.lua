@@ -292,6 +292,7 @@ local function fetch_uptime(url)
       l.svg = st == 200 and ("data:image/svg+xml;base64," .. wp.base64.encode(svg)) or nil
       local ev = get_json(base .. "/evidence")
       l.evidence = ev and type(ev.evidence) == "table" and #ev.evidence or nil
+      l.disputes = ev and type(ev.disputes) == "table" and #ev.disputes or nil   -- opened on the registry
       local ch = get_json(base .. "/challenges")
       if ch and type(ch.challenges) == "table" then
         local passed, failed = 0, 0

@@ -198,7 +198,14 @@ function _M.handler(agent)
       return json(200, require("workproof.uptime.challenger").list(agent, L))
     end
     if rest == "/evidence" and method == "GET" then
-      return json(200, { evidence = agent.ledger:evidence_list(L.id) })
+      -- and the disputes this agent opened on the registry (its outbox rows)
+      local disputes = {}
+      for i, r in ipairs(agent.chain and agent.chain.client.db:exec([[SELECT ref, status, tx_hash, error FROM outbox
+          WHERE kind = 'uptime-dispute' AND ref LIKE ? ORDER BY id]], L.id .. ":%") or {}) do
+        disputes[i] = { ref = r.ref:sub(#L.id + 2), status = r.status, txHash = r.tx_hash or cjson.null,
+          error = r.error or cjson.null }
+      end
+      return json(200, { evidence = agent.ledger:evidence_list(L.id), disputes = disputes })
     end
     if rest == "/report.svg" and method == "GET" then
       local beats = agent.ledger:beats(L.id)
