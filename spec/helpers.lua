@@ -150,10 +150,8 @@ end
 
 _M.build = os.getenv("WORKPROOF_BUILD") or "build"
 
---- Run a program to completion on the loop; returns stdout, status table.
-function _M.run(file, args, stdin)
-  local host = require "workproof.host"
-  local p = assert(host.process_spawn { file = file, args = args or {}, stdin = stdin, timeout = 120 })
+--- Read a process's stdout to its end; returns it and its status table.
+function _M.read_all(p)
   local out = {}
   while true do
     local c = p:read()
@@ -161,6 +159,21 @@ function _M.run(file, args, stdin)
     out[#out + 1] = c
   end
   return table.concat(out), p:wait()
+end
+
+--- Run a program to completion on the loop; returns stdout, status table.
+function _M.run(file, args, stdin)
+  local host = require "workproof.host"
+  return _M.read_all(assert(host.process_spawn { file = file, args = args or {}, stdin = stdin, timeout = 120 }))
+end
+
+--- Follow a stream (server-sent events) with curl -N for up to `seconds`:
+-- the process (read it with read_all).
+function _M.follow(url, seconds, headers)
+  local args = { "-s", "-N", "--max-time", tostring(seconds) }
+  for k, v in pairs(headers or {}) do args[#args + 1] = "-H"; args[#args + 1] = k .. ": " .. v end
+  args[#args + 1] = url
+  return assert(require("workproof.host").process_spawn { file = "/usr/bin/curl", args = args, timeout = seconds + 5 })
 end
 
 --- HTTP over loopback with curl (a separate process, so the server under

@@ -9,20 +9,7 @@
 local h = require "helpers"
 local host = require "workproof.host"
 
-local function curl(url, seconds)
-  return assert(host.process_spawn { file = "/usr/bin/curl", args = { "-s", "-N", "--max-time", tostring(seconds),
-    url }, timeout = seconds + 5 })
-end
-
-local function read_all(p)
-  local out = {}
-  while true do
-    local c = p:read()
-    if not c then break end
-    out[#out + 1] = c
-  end
-  return table.concat(out), p:wait()
-end
+local curl, read_all = h.follow, h.read_all
 
 -- a server whose /s streams: the opener's stream is kept in `streams`
 local function server(opts)

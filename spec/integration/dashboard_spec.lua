@@ -60,23 +60,7 @@ describe("the dashboard in Chromium #integration", function()
   end)
 end)
 
--- read a stream with curl -N until `seconds` pass or it ends
-local function follow(url, seconds, headers)
-  local args = { "-s", "-N", "--max-time", tostring(seconds) }
-  for k, v in pairs(headers or {}) do args[#args + 1] = "-H"; args[#args + 1] = k .. ": " .. v end
-  args[#args + 1] = url
-  return assert(host.process_spawn { file = "/usr/bin/curl", args = args, timeout = seconds + 5 })
-end
-
-local function read_all(p)
-  local out = {}
-  while true do
-    local c = p:read()
-    if not c then break end
-    out[#out + 1] = c
-  end
-  return table.concat(out), p:wait()
-end
+local follow, read_all = h.follow, h.read_all
 
 local function states(text)
   local out = {}
