@@ -285,3 +285,33 @@ describe("payments across three controllers on one PostgreSQL #integration", fun
     assert.same({ { status = "mined" } }, rows)
   end)
 end)
+
+describe("the circuit breaker on one PostgreSQL #integration", function()
+  it("opens for every host when one host's verifications fail (the state is shared)", function()
+    local url = pg.db()
+    local breaker = { circuit_breaker = "{ config = { failure_threshold = 2, open_seconds = 60 } }" }
+    local good = h.start_controller(h.config(("store = %q, watch = false,"):format(url), breaker),
+      { dir = h.policy_dir() })
+    local bad = h.start_controller(h.config(([[store = %q, watch = false,
+  worker = { path = "/nonexistent/workproof-worker" },]]):format(url), breaker), { dir = h.policy_dir() })
+    finally(function() h.stop(good) h.stop(bad) end)
+    local st, r = h.verify(good, FOUR)
+    assert.equal(200, st)
+    assert.equal("VALID", r.result)
+    -- two infrastructure failures on the broken host: the shared breaker opens
+    for _ = 1, 2 do
+      st, r = h.verify(bad, FOUR)
+      assert.equal(200, st)
+      assert.equal("ERROR", r.result)
+      assert.matches("^ESPAWN", r.error)
+    end
+    -- ... and the healthy host, which failed nothing, refuses too
+    st, r = h.verify(good, FOUR)
+    assert.equal(503, st, cjson.encode(r))
+    assert.equal("EBREAKER", r.code)
+    local db = assert(store.open(url))
+    local row = db:row("SELECT entry FROM shared_state WHERE name = 'circuit_breaker'")
+    db:close()
+    assert.matches('"open"', row.entry)
+  end)
+end)
