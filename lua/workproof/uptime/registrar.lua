@@ -44,9 +44,13 @@ end
 --- A rotation record of this agent's own party (forced ones are governance's to anchor).
 function _M.anchor(agent, L, rec)
   if not agent.chain or rec.reason == "forced" then return end
+  if not rec.effectiveSequence then   -- the registry anchors keys by sequence
+    host.log("warn", ("chain: rotation %s/%d takes effect by time: not anchored"):format(rec.party, rec.index))
+    return
+  end
   enqueue(agent, "uptime-rotation", format("%s:%s:%d", L.id, rec.party, rec.index), oc.anchor_rotation(
     agent.chain.registry, { lease = L.id, party = rec.party, index = rec.index, new_key = rec.newKey:lower(),
-      effective_sequence = rec.effectiveSequence or 0, record_hash = u.rotation_hash(rec) }))
+      effective_sequence = rec.effectiveSequence, record_hash = u.rotation_hash(rec) }))
 end
 
 local function register(agent)
