@@ -310,6 +310,32 @@ function _M.start_anvil(dir)
     dir = dir, proc = p }
 end
 
+--- An x402 v2 payment header (base64) for deployment dep, signed with
+-- opts.key (32 raw bytes; default anvil's account #1); opts override any
+-- part: from (default: the key's address), to, value, valid_after,
+-- valid_before, nonce, chain_id, network.
+-- Returns the header and the authorization.
+function _M.x402_payment(dep, opts)
+  local cjson = require "cjson"
+  opts = opts or {}
+  local key = opts.key or _M.unhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
+  local now = os.time()
+  local auth = {
+    from = opts.from or wp.eth.address(wp.secp256k1.pubkey(key)), to = opts.to or dep.deployer, value = opts.value or "10000",
+    validAfter = tostring(opts.valid_after or (now - 60)), validBefore = tostring(opts.valid_before or (now + 600)),
+    nonce = opts.nonce or ("0x" .. wp.hex(wp.sha256(tostring(math.random()) .. tostring(wp.now())))),
+  }
+  local digest = assert(wp.eip712.transfer_with_authorization_hash({ name = "USD Coin", version = "2",
+    chainId = opts.chain_id or 31337, verifyingContract = dep.token.address }, auth))
+  local sig = wp.secp256k1.sign(key, digest)
+  sig = sig:sub(1, 64) .. string.char(sig:byte(65) + 27)
+  local p = { x402Version = 2, accepted = { scheme = "exact", network = opts.network or "eip155:31337",
+      amount = "10000", asset = dep.token.address, payTo = dep.deployer, maxTimeoutSeconds = 300,
+      extra = { name = "USD Coin", version = "2" } },
+    payload = { signature = "0x" .. wp.hex(sig), authorization = auth } }
+  return wp.base64.encode(cjson.encode(p)), auth
+end
+
 --- Start the fault-injecting JSON-RPC proxy (spec/fixtures/rpcproxy.cjs) in
 -- front of `target` on a free loopback port; it stops by itself. Returns
 -- { url, proc, control = function(cmd) -> state, rules = function(list),

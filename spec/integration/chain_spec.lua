@@ -56,24 +56,12 @@ local function body(code, expected)
     expectedHash = expected or SHA4 }
 end
 
--- an x402 v2 payment from PAYER; opts override any part
+-- an x402 v2 payment from PAYER; opts override any part (a key other than
+-- PAYER's signs for PAYER: a bad signature)
 local function payment(opts)
   opts = opts or {}
-  local now = os.time()
-  local auth = {
-    from = PAYER, to = opts.to or dep.deployer, value = opts.value or "10000",
-    validAfter = tostring(opts.valid_after or (now - 60)), validBefore = tostring(opts.valid_before or (now + 600)),
-    nonce = opts.nonce or ("0x" .. wp.hex(wp.sha256(tostring(math.random()) .. tostring(wp.now())))),
-  }
-  local digest = assert(wp.eip712.transfer_with_authorization_hash({ name = "USD Coin", version = "2",
-    chainId = opts.chain_id or 31337, verifyingContract = dep.token.address }, auth))
-  local sig = wp.secp256k1.sign(opts.key or PAYER_KEY, digest)
-  sig = sig:sub(1, 64) .. string.char(sig:byte(65) + 27)
-  local p = { x402Version = 2, accepted = { scheme = "exact", network = opts.network or "eip155:31337",
-      amount = "10000", asset = dep.token.address, payTo = dep.deployer, maxTimeoutSeconds = 300,
-      extra = { name = "USD Coin", version = "2" } },
-    payload = { signature = "0x" .. wp.hex(sig), authorization = auth } }
-  return wp.base64.encode(cjson.encode(p)), auth
+  opts.key, opts.from = opts.key or PAYER_KEY, opts.from or PAYER
+  return h.x402_payment(dep, opts)
 end
 
 local function token_call(sig, args)

@@ -141,6 +141,58 @@ describe("the dashboard with the chain on #integration", function()
   end)
 end)
 
+describe("the dashboard with payments on #integration", function()
+  it("counts payments settled (x402) and refunded (a legacy payment whose host failed)", function()
+    local a = h.start_anvil()
+    local good, broken
+    finally(function()
+      if good then h.stop(good) end
+      if broken then h.stop(broken) end
+      a.proc:kill(15)
+      a.proc:wait()
+    end)
+    -- two controllers on the chain, each its own signer: anvil #0, and #5 with no worker binary
+    local function conf(key, n, extra)
+      local f = ("%s/signer-%d.key"):format(a.dir, n)
+      h.write(f, key .. "\n")
+      os.execute("chmod 600 " .. h.q(f))
+      return h.config(([[
+  watch = false, %s
+  chain = { enabled = true, rpc = "%s", deployment = "%s/dep.json", key_file = "%s", wait_receipt = 15 },
+  payments = { enabled = true },]]):format(extra or "", a.url, a.dir, f))
+    end
+    good = h.start_controller(conf("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80", 0),
+      { dir = h.policy_dir() })
+    broken = h.start_controller(conf("8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba", 5,
+      'worker = { path = "/nonexistent/workproof-worker" },'), { dir = h.policy_dir() })
+    local task = { taskType = "code-execution", language = "lua", code = "print(2 + 2)", expectedHash = h.sha("4") }
+    -- x402 on the healthy host: VALID, settled
+    local st, r = h.verify(good, task, { ["PAYMENT-SIGNATURE"] = (h.x402_payment(a.dep)) })
+    assert.equal(200, st, cjson.encode(r))
+    assert.equal("VALID", r.result)
+    -- a legacy payment (anvil #6 pays the broken host's signer) that meets a host failure: refunded
+    local rpc = require("workproof").rpc.new(a.url)
+    local wp = require "workproof"
+    local _, _, ib = h.http("GET", broken.url .. "/info")
+    local th = cjson.decode(ib).payment.txhash
+    local payer = h.unhex("92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e")
+    local raw = assert(wp.tx.sign_eip1559({ chainId = 31337, nonce = 0, maxPriorityFeePerGas = 1e9, maxFeePerGas = 3e10,
+      gas = 21000, to = th.payTo, value = th.amountWei, data = "" }, payer))
+    local tx = assert(rpc:call("eth_sendRawTransaction", { "0x" .. wp.hex(raw) }))
+    assert(rpc:call("anvil_mine", { th.confirmations }))
+    st, r = h.verify(broken, task, { ["X-402-Payment"] = tx })
+    assert.equal(200, st, cjson.encode(r))
+    assert.equal("ERROR", r.result)
+    assert.is_true(r.refundEligible)
+    local function payments_of(srv)
+      local s = states(read_all(follow(srv.url .. "/dashboard/events", 1.5)))
+      return s[#s].payments
+    end
+    assert.equal(1, payments_of(good).settled)
+    assert.is_true(h.eventually(function() return (payments_of(broken).refunded or 0) == 1 end, 20))
+  end)
+end)
+
 describe("the dashboard on the embedded defaults (`workproof serve`, no config) #integration", function()
   it("serves the page and its stream to loopback clients", function()
     local dir = h.tmpdir()
