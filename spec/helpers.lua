@@ -321,7 +321,8 @@ function _M.x402_payment(dep, opts)
   local key = opts.key or _M.unhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
   local now = os.time()
   local auth = {
-    from = opts.from or wp.eth.address(wp.secp256k1.pubkey(key)), to = opts.to or dep.deployer, value = opts.value or "10000",
+    from = opts.from or wp.eth.address(wp.secp256k1.pubkey(key)), to = opts.to or dep.deployer,
+    value = opts.value or "10000",
     validAfter = tostring(opts.valid_after or (now - 60)), validBefore = tostring(opts.valid_before or (now + 600)),
     nonce = opts.nonce or ("0x" .. wp.hex(wp.sha256(tostring(math.random()) .. tostring(wp.now())))),
   }
