@@ -107,6 +107,7 @@ return {
     -- chain_id = 31337,            -- checked against the node at start (default: from the deployment)
     -- deployment = "contracts/deployments/local.json",   -- fills registry, erc8004, token, chain id
     -- registry = "0x...",          -- the ValidationRegistry address
+    -- uptime_registry = "0x...",   -- the UptimeRegistry shown in /info (default: the deployment's)
     -- erc8004 = "0x...",           -- the ERC-8004 registry it forwards to (fixed at its deployment)
     -- key_file = "/etc/workproof/signer.key",   -- 64 hex, mode 0600 or 0400
     key_env = "WORKPROOF_SIGNER_KEY",   -- else the key comes from this environment variable

@@ -4,7 +4,7 @@
 -- test).
 local store = require "workproof.store"
 local helpers = require "helpers"
-local host = require "workproof.host"
+local host   -- (#host: the PostgreSQL backend runs on the host's loop)
 
 local pg   -- the PostgreSQL server, started once for the file
 
@@ -32,7 +32,7 @@ teardown(function() if pg then pg.stop() end end)
 
 for _, kind in ipairs({ "sqlite", "postgres" }) do
   local B = BACKENDS[kind]
-  describe("store (" .. kind .. ")", function()
+  describe("store (" .. kind .. ") #host", function()
     local db, where, cleanup
     before_each(function() db, where, cleanup = B.open() end)
     after_each(function()
@@ -131,7 +131,7 @@ for _, kind in ipairs({ "sqlite", "postgres" }) do
   end)
 end
 
-describe("store (sqlite only)", function()
+describe("store (sqlite only) #host", function()
   it("reports a database that cannot be opened", function()
     local d, err = store.open("/nonexistent-dir/x.db")
     assert.is_nil(d)
@@ -139,7 +139,8 @@ describe("store (sqlite only)", function()
   end)
 end)
 
-describe("store (postgres only)", function()
+describe("store (postgres only) #host", function()
+  host = require "workproof.host"
   local url
   before_each(function()
     pg = pg or helpers.start_postgres()
