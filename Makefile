@@ -20,7 +20,7 @@ APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libuv1-dev libsodium-dev libsecp256k1-dev nettle-dev libssl-dev openssl \
 	libgmp-dev libsqlite3-dev libseccomp-dev libcurl4-openssl-dev libh2o-dev \
 	wrk nodejs qemu-system-x86 cpio xz-utils prometheus faketime chromium \
-	postgresql libpq-dev
+	postgresql libpq-dev bubblewrap
 
 .PHONY: all deps build run serve demo uptime-demo test bench fuzz test-asan lint install clean
 

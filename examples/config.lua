@@ -43,6 +43,12 @@ return {
     output_limit_bytes = 1048576,   -- per task stdout
   },
 
+  jobs = {
+    retention = 604800,             -- seconds an answered job is kept (7 days; 0: forever)
+    prune_interval = 60,            -- seconds between pruning rounds
+    prune_batch = 500,              -- rows per delete; the loop serves between batches
+  },
+
   limits = {
     max_body = 1048576,             -- request body (JSON 413 above it)
     max_code = 102400,              -- the task's code (413 above it)

@@ -567,8 +567,12 @@ int main(int argc, char **argv)
 	print_result(&t, &r);
 	wk_reap();
 out:
-	if (t.trusted)
+	/* the process ends here: closing the trusted state would only unload
+	 * lua-cjson and free memory one by one (a measurable share of a small
+	 * task's CPU); sanitizer builds close it, for the leak check */
+	if (t.trusted && WK_ASAN)
 		lua_close(t.trusted);
-	free(raw);
+	if (WK_ASAN)
+		free(raw);
 	return rc;
 }

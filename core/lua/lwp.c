@@ -116,5 +116,6 @@ int luaopen_workproof_core(lua_State *L)
 	lwp_open_tx(L);
 	lwp_open_eip712(L);
 	lwp_open_eip191(L);
+	lwp_open_json(L);
 	return 1;
 }

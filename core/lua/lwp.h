@@ -70,6 +70,7 @@ void lwp_open_abi(lua_State *L);
 void lwp_open_tx(lua_State *L);
 void lwp_open_eip712(lua_State *L);
 void lwp_open_eip191(lua_State *L);
+void lwp_open_json(lua_State *L);
 
 int luaopen_workproof_core(lua_State *L);
 

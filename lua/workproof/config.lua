@@ -107,6 +107,14 @@ _M.schema = {
     memory_bytes = { type = "integer", min = 16777216, default = 268435456 },
     output_limit_bytes = { type = "integer", min = 1024, default = 1048576 },
   } },
+  jobs = { type = "record", description = "the jobs table: answers kept for GET /verify/{jobId}", fields = {
+    retention = { type = "number", min = 0, default = 604800,
+      description = "seconds a completed job is kept after its answer (default 7 days; 0: forever)" },
+    prune_interval = { type = "number", min = 0.01, default = 60,
+      description = "seconds between two pruning rounds" },
+    prune_batch = { type = "integer", min = 1, max = 100000, default = 500,
+      description = "rows deleted at a time; the event loop runs between two batches" },
+  } },
   limits = { type = "record", fields = {
     max_body = { type = "integer", min = 1024, default = 1048576 },
     max_code = { type = "integer", min = 1, default = 102400 },

@@ -52,6 +52,15 @@ end
 -- seconds). Returns the stop function.
 function _M.start_heartbeat() return jobs.start_heartbeat(shared.sweep) end
 
+--- Prune completed jobs past jobs.retention in the background, with the
+-- current generation's settings (a reload applies). Returns a stop function.
+function _M.start_pruner()
+  return jobs.start_pruner(function()
+    local j = generation.current().config.jobs
+    return { retention = j.retention, interval = j.prune_interval, batch = j.prune_batch }
+  end)
+end
+
 --- Connect the chain and resolve the payment settings (at start; chain
 -- settings take effect at the next start, not on reload). True or nil, err.
 function _M.setup_chain(conf)

@@ -26,6 +26,8 @@ end
 -- Lua over a bytes-only binding: the Lua module replaces the raw table
 _M.uptime = require "workproof.uptime"
 _M.logscan = require "workproof.logscan"
+-- the JSON binding's face is require "workproof.json" (not in the facade)
+_M.json = nil
 
 local has_host, host = pcall(require, "workproof.host")
 

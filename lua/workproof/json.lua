@@ -32,6 +32,7 @@ local tonumber, tostring, type, pairs, ipairs, select, error, pcall =
 local floor, huge, frexp, sort = math.floor, math.huge, math.frexp, table.sort
 local bit = require "bit"
 local ffi = require "ffi"
+local cjs = require("workproof.core").json
 
 -- byte loops over long strings (a 100 KB `code`) run as compiled FFI loops:
 -- Lua patterns with character classes cost ~10 ns a byte
@@ -287,236 +288,16 @@ end
 _M.js_string = js_string
 
 ---------------------------------------------------------------------------
--- text -> text: JSON.stringify(JSON.parse(text)) without building a tree
+-- text -> text: JSON.stringify(JSON.parse(text)) without building a tree, in
+-- C (core/src/json.c: one pass, an object reordered only when it has an
+-- index key or a repeated key)
 
-local function hex_lower(c) return (c >= 48 and c <= 57) or (c >= 97 and c <= 102) end
-local SHORT_U = { [8] = true, [9] = true, [10] = true, [12] = true, [13] = true }
-
--- s[pos] is a quote. Returns the index of the closing quote and whether the
--- text in between is already what JSON.stringify prints (its escapes are
--- \" \\ \b \f \n \r \t and \u00xx, lowercase, for the other control
--- characters); nil when unterminated or holding a raw control character
--- (read_string then reports it). Third result: whether there were escapes.
-local function scan_string(s, pos)
-  local p, n, canon, esc = cast(U8P, s), #s, true, false
-  local j = pos   -- 0-based index of the byte after the quote
-  while j < n do
-    local c = p[j]
-    if c == 34 then return j + 1, canon, esc end
-    if c == 92 then
-      esc = true
-      local e = p[j + 1]   -- at worst the string's NUL terminator
-      if e == 117 then
-        if j + 5 >= n or p[j + 2] ~= 48 or p[j + 3] ~= 48 or (p[j + 4] ~= 48 and p[j + 4] ~= 49)
-          or not hex_lower(p[j + 5]) or SHORT_U[(p[j + 4] - 48) * 16 + p[j + 5] - (p[j + 5] <= 57 and 48 or 87)] then
-          canon = false
-        end
-      elseif not (e == 34 or e == 92 or e == 98 or e == 102 or e == 110 or e == 114 or e == 116) then
-        canon = false
-      end
-      j = j + 2
-    elseif c < 32 then
-      return nil
-    else
-      j = j + 1
-    end
-  end
-  return nil
-end
-
--- Does JavaScript print this number token as written? True for the usual
--- spellings: integers of <= 15 digits, and decimals of <= 15 significant
--- digits without an exponent, leading zeros (but "0."), trailing zeros or
--- more than five zeros after "0." (0.0000001 prints as 1e-7). Such a
--- decimal reads back as the one double nearest it, and no shorter decimal
--- reads as that double. c: the first byte; len: #t.
-local function plain_number(t, c, len)
-  local neg = c == 45 and 1 or 0
-  if len - neg > 17 then return false end
-  if not find(t, ".", 1, true) then   -- an integer (no exponent: e/E fail the test below)
-    return len - neg <= 15 and not find(t, "[^%d]", 1 + neg) and byte(t, 1 + neg) ~= 48
-  end
-  if byte(t, len) == 48 then return false end   -- trailing zero (or "x.0")
-  if find(t, "^-?[1-9]%d*%.%d+$") then return len - neg <= 16 end
-  local zeros, rest = t:match("^%-?0%.(0*)([1-9]%d*)$")
-  return zeros ~= nil and #zeros <= 5 and #rest <= 15
-end
-
--- string.buffer (LuaJIT 2.1) appends raw bytes without making Lua strings
-local has_sbuf, sbuf = pcall(require, "string.buffer")
-local cbuf = has_sbuf and sbuf.new() or nil
-
--- s[pos] is a quote: the string as JSON.stringify prints it and the position
--- after the closing quote, rewriting only the escapes that need it (one
--- pass; the fallback without string.buffer decodes and re-escapes).
-local function convert_string(s, pos)
-  if not cbuf then
-    local str, q = read_string(s, pos)
-    return js_string(str), q
-  end
-  local p, n, buf = cast(U8P, s), #s, cbuf
-  buf:reset()
-  buf:put('"')
-  local j, run = pos, pos   -- 0-based: the byte looked at, the start of the plain run
-  while j < n do
-    local c = p[j]
-    if c == 34 then
-      buf:putcdata(p + run, j - run)
-      buf:put('"')
-      return buf:tostring(), j + 2
-    elseif c < 32 then
-      fail("control character in string", j + 1)
-    elseif c == 92 then
-      buf:putcdata(p + run, j - run)
-      local e = p[j + 1]
-      if e == 117 then
-        local h = sub(s, j + 3, j + 6)
-        if not find(h, "^%x%x%x%x$") then fail("bad \\u escape", j + 1) end
-        local cp = tonumber(h, 16)
-        j = j + 6
-        if cp >= 0xD800 and cp <= 0xDBFF and p[j] == 92 and p[j + 1] == 117 then
-          local l = sub(s, j + 3, j + 6)
-          local lo = find(l, "^%x%x%x%x$") and tonumber(l, 16)
-          if lo and lo >= 0xDC00 and lo <= 0xDFFF then
-            cp = 0x10000 + (cp - 0xD800) * 0x400 + (lo - 0xDC00)
-            j = j + 6
-          end
-        end
-        if cp < 32 or cp == 34 or cp == 92 then buf:put(ESCAPE[char(cp)])
-        elseif cp >= 0xD800 and cp <= 0xDFFF then buf:put(format("\\u%04x", cp))
-        else buf:put(utf8_char(cp)) end
-      elseif e == 47 then   -- \/
-        buf:put("/")
-        j = j + 2
-      elseif e == 34 or e == 92 or e == 98 or e == 102 or e == 110 or e == 114 or e == 116 then
-        buf:putcdata(p + j, 2)
-        j = j + 2
-      else
-        fail("bad escape", j + 1)
-      end
-      run = j
-    else
-      j = j + 1
-    end
-  end
-  fail("unterminated string", pos)
-end
-
--- s: the text; from, to: the span of one value in it (default: all of s)
-local function canonical(s, max_depth, from, to)
-  local pos, out, n = from or 1, {}, 0
-  local value
-  local function ws()
-    local c = byte(s, pos)
-    if c == 32 or c == 9 or c == 10 or c == 13 then pos = find(s, "[^ \t\r\n]", pos) or #s + 1 end
-  end
-  -- an object's members were printed in source order into out[first..n],
-  -- one piece list per member; print them again in JavaScript's order
-  local function reorder(first, rec, m)
-    local pieces, keys, seen = {}, {}, {}
-    for i = 1, m do
-      local k = rec[3 * i - 2]
-      if not seen[k] then keys[#keys + 1] = k end
-      seen[k] = concat(out, "", rec[3 * i - 1], rec[3 * i])   -- the last value wins
-    end
-    for i, k in ipairs(js_key_order(keys)) do pieces[i] = seen[k] end
-    n = first
-    out[n] = "{" .. concat(pieces, ",") .. "}"
-  end
-  value = function(depth)
-    if depth > max_depth then fail("nesting too deep", pos) end
-    ws()
-    local c = byte(s, pos)
-    if c == 34 then   -- "
-      local q, canon = scan_string(s, pos)
-      n = n + 1
-      if canon then
-        out[n] = sub(s, pos, q)
-        pos = q + 1
-      else
-        out[n], pos = convert_string(s, pos)
-      end
-    elseif c == 123 then   -- {
-      pos = pos + 1
-      ws()
-      n = n + 1
-      if byte(s, pos) == 125 then pos = pos + 1; out[n] = "{}"; return end
-      out[n] = "{"
-      local first, rec, m, seen, odd = n, {}, 0, {}, false
-      while true do
-        ws()
-        if byte(s, pos) ~= 34 then fail("expected a key", pos) end
-        local k, p
-        local q, canon, esc = scan_string(s, pos)
-        if q and not esc then
-          k, p = sub(s, pos + 1, q - 1), q + 1
-        else
-          k, p = read_string(s, pos)
-        end
-        if m > 0 then n = n + 1; out[n] = "," end
-        n = n + 1
-        out[n] = (canon and sub(s, pos, q) or js_string(k)) .. ":"
-        m = m + 1
-        rec[3 * m - 2], rec[3 * m - 1] = k, n
-        if seen[k] or is_index(k) then odd = true end
-        seen[k] = true
-        pos = p
-        ws()
-        if byte(s, pos) ~= 58 then fail("expected ':'", pos) end
-        pos = pos + 1
-        value(depth + 1)
-        rec[3 * m] = n
-        ws()
-        local d = byte(s, pos)
-        pos = pos + 1
-        if d == 125 then break end
-        if d ~= 44 then fail("expected ',' or '}'", pos - 1) end
-      end
-      if odd then reorder(first, rec, m) else n = n + 1; out[n] = "}" end
-    elseif c == 91 then   -- [
-      pos = pos + 1
-      ws()
-      n = n + 1
-      if byte(s, pos) == 93 then pos = pos + 1; out[n] = "[]"; return end
-      out[n] = "["
-      while true do
-        value(depth + 1)
-        ws()
-        local d = byte(s, pos)
-        pos = pos + 1
-        if d == 93 then break end
-        if d ~= 44 then fail("expected ',' or ']'", pos - 1) end
-        n = n + 1; out[n] = ","
-      end
-      n = n + 1; out[n] = "]"
-    elseif c == 45 or (c and c >= 48 and c <= 57) then
-      local t, p = read_number(s, pos)
-      pos = p
-      n = n + 1
-      local len = #t
-      out[n] = plain_number(t, c, len) and t or js_number(tonumber(t))
-    elseif c == 116 and sub(s, pos, pos + 3) == "true" then pos = pos + 4; n = n + 1; out[n] = "true"
-    elseif c == 102 and sub(s, pos, pos + 4) == "false" then pos = pos + 5; n = n + 1; out[n] = "false"
-    elseif c == 110 and sub(s, pos, pos + 3) == "null" then pos = pos + 4; n = n + 1; out[n] = "null"
-    else
-      fail(c and "unexpected character" or "unexpected end", pos)
-    end
-  end
-  value(1)
-  if to then
-    if pos ~= to + 1 then fail("trailing data", pos) end
-  else
-    ws()
-    if pos <= #s then fail("trailing data", pos) end
-  end
-  return concat(out, "", 1, n)
-end
-
---- JSON.stringify(JSON.parse(s)) of a JSON text. Returns the text or nil,
--- "message at byte N". max_depth: nesting limit (default 64).
+--- JSON.stringify(JSON.parse(s)) of a JSON text (valid UTF-8 required).
+-- Returns the text or nil, "message at byte N". max_depth: nesting limit
+-- (default 64).
 function _M.canonical(s, max_depth)
   if type(s) ~= "string" then error("json.canonical: expected a string", 2) end
-  return protect(canonical, s, max_depth or 64)
+  return cjs.canonical(s, max_depth or 64)
 end
 
 ---------------------------------------------------------------------------
@@ -767,8 +548,6 @@ function _M.member(s, key)
   return nil
 end
 
-local TASK_KEYS = { "taskType", "code", "expectedHash", "inputData" }
-
 --- The exact text whose SHA-256 is the taskHash of a request body: what
 --   const t = JSON.parse(body); JSON.stringify({taskType: t.taskType,
 --     code: t.code, expectedHash: t.expectedHash, inputData: t.inputData,
@@ -780,26 +559,7 @@ local TASK_KEYS = { "taskType", "code", "expectedHash", "inputData" }
 -- "message at byte N".
 function _M.task_json(body, language, max_depth)
   if type(body) ~= "string" then error("json.task_json: expected a string", 2) end
-  local spans, err = _M.members(body)
-  if not spans then return nil, err end
-  local parts, n = { "{" }, 1
-  for _, k in ipairs(TASK_KEYS) do
-    local span = spans[k]
-    if span then
-      local c, cerr = protect(canonical, body, max_depth or 64, span[1], span[2])
-      if not c then return nil, cerr end
-      parts[n + 1] = (n > 1 and ',"' or '"') .. k .. '":'
-      parts[n + 2] = c
-      n = n + 2
-    end
-  end
-  if language ~= nil and language ~= "javascript" then
-    parts[n + 1] = (n > 1 and ',"' or '"') .. 'language":'
-    parts[n + 2] = js_string(language)
-    n = n + 2
-  end
-  parts[n + 1] = "}"
-  return concat(parts)
+  return cjs.task(body, language, max_depth or 64)
 end
 
 local function finite(v, path, depth)
@@ -833,8 +593,6 @@ function _M.representable(v, name)
   return finite(v, name or "value", 1)
 end
 
-local function is_digit(d) return d >= 48 and d <= 57 end
-
 --- Does JavaScript's JSON.parse read this JSON text as lua-cjson did? For a
 -- body lua-cjson already accepted (structure, escapes, depth: cjson checked
 -- those), one byte pass finds what cjson lets through and JSON.parse would
@@ -844,80 +602,13 @@ local function is_digit(d) return d >= 48 and d <= 57 end
 -- JSON.stringify prints as null). Returns true, or nil, "reason at byte N".
 function _M.check_js(s)
   if type(s) ~= "string" then error("json.check_js: expected a string", 2) end
-  local p, n = cast(U8P, s), #s
-  local j = 0
-  while j < n do
-    local c = p[j]
-    if c == 34 then
-      j = j + 1
-      while true do
-        if j >= n then return nil, format("unterminated string at byte %d", j + 1) end
-        local d = p[j]
-        if d == 34 then break end
-        if d < 32 then return nil, format("control character in a string at byte %d", j + 1) end
-        j = j + (d == 92 and 2 or 1)
-      end
-      j = j + 1
-    elseif c == 45 or is_digit(c) then
-      local a = j
-      if c == 45 then j = j + 1 end
-      local first = p[j]   -- p[n] is the string's NUL terminator
-      if not is_digit(first) then return nil, format("bad number at byte %d", a + 1) end
-      j = j + 1
-      while is_digit(p[j]) do j = j + 1 end
-      if first == 48 and j - a > (c == 45 and 2 or 1) then
-        return nil, format("number with a leading zero at byte %d", a + 1)
-      end
-      local check = j - a > 300
-      if p[j] == 46 then
-        j = j + 1
-        if not is_digit(p[j]) then return nil, format("bad number at byte %d", a + 1) end
-        while is_digit(p[j]) do j = j + 1 end
-      end
-      if p[j] == 101 or p[j] == 69 then
-        j = j + 1
-        if p[j] == 43 or p[j] == 45 then j = j + 1 end
-        if not is_digit(p[j]) then return nil, format("bad number at byte %d", a + 1) end
-        while is_digit(p[j]) do j = j + 1 end
-        check = true
-      end
-      if check then
-        local x = tonumber(sub(s, a + 1, j))
-        if x == huge or x == -huge then
-          return nil, format("number out of range at byte %d (%s reads as %sInfinity)", a + 1,
-            sub(s, a + 1, math.min(j, a + 24)) .. (j - a > 24 and "..." or ""), x < 0 and "-" or "")
-        end
-      end
-    else
-      j = j + 1
-    end
-  end
-  return true
+  return cjs.check_js(s)
 end
 
 --- Is s valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF)?
 function _M.utf8_valid(s)
-  if not find(s, "[\128-\255]") then return true end
-  local i, n = 1, #s
-  while i <= n do
-    local a = find(s, "[\128-\255]", i)
-    if not a then return true end
-    local c = byte(s, a)
-    local len, min
-    if c >= 0xC2 and c <= 0xDF then len, min = 2, 0x80
-    elseif c >= 0xE0 and c <= 0xEF then len, min = 3, 0x800
-    elseif c >= 0xF0 and c <= 0xF4 then len, min = 4, 0x10000
-    else return false end
-    local cp = bit.band(c, bit.rshift(0x7F, len))
-    for j = 1, len - 1 do
-      local d = byte(s, a + j)
-      if not d or d < 0x80 or d > 0xBF then return false end
-      cp = cp * 64 + (d - 0x80)
-    end
-    if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return false end
-    i = a + len
-  end
-  return true
+  if type(s) ~= "string" then error("json.utf8_valid: expected a string", 2) end
+  return cjs.utf8_valid(s)
 end
 
 return _M

@@ -8,9 +8,16 @@
  * TASK_JSON on its stdin, read its stdout until the first newline (the
  * NOTARY_RESULT line) or EOF, then reap it. Latency is spawn -> line (or
  * EOF for a program that prints nothing, e.g. /bin/true, the anchor).
- * Prints one line: "p50_ms p99_ms tasks_per_s failures".
+ * Prints one line: "p50_ms p99_ms tasks_per_s failures cpu_ms user_ms sys_ms",
+ * where cpu_ms is the CPU time (user + system) the runs and all their
+ * descendants used, per run (getrusage(RUSAGE_CHILDREN) around the whole
+ * set), the figure to set beside bwrap's. The harness is a child
+ * subreaper and reaps every orphan before the second getrusage: bwrap's
+ * outer process exits without waiting for the sandbox's pid 1, whose CPU
+ * (and its runtime's) would otherwise never be counted.
  * A run counts as a failure when the program exits non-zero or, for a
- * worker, when the line is not a NOTARY_RESULT with "error":null.
+ * worker (a PROGRAM named *workproof-worker), when the line is not a
+ * NOTARY_RESULT with "error":null.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +45,7 @@ struct job {
 static const char *program;
 static char **args;
 static const char *task;
+static int is_worker;
 
 static double now(void)
 {
@@ -89,7 +99,7 @@ static int one(double *lat)
 		;
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		ok = -1;
-	if (got && (strncmp(buf, "NOTARY_RESULT: ", 15) || !strstr(buf, "\"error\":null}")))
+	if (is_worker && (strncmp(buf, "NOTARY_RESULT: ", 15) || !strstr(buf, "\"error\":null,")))
 		ok = -1;
 	return ok;
 }
@@ -116,7 +126,8 @@ int main(int argc, char **argv)
 {
 	struct job jobs[16];
 	pthread_t th[16];
-	double *all, t0, wall;
+	struct rusage ru0, ru1;
+	double *all, t0, wall, user, sys;
 	int n, nth, i, k = 0, failures = 0;
 
 	if (argc < 5) {
@@ -127,6 +138,7 @@ int main(int argc, char **argv)
 	n = atoi(argv[2]);
 	nth = atoi(argv[3]);
 	task = argv[4];
+	is_worker = strstr(program, "workproof-worker") != NULL;
 	if (n < 1 || nth < 1 || nth > 16)
 		return 2;
 	args = calloc((size_t)argc, sizeof(char *));
@@ -137,6 +149,9 @@ int main(int argc, char **argv)
 	for (i = 5; i < argc; i++)
 		args[i - 4] = argv[i];
 	signal(SIGPIPE, SIG_IGN);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1))
+		goto fail;
+	getrusage(RUSAGE_CHILDREN, &ru0);
 	t0 = now();
 	for (i = 0; i < nth; i++) {
 		jobs[i].n = n;
@@ -153,9 +168,18 @@ int main(int argc, char **argv)
 		failures += jobs[i].failures;
 	}
 	wall = now() - t0;
+	/* orphans reparented to us (bwrap's sandbox init): reap them all */
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	getrusage(RUSAGE_CHILDREN, &ru1);
 	k = n * nth;
+	user = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1e3 +
+	       (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e3;
+	sys = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e3 +
+	      (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e3;
 	qsort(all, (size_t)k, sizeof(double), cmp);
-	printf("%.3f %.3f %.1f %d\n", all[k / 2] * 1e3, all[(size_t)((k - 1) * 0.99)] * 1e3, k / wall, failures);
+	printf("%.3f %.3f %.1f %d %.3f %.3f %.3f\n", all[k / 2] * 1e3, all[(size_t)((k - 1) * 0.99)] * 1e3,
+	       k / wall, failures, (user + sys) / k, user / k, sys / k);
 	free(all);
 	free(args);
 	return 0;

@@ -65,7 +65,7 @@ end
 --- A result row. Fields: name, value, unit, anchor_name, anchor, goal,
 -- goal_kind ("ratio": value/anchor >= goal, the default; "ratio_max":
 -- value/anchor <= goal (a cost); "min": value >= goal; "max": value <= goal;
--- "report": no goal).
+-- "report": no goal); note: a text printed after the goal.
 function _M.row(t)
   t.goal_kind = t.goal_kind or (t.anchor and "ratio" or (t.goal and "min" or "report"))
   if t.anchor and t.anchor ~= 0 then t.ratio = t.value / t.anchor end
@@ -75,6 +75,50 @@ function _M.row(t)
   elseif t.goal_kind == "max" then t.pass = t.value <= t.goal
   end
   return t
+end
+
+--- wrk (Debian's) against url for BENCH_WRK_SECONDS (3) seconds; returns
+-- its output. opts: connections (50), duration, body (POSTed as JSON:
+-- spec/bench/wrk/post.lua), script (another script for the body, e.g.
+-- spec/bench/wrk/verdicts.lua, which reads every reply).
+function _M.wrk(url, opts)
+  opts = opts or {}
+  local h = require "helpers"
+  local args = { "-t1", "-c" .. (opts.connections or 50), "-d" .. (opts.duration or os.getenv("BENCH_WRK_SECONDS")
+    or "3"), "--latency", url }
+  if opts.body then
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(opts.body)
+    f:close()
+    table.insert(args, 1, opts.script or "spec/bench/wrk/post.lua")
+    table.insert(args, 1, "-s")
+    args = { "-c", "WRK_BODY=" .. path .. " exec wrk " .. table.concat(args, " ") }
+    local out = h.run("/bin/sh", args)
+    os.remove(path)
+    return out
+  end
+  return (h.run("/usr/bin/wrk", args))
+end
+
+--- Requests per second of a wrk output.
+function _M.wrk_rps(out) return tonumber(out:match("Requests/sec:%s*([%d%.]+)")) or 0 end
+
+--- The p99 latency of a wrk --latency output, in ms.
+function _M.wrk_p99_ms(out)
+  local v, unit = out:match("%s99%%%s+([%d%.]+)(%a+)")
+  v = tonumber(v)
+  if not v then return 1 / 0 end
+  if unit == "us" then return v / 1000 elseif unit == "s" then return v * 1000 end
+  return v
+end
+
+--- Failed requests of a wrk output: non-2xx replies and socket errors.
+function _M.wrk_errors(out)
+  return (tonumber(out:match("Non%-2xx or 3xx responses:%s*(%d+)")) or 0)
+    + (tonumber(out:match("Socket errors: connect (%d+)")) or 0)
+    + (tonumber(out:match("read (%d+), write")) or 0)
+    + (tonumber(out:match("timeout (%d+)")) or 0)
 end
 
 return _M

@@ -40,6 +40,7 @@ for _, name in ipairs(names) do
       elseif r.goal_kind == "max" then goal = "<= " .. fmt(r.goal, r.unit)
       else goal = "(reported)" end
       if r.pass ~= nil then goal = goal .. (r.pass and "  PASS" or "  MISS") end
+      if r.note then goal = goal .. "  " .. r.note end
       io.write(("%-46s %14s   %-28s %14s %8s  %s\n"):format(r.name, fmt(r.value, r.unit),
         r.anchor_name or "-", fmt(r.anchor, r.anchor_unit or r.unit),
         r.ratio and ("%.3f"):format(r.ratio) or "-", goal))

@@ -1,7 +1,8 @@
 -- SPDX-License-Identifier: MIT
 --- VDF benchmarks (docs/vdf.md, "Cost model"). The C program bench_vdf
 -- measures everything in one run: the core's Montgomery squaring chain,
--- the plain-GMP anchor (mpz_mul + mpz_mod) and OpenSSL for context, verify
+-- the plain-GMP anchor (mpz_mul + mpz_mod) and OpenSSL's Montgomery chain (goal: at
+-- least its rate), verify
 -- time, and the prover's cost relative to the chain. The C figures are thread
 -- CPU time (robust on a shared machine); the Lua verify row is wall time.
 local wp = require "workproof"
@@ -27,7 +28,7 @@ return function(b)
     b.row{ name = "vdf: squarings vs plain GMP mpz_mul+mpz_mod", value = m.sq_per_s, unit = "sq/s",
            anchor_name = "GMP mpz_mul+mpz_mod", anchor = m.mpz_sq_per_s, goal = 1.3 },
     b.row{ name = "vdf: squarings vs OpenSSL BN Montgomery", value = m.sq_per_s, unit = "sq/s",
-           anchor_name = "OpenSSL BN_mod_mul_mont", anchor = m.openssl_sq_per_s, goal_kind = "report" },
+           anchor_name = "OpenSSL BN_mod_mul_mont", anchor = m.openssl_sq_per_s, goal = 1.0 },
     b.row{ name = "vdf: verify (C, CPU time)", value = m.verify_ms, unit = "ms", goal = 3, goal_kind = "max" },
     b.row{ name = "vdf: verify (Lua, wall time)", value = 1e3 / lua_verify, unit = "ms",
            goal = 3, goal_kind = "max" },

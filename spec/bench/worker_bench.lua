@@ -2,7 +2,11 @@
 --- workproof-worker: spawn-to-result latency and sustained task rate on the
 -- sandbox backend, measured by spec/bench/bench_worker.c (posix_spawn with
 -- pipes, N tasks per spawner thread, p50/p99 of spawn -> NOTARY_RESULT
--- line). The anchor is the same harness spawning /bin/true in the same run.
+-- line). The anchors are the same harness spawning /bin/true and
+-- `bwrap --unshare-all --die-with-parent --ro-bind / / luajit -e 'print(1)'`
+-- in the same run, rounds alternating. CPU per task counts every
+-- descendant (the harness is a subreaper: bubblewrap's sandbox init is an
+-- orphan that getrusage alone would never see).
 
 local LUA_TASK = '{"jobId":"bench","language":"lua","code":"print(1)"}'
 local JS_TASK = '{"jobId":"bench","language":"javascript","code":"console.log(1)"}'
@@ -11,29 +15,61 @@ return function(b)
   local prog = b.program("bench_worker")
   local worker = b.build .. "/workproof-worker"
 
-  -- median over b.repeats runs of each figure of one configuration
-  local function measure(program, n, threads, task, args)
-    local p50s, p99s, rates = {}, {}, {}
+  -- Medians over b.repeats rounds of each configuration, the configurations
+  -- alternating within every round (a busy neighbour then weighs on all of
+  -- them alike). Each config: { program, n, threads, task, args }.
+  local function measure(configs)
+    local got = {}
+    for k = 1, #configs do got[k] = { p50 = {}, p99 = {}, rate = {}, cpu = {}, user = {}, sys = {} } end
     for i = 1, b.repeats do
-      local out = b.exec(("%s %s %d %d '%s' %s"):format(prog, program, n, threads, task, args or ""))
-      local p50, p99, rate, failures = out:match("^(%S+) (%S+) (%S+) (%d+)")
-      if not p50 then error("bench_worker: unexpected output: " .. out) end
-      if tonumber(failures) ~= 0 then
-        error(("bench_worker: %s of %d runs of %s failed"):format(failures, n * threads, program))
+      for k, c in ipairs(configs) do
+        local out = b.exec(("%s %s %d %d '%s' %s"):format(prog, c[1], c[2], c[3], c[4], c[5] or ""))
+        local p50, p99, rate, failures, cpu, user, sys =
+          out:match("^(%S+) (%S+) (%S+) (%d+) (%S+) (%S+) (%S+)")
+        if not p50 then error("bench_worker: unexpected output: " .. out) end
+        if tonumber(failures) ~= 0 then
+          error(("bench_worker: %s of %d runs of %s failed"):format(failures, c[2] * c[3], c[1]))
+        end
+        local g = got[k]
+        g.p50[i], g.p99[i], g.rate[i] = tonumber(p50), tonumber(p99), tonumber(rate)
+        g.cpu[i], g.user[i], g.sys[i] = tonumber(cpu), tonumber(user), tonumber(sys)
       end
-      p50s[i], p99s[i], rates[i] = tonumber(p50), tonumber(p99), tonumber(rate)
     end
-    return { p50 = b.median(p50s), p99 = b.median(p99s), rate = b.median(rates) }
+    local res = {}
+    for k, g in ipairs(got) do
+      res[k] = {}
+      for name, xs in pairs(g) do res[k][name] = b.median(xs) end
+    end
+    return unpack(res)
   end
 
-  local anchor1 = measure("/bin/true", 300, 1, LUA_TASK)
-  local anchor2 = measure("/bin/true", 300, 2, LUA_TASK)
-  local lua1 = measure(worker, 300, 1, LUA_TASK, "--isolation sandbox")
-  local lua2 = measure(worker, 300, 2, LUA_TASK, "--isolation sandbox")
-  local plain = measure(worker, 300, 1, LUA_TASK, "--isolation none 2>/dev/null")
-  local js1 = measure(worker, 40, 1, JS_TASK, "--isolation sandbox")
+  local BWRAP = "--unshare-all --die-with-parent --ro-bind / / luajit -e 'print(1)'"
+  local bwrap = b.exec("command -v bwrap 2>/dev/null || true"):match("%S+")
+  local luajit = b.exec("command -v luajit"):match("%S+")
+  if not bwrap then error("bubblewrap is not installed (make deps installs it)") end
+
+  local anchor1, anchor2, lua1, lua2, plain, bw, lj = measure {
+    { "/bin/true", 300, 1, LUA_TASK },
+    { "/bin/true", 300, 2, LUA_TASK },
+    { worker, 300, 1, LUA_TASK, "--isolation sandbox" },
+    { worker, 300, 2, LUA_TASK, "--isolation sandbox" },
+    { worker, 300, 1, LUA_TASK, "--isolation none 2>/dev/null" },
+    { bwrap, 300, 1, LUA_TASK, BWRAP },
+    { luajit, 300, 1, LUA_TASK, "-e 'print(1)'" },
+  }
+  local js1 = measure { { worker, 40, 1, JS_TASK, "--isolation sandbox" } }
 
   return {
+    b.row { name = "worker Lua CPU/task (sandbox)", value = lua1.cpu, unit = "ms",
+      anchor_name = "bwrap --unshare-all luajit", anchor = bw.cpu, goal = 1.0, goal_kind = "ratio_max" },
+    b.row { name = "  of which user (sandbox)", value = lua1.user, unit = "ms",
+      anchor_name = "bwrap luajit, user", anchor = bw.user, goal_kind = "report" },
+    b.row { name = "  of which system (sandbox)", value = lua1.sys, unit = "ms",
+      anchor_name = "bwrap luajit, system", anchor = bw.sys, goal_kind = "report" },
+    b.row { name = "worker Lua CPU/task (--isolation none)", value = plain.cpu, unit = "ms",
+      anchor_name = "luajit -e 'print(1)'", anchor = lj.cpu, goal_kind = "report" },
+    b.row { name = "worker Lua spawn->result p50 vs bwrap", value = lua1.p50, unit = "ms",
+      anchor_name = "bwrap luajit spawn->exit p50", anchor = bw.p50, goal_kind = "report" },
     b.row { name = "worker Lua spawn->result p50 (sandbox)", value = lua1.p50, unit = "ms",
       anchor_name = "/bin/true spawn->exit p50", anchor = anchor1.p50, goal = 5, goal_kind = "max" },
     b.row { name = "worker Lua spawn->result p99 (sandbox)", value = lua1.p99, unit = "ms",

@@ -45,8 +45,11 @@ local function workers_of(dir, pid)
     local o = owner.parse(h.slurp(base .. "/" .. id .. "/owner"))
     if o and o.pid == pid then
       local pids = {}
+      -- slot files: "pid start" while a worker uses them, blank when free
       for _, name in ipairs(ls(base .. "/" .. id)) do
-        if tonumber(name) then pids[#pids + 1] = tonumber(name) end
+        local rec = tonumber(name) and h.slurp(base .. "/" .. id .. "/" .. name)
+        local wpid = rec and tonumber(rec:match("^(%d+) "))
+        if wpid then pids[#pids + 1] = wpid end
       end
       return pids, id
     end

@@ -140,17 +140,21 @@ describe("reaper", function()
     sh_backend("slow", [[cat >/dev/null; sleep 0.3]])
     local me = owner.self()
     local own = dir .. "/workers/" .. me.id
-    local seen
+    local seen, rec
     wp.spawn(function()
       wp.sleep(0.1)
       seen = ls(own)
+      rec = h.read(own .. "/" .. seen[1])
     end)
     worker.run(task("x"), { backend = "slow" })
-    assert.equal(2, #seen)
-    assert.matches("^%d+$", seen[1])
-    assert.equal("owner", seen[2])
+    assert.same({ "1", "owner" }, seen)   -- slot 1: "pid start" while in use
+    assert.matches("^%d+ %d+ *\n$", rec)
     assert.same({ me.id }, ls(dir .. "/workers"))
-    assert.same({ "owner" }, ls(own))
+    -- the slot stays, blanked (free), and the next worker takes it again
+    assert.same({ "1", "owner" }, ls(own))
+    assert.matches("^ +\n$", h.read(own .. "/1"))
+    worker.run(task("y"), { backend = "slow" })
+    assert.same({ "1", "owner" }, ls(own))
     local o = owner.parse(h.read(own .. "/owner"))
     assert.same({ id = me.id, pid = host.pid, start = me.start, boot = me.boot }, o)
     worker.release_records()

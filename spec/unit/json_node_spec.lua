@@ -20,6 +20,8 @@ for (const line of fs.readFileSync(process.argv[2], 'utf8').split('\n')) {
   const text = line.slice(2);
   if (line[0] === 'D') {
     out.push(JSON.stringify(JSON.parse(text)));
+  } else if (line[0] === 'M') {
+    try { out.push('OK ' + JSON.stringify(JSON.parse(text))); } catch (e) { out.push('REFUSED'); }
   } else {
     const t = JSON.parse(text);
     const lang = t.language ?? 'javascript';
@@ -51,6 +53,21 @@ local gen = dofile("spec/fixtures/json_gen.lua")
 ---------------------------------------------------------------------------
 
 local function sha(s) return wp.hex(wp.sha256(s)) end
+
+-- a document with one ASCII byte deleted or one JSON-ish byte inserted
+-- before an ASCII byte (so the text stays UTF-8, as node reads it)
+local function mutate(d, rnd)
+  local INS = '{}[]:,"\\ 0123456789eE.+-tfnul\t\n'
+  for _ = 1, 20 do
+    local i = rnd(#d)
+    if d:byte(i) < 128 then
+      if rnd(2) == 1 then return d:sub(1, i - 1) .. d:sub(i + 1) end
+      local k = rnd(#INS)
+      return d:sub(1, i - 1) .. INS:sub(k, k) .. d:sub(i)
+    end
+  end
+  return d .. "]"
+end
 
 describe("json.lua against node (seeded random differential) #node", function()
   after_each(function() jit.on() end)   -- also when an assertion left it off
@@ -103,6 +120,33 @@ describe("json.lua against node (seeded random differential) #node", function()
     end
     jit.on()
     assert(#bad == 0, "differences from node:\n" .. concat(bad, "\n"))
+  end)
+
+  it("accepts and refuses what JSON.parse does: 5,000 mutated documents", function()
+    local G = gen(0x1F2E3D4C)
+    local seed = 12345
+    local function rnd(n)   -- a small LCG: the mutations repeat run to run
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed % n + 1
+    end
+    local docs, lines = {}, {}
+    for i = 1, 5000 do
+      docs[i] = mutate(G.document(true), rnd)
+      lines[i] = "M " .. docs[i]
+    end
+    local want = node_answers(lines)
+    local bad, refused = {}, 0
+    for i, d in ipairs(docs) do
+      local c = json.canonical(d, 4096)
+      local got = c and ("OK " .. c) or "REFUSED"
+      if got == "REFUSED" then refused = refused + 1 end
+      if got ~= want[i] and #bad < 5 then
+        bad[#bad + 1] = ("input: %s\n  node: %s\n  C:    %s"):format(d, want[i], got)
+      end
+    end
+    assert(#bad == 0, "differences from node:\n" .. concat(bad, "\n"))
+    -- both kinds are there in numbers
+    assert.is_true(refused > 1000 and refused < 4500, refused .. " refused")
   end)
 
   it("covers what it claims: index keys, duplicates, lone surrogates, exponents, -0, big integers", function()

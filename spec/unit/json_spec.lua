@@ -112,6 +112,47 @@ describe("JavaScript's key order and number forms", function()
   end)
 end)
 
+describe("json.canonical and json.task_json (core/src/json.c) refuse malformed input", function()
+  local bad = {
+    "", " ", "{", "[1,]", "{\"a\":}", "{'a':1}", "[01]", "[-01]", "[1.]", "[.5]", "[1e]", "[1e+]", "[+1]", "[-]",
+    "nul", "tru", "[1] x", "[1]]", "{}}", '"unterminated', '"bad \\x escape"', '"\\u12"', '"\\u12g4"',
+    '"raw\ncontrol"', '"tab\tin string"', "{\"a\" 1}", "[1 2]", "{1:2}", '{"a":1,}', '{"a":1 "b":2}', "[1,,2]",
+    '"\\', "\0", "[NaN]", "[Infinity]", "[0x10]", "\239\187\191{}", '"\255"', '"\192\128"',
+    '"\237\160\128"', '"\244\144\128\128"', '"\226\130"',
+  }
+  for _, s in ipairs(bad) do
+    it(("%q"):format(s), function()
+      local v, err = json.canonical(s)
+      assert.is_nil(v)
+      assert.matches("at byte %d+$", err)
+      local t, terr = json.task_json('{"code":' .. s .. "}", "lua")
+      assert.is_nil(t)
+      assert.matches("at byte %d+$", terr)
+    end)
+  end
+
+  it("names the failure and where it is", function()
+    assert.same({ nil, "invalid UTF-8 at byte 3" }, { json.canonical('"a\255"') })
+    assert.same({ nil, "control character in string at byte 3" }, { json.canonical('"a\nb"') })
+    assert.same({ nil, "nesting too deep at byte 3" }, { json.canonical("[[[1]]]", 2) })
+    assert.same({ nil, "trailing data at byte 5" }, { json.canonical("[1] 2") })
+    assert.same({ nil, "expected a JSON object at byte 1" }, { json.task_json("[1]", "lua") })
+    assert.equal("[[1]]", json.canonical("[[1]]", 3))
+  end)
+
+  it("limits nesting per member value in task_json, as canonical of each value", function()
+    local deep = ("["):rep(10) .. ("]"):rep(10)
+    assert.is_nil(json.task_json('{"inputData":' .. deep .. "}", "lua", 9))
+    assert.equal('{"inputData":' .. deep .. "}", json.task_json('{"inputData":' .. deep .. "}", "javascript", 10))
+  end)
+
+  it("raises on a caller's bug: a non-string, a nesting limit out of range", function()
+    assert.has_error(function() json.canonical(42) end)
+    assert.has_error(function() json.canonical("1", 0) end)
+    assert.has_error(function() json.task_json({}, "lua") end)
+  end)
+end)
+
 describe("json.members / json.task_json", function()
   it("finds the last occurrence of each top-level member, keys unescaped", function()
     local s = '{"a":[1,{"a":"}"}],"b":"x\\"y","\\u0061":  {"z":1} ,"c":-1.5e3}'

@@ -100,6 +100,8 @@ local function main(...)
   cleanups[#cleanups + 1] = controller.close
   controller.recover_jobs()
   local stop_heartbeat = controller.start_heartbeat()
+  local stop_pruner = controller.start_pruner()
+  cleanups[#cleanups + 1] = stop_pruner
   local cok, cerr = controller.setup_chain(conf)
   if not cok then fail(2, "chain: " .. tostring(cerr)) end
   worker.configure { state_dir = conf.state_dir }
@@ -160,6 +162,7 @@ local function main(...)
     srv:shutdown()
     stop_reaper()
     stop_heartbeat()
+    stop_pruner()
     local deadline = host.now() + controller.current().config.limits.shutdown_grace
     while srv.active > 0 and host.now() < deadline do host.sleep(0.05) end
     for _, w in ipairs(worker.list()) do host.kill(w.pid, 9, true) end

@@ -155,6 +155,43 @@ function _M.start_heartbeat(also)
   return function() beating = false end
 end
 
+--- Forget completed jobs answered more than `retention` seconds ago, at
+-- most `batch` of them (the oldest first). Running jobs are never pruned;
+-- payments and attestations live in their own tables, kept as long as
+-- replay protection needs them. Returns the number deleted (0 without a
+-- store), or nil, err.
+function _M.prune(retention, batch, now)
+  if not db then return 0 end
+  return db:exec("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE updated < ? "
+    .. "AND status = 'completed' ORDER BY updated LIMIT ?)", (now or host.time()) - retention, batch)
+end
+
+--- Prune in the background (docs/configuration.md, `jobs`): every
+-- `interval` seconds, batches of `batch` rows until none is left, the loop
+-- served between two batches. settings() gives the current { retention,
+-- interval, batch } (a reload applies at the next round; retention 0 keeps
+-- everything). Returns a stop function.
+function _M.start_pruner(settings)
+  local running = true
+  host.spawn(function()
+    while running do
+      local s = settings()
+      host.sleep(s.interval)
+      s = settings()
+      while running and s.retention > 0 do
+        local n, err = _M.prune(s.retention, s.batch)
+        if not n then
+          host.log("error", "jobs: prune: " .. tostring(err))
+          break
+        end
+        if n < s.batch then break end
+        host.sleep(0)   -- let requests in between two batches
+      end
+    end
+  end)
+  return function() running = false end
+end
+
 --- Forget this instance and close the store (a clean stop).
 function _M.close()
   if not db then return end

@@ -108,4 +108,6 @@ CREATE TABLE IF NOT EXISTS shared_state(
   seen DOUBLE PRECISION NOT NULL, PRIMARY KEY(name, key));
 CREATE INDEX IF NOT EXISTS shared_state_seen ON shared_state(seen);
 ]] },
+  -- retention (jobs.prune): the oldest answers first, without a scan
+  { version = 3, name = "jobs by answer time", sql = "CREATE INDEX IF NOT EXISTS jobs_updated ON jobs(updated)" },
 }

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * workproof.core.json: the thin binding of core/src/json.c, used by
+ * lua/workproof/json.lua (wp.json), which documents the behaviour.
+ *
+ *   json.utf8_valid(s) -> boolean
+ *   json.canonical(s, max_depth) -> text | nil, "message at byte N"
+ *   json.task(body, language|nil, max_depth) -> text | nil, "message at byte N"
+ *   json.check_js(s) -> true | nil, "reason at byte N"
+ *
+ * Malformed input is data, not a programming error: nil and the message
+ * (json.lua's convention, not "ECODE: text").
+ */
+#include "lwp.h"
+#include "workproof/common.h"
+#include "workproof/json.h"
+
+#define ERRSZ 200
+
+static unsigned depth_arg(lua_State *L, int idx)
+{
+	lua_Integer d = luaL_checkinteger(L, idx);
+
+	luaL_argcheck(L, d >= 1 && d <= 4096, idx, "nesting limit must be 1..4096");
+	return (unsigned)d;
+}
+
+/* push the buffer's text, or nil and the message; frees the buffer */
+static int result(lua_State *L, int rc, struct wp_buf *out, const char *err)
+{
+	if (rc == WP_OK) {
+		lua_pushlstring(L, out->data ? (const char *)out->data : "", out->len);
+		wp_buf_free(out);
+		return 1;
+	}
+	wp_buf_free(out);
+	if (rc == WP_ENOMEM)
+		return luaL_error(L, "json: out of memory");
+	lua_pushnil(L);
+	lua_pushstring(L, err);
+	return 2;
+}
+
+static int l_utf8_valid(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n);
+
+	lua_pushboolean(L, wp_utf8_valid(s, n));
+	return 1;
+}
+
+static int l_canonical(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n);
+	unsigned depth = depth_arg(L, 2);
+	struct wp_buf out = WP_BUF_INIT;
+	char err[ERRSZ];
+
+	return result(L, wp_json_canonical(s, n, depth, &out, err, sizeof(err)), &out, err);
+}
+
+static int l_task(lua_State *L)
+{
+	size_t n, ln = 0;
+	const char *s = luaL_checklstring(L, 1, &n);
+	const char *lang = luaL_optlstring(L, 2, NULL, &ln);
+	unsigned depth = depth_arg(L, 3);
+	struct wp_buf out = WP_BUF_INIT;
+	char err[ERRSZ];
+
+	return result(L, wp_json_task(s, n, lang, ln, depth, &out, err, sizeof(err)), &out, err);
+}
+
+static int l_check_js(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n);
+	char err[ERRSZ];
+	int rc = wp_json_check_js(s, n, err, sizeof(err));
+
+	if (rc == WP_OK) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	if (rc == WP_ENOMEM)
+		return luaL_error(L, "json: out of memory");
+	lua_pushnil(L);
+	lua_pushstring(L, err);
+	return 2;
+}
+
+static const luaL_Reg funcs[] = {
+	{ "utf8_valid", l_utf8_valid },
+	{ "canonical", l_canonical },
+	{ "task", l_task },
+	{ "check_js", l_check_js },
+	{ NULL, NULL },
+};
+
+void lwp_open_json(lua_State *L)
+{
+	lwp_subtable(L, "json", funcs);
+}

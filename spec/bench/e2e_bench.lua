@@ -1,0 +1,93 @@
+-- SPDX-License-Identifier: MIT
+--- End to end: `workproof serve` with the five policies on (spec/helpers
+-- config: rate limit and breaker out of the way), POST /verify of a
+-- trivial Lua and JavaScript task at concurrency 8 for BENCH_E2E_SECONDS
+-- (5) under wrk, every reply read (spec/bench/wrk/verdicts.lua): only a 200
+-- whose body says "result":"VALID" counts. Beside it, in alternating
+-- rounds, the anchor: the same task through workproof-worker alone
+-- (spec/bench/bench_worker.c, 2 spawners: the ceiling of a 2-core host).
+-- The controller's own CPU per verification comes from /proc/<pid>/stat
+-- (utime + stime; its reaped workers' in cutime + cstime).
+local wp = require "workproof"
+local h = require "helpers"
+
+local SECONDS = os.getenv("BENCH_E2E_SECONDS") or "5"
+local TICK_MS = 1000 / 100   -- USER_HZ
+
+local function body(language, code, out)
+  return ('{"taskType":"code-execution","language":"%s","code":"%s","expectedHash":"%s"}'):format(language, code,
+    wp.hex(wp.sha256(out)))
+end
+
+local LUA = body("lua", "print(2 + 2)", "4")
+local JS = body("javascript", "console.log(2 + 2)", "4")
+local LUA_TASK = '{"jobId":"bench","language":"lua","code":"print(2 + 2)"}'
+local JS_TASK = '{"jobId":"bench","language":"javascript","code":"console.log(2 + 2)"}'
+
+-- { own = ms, children = ms } of CPU a process has used so far
+local function cpu(pid)
+  local f = assert(io.open("/proc/" .. pid .. "/stat"))
+  local s = f:read("*a")
+  f:close()
+  local rest, t = s:match("%) (.*)$"), {}
+  for v in rest:gmatch("%S+") do t[#t + 1] = tonumber(v) or v end
+  return { own = (t[12] + t[13]) * TICK_MS, children = (t[14] + t[15]) * TICK_MS }
+end
+
+return function(b)
+  local srv = h.start_controller(h.config(), { dir = h.policy_dir() })
+  local pid = srv.proc.pid
+
+  local function e2e(req)
+    local c0 = cpu(pid)
+    local out = b.wrk(srv.url .. "/verify", { body = req, script = "spec/bench/wrk/verdicts.lua", connections = 8,
+      duration = SECONDS })
+    local c1 = cpu(pid)
+    local v, o, secs = out:match("VERDICTS (%d+) (%d+) ([%d%.]+)")
+    if not v then error("wrk: no verdict counts:\n" .. out) end
+    v, o = tonumber(v), tonumber(o)
+    local n = math.max(v + o, 1)
+    return { rate = v / tonumber(secs), other = o, p99 = b.wrk_p99_ms(out),
+      own = (c1.own - c0.own) / n, children = (c1.children - c0.children) / n }
+  end
+
+  local function worker_alone(task, n)
+    local out = b.exec(("%s %s/workproof-worker %d 2 '%s' --isolation sandbox"):format(b.program("bench_worker"),
+      b.build, n, task))
+    local rate, cpu_ms = out:match("^%S+ %S+ (%S+) %d+ (%S+)")
+    return { rate = tonumber(rate), cpu = tonumber(cpu_ms) }
+  end
+
+  local got = { lua = {}, js = {}, wl = {}, wj = {} }
+  local function add(t, r) for k, v in pairs(r) do t[k] = t[k] or {}; t[k][#t[k] + 1] = v end end
+  local reps = math.min(b.repeats, 3)
+  for _ = 1, reps do
+    add(got.lua, e2e(LUA))
+    add(got.wl, worker_alone(LUA_TASK, 200))
+    add(got.js, e2e(JS))
+    add(got.wj, worker_alone(JS_TASK, 20))
+  end
+  h.stop(srv)
+  local m = {}
+  for k, t in pairs(got) do
+    m[k] = {}
+    for f, xs in pairs(t) do m[k][f] = b.median(xs) end
+  end
+
+  return {
+    b.row { name = "VALID Lua verifications/s, c=8", value = m.lua.rate, unit = "/s",
+      anchor_name = "worker alone, 2 spawners", anchor = m.wl.rate, goal = 150, goal_kind = "min" },
+    b.row { name = "  p99 latency, c=8", value = m.lua.p99, unit = "ms", goal = 50, goal_kind = "max" },
+    b.row { name = "  replies not VALID", value = m.lua.other, unit = "", goal = 0, goal_kind = "max" },
+    b.row { name = "  controller's own CPU/verification", value = m.lua.own, unit = "ms",
+      anchor_name = "worker CPU/task (alone)", anchor = m.wl.cpu, goal = 1, goal_kind = "max" },
+    b.row { name = "  its workers' CPU/verification", value = m.lua.children, unit = "ms",
+      anchor_name = "worker CPU/task (alone)", anchor = m.wl.cpu, goal_kind = "report" },
+    b.row { name = "VALID JavaScript verifications/s, c=8", value = m.js.rate, unit = "/s",
+      anchor_name = "worker alone, 2 spawners", anchor = m.wj.rate, goal = 40, goal_kind = "min" },
+    b.row { name = "  p99 latency, c=8", value = m.js.p99, unit = "ms", goal_kind = "report" },
+    b.row { name = "  replies not VALID", value = m.js.other, unit = "", goal = 0, goal_kind = "max" },
+    b.row { name = "  controller's own CPU/verification", value = m.js.own, unit = "ms",
+      anchor_name = "worker CPU/task (alone)", anchor = m.wj.cpu, goal = 1, goal_kind = "max" },
+  }
+end
