@@ -80,7 +80,8 @@ describe("three controllers on one PostgreSQL #integration", function()
 
   it("migrates the database once and registers every host", function()
     local db = assert(store.open(url))
-    assert.same({ { version = 1 }, { version = 2 }, { version = 3 } }, db:exec("SELECT version FROM schema_migrations ORDER BY version"))
+    assert.same({ { version = 1 }, { version = 2 }, { version = 3 } },
+      db:exec("SELECT version FROM schema_migrations ORDER BY version"))
     local pids = {}
     for _, r in ipairs(db:exec("SELECT pid FROM hosts ORDER BY pid")) do pids[#pids + 1] = r.pid end
     db:close()
