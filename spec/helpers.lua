@@ -150,6 +150,27 @@ end
 
 _M.build = os.getenv("WORKPROOF_BUILD") or "build"
 
+--- The live workers a controller (by its pid) has recorded under its state
+-- dir (lua/workproof/worker.lua: slot files, "pid start" while a worker uses
+-- them, blank when free): their pids and the instance id.
+function _M.workers_of(dir, pid)
+  local owner = require "workproof.owner"
+  local base = dir .. "/var/workers"
+  for _, id in ipairs(_M.ls(base)) do
+    local o = owner.parse(_M.slurp(base .. "/" .. id .. "/owner") or "")
+    if o and o.pid == pid then
+      local pids = {}
+      for _, name in ipairs(_M.ls(base .. "/" .. id)) do
+        local rec = tonumber(name) and _M.slurp(base .. "/" .. id .. "/" .. name)
+        local wpid = rec and tonumber(rec:match("^(%d+) "))
+        if wpid then pids[#pids + 1] = wpid end
+      end
+      return pids, id
+    end
+  end
+  return {}
+end
+
 --- Read a process's stdout to its end; returns it and its status table.
 function _M.read_all(p)
   local out = {}

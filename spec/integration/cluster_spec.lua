@@ -10,7 +10,6 @@
 local wp = require "workproof"
 local h = require "helpers"
 local host = require "workproof.host"
-local owner = require "workproof.owner"
 local store = require "workproof.store"
 local cjson = require "cjson.safe"
 
@@ -37,15 +36,7 @@ end
 
 -- kill the workers a killed controller (pid) left behind in its state dir
 local function kill_workers(dir, pid)
-  local base = dir .. "/var/workers"
-  for _, id in ipairs(h.ls(base)) do
-    local o = owner.parse(h.slurp(base .. "/" .. id .. "/owner") or "")
-    if o and o.pid == pid then
-      for _, name in ipairs(h.ls(base .. "/" .. id)) do
-        if tonumber(name) then host.kill(tonumber(name), 9, true) end
-      end
-    end
-  end
+  for _, w in ipairs((h.workers_of(dir, pid))) do host.kill(w, 9, true) end
 end
 
 -- run fns at once (each in its own coroutine); returns their results in order

@@ -38,24 +38,7 @@ local function wait_job(srv, id, seconds)
   error("job " .. id .. " still running after " .. seconds .. " s")
 end
 
--- the live workers a controller (by its pid) has recorded under the state dir
-local function workers_of(dir, pid)
-  local base = dir .. "/var/workers"
-  for _, id in ipairs(ls(base)) do
-    local o = owner.parse(h.slurp(base .. "/" .. id .. "/owner"))
-    if o and o.pid == pid then
-      local pids = {}
-      -- slot files: "pid start" while a worker uses them, blank when free
-      for _, name in ipairs(ls(base .. "/" .. id)) do
-        local rec = tonumber(name) and h.slurp(base .. "/" .. id .. "/" .. name)
-        local wpid = rec and tonumber(rec:match("^(%d+) "))
-        if wpid then pids[#pids + 1] = wpid end
-      end
-      return pids, id
-    end
-  end
-  return {}
-end
+local workers_of = h.workers_of
 
 local function wait_workers(dir, pid)
   for _ = 1, 50 do
