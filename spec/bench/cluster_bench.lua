@@ -5,7 +5,9 @@
 -- loopback, started here) beside one process on SQLite, the anchor;
 -- alternating rounds, medians. With PostgreSQL the rate limit and the
 -- breaker are shared (in the store), so this is the whole per-request cost.
--- Goal: PostgreSQL adds <= 1 ms to the p50 of a verification.
+-- Goal: PostgreSQL adds <= 1 ms to the p50 of a verification — measured
+-- with one connection (one verification at a time: at 4 the machine is
+-- saturated and the p50 is queueing, i.e. throughput, reported apart).
 local wp = require "workproof"
 local h = require "helpers"
 
@@ -22,11 +24,11 @@ return {
 local BODY = ('{"taskType":"code-execution","language":"lua","code":"print(2 + 2)","expectedHash":"%s"}')
   :format(wp.hex(wp.sha256("4")))
 
-local function wrk(url)
+local function wrk(url, conns)
   local path = os.tmpname()
   h.write(path, BODY)
-  local out = h.run("/bin/sh", { "-c", ("WRK_BODY=%s exec wrk -s spec/bench/wrk/post.lua -t1 -c4 -d%s --latency %s")
-    :format(path, DURATION, url .. "/verify") })
+  local out = h.run("/bin/sh", { "-c", ("WRK_BODY=%s exec wrk -s spec/bench/wrk/post.lua -t1 -c%d -d%s --latency %s")
+    :format(path, conns or 4, DURATION, url .. "/verify") })
   os.remove(path)
   local function ms(pct)
     local v, unit = out:match("%s" .. pct .. "%%%s+([%d%.]+)(%a+)")
@@ -48,11 +50,17 @@ return function(b)
   end
   local order = { "sqlite", "pg1", "pg2", "pg3" }
   local res = { sqlite = {}, pg1 = {}, pg2 = {}, pg3 = {} }
+  local lat = { sqlite = {}, pg1 = {} }   -- one connection
   local bad = 0
   for _ = 1, reps do
     for _, k in ipairs(order) do
       local r = wrk(servers[k].url)
       res[k][#res[k] + 1] = r
+      bad = bad + r.bad
+    end
+    for _, k in ipairs({ "sqlite", "pg1" }) do
+      local r = wrk(servers[k].url, 1)
+      lat[k][#lat[k] + 1] = r
       bad = bad + r.bad
     end
   end
@@ -83,20 +91,20 @@ return function(b)
   dbs.sqlite:close()
   os.remove(sqlite_path); os.remove(sqlite_path .. "-wal"); os.remove(sqlite_path .. "-shm")
   pg.stop()
-  local function med(k, f)
+  local function med(k, f, set)
     local xs = {}
-    for i, r in ipairs(res[k]) do xs[i] = r[f] end
+    for i, r in ipairs((set or res)[k]) do xs[i] = r[f] end
     return b.median(xs)
   end
   local rows = {}
-  local sq_rps, sq_p50 = med("sqlite", "rps"), med("sqlite", "p50")
+  local sq_rps, sq_p50 = med("sqlite", "rps"), med("sqlite", "p50", lat)
   for n = 1, 3 do
     rows[#rows + 1] = b.row { name = ("VALID/s, PostgreSQL, %d process%s"):format(n, n > 1 and "es" or ""),
       unit = "req/s", value = med("pg" .. n, "rps"), anchor_name = "SQLite, 1 process", anchor = sq_rps,
       goal_kind = "report" }
   end
-  local p50 = med("pg1", "p50")
-  rows[#rows + 1] = b.row { name = "VALID p50, PostgreSQL, 1 process", unit = "ms", value = p50,
+  local p50 = med("pg1", "p50", lat)
+  rows[#rows + 1] = b.row { name = "VALID p50, one at a time, PostgreSQL", unit = "ms", value = p50,
     anchor_name = "SQLite, 1 process", anchor = sq_p50, goal_kind = "report" }
   rows[#rows + 1] = b.row { name = "p50 added by PostgreSQL", unit = "ms", value = p50 - sq_p50,
     goal = 1, goal_kind = "max" }
