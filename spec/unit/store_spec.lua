@@ -137,6 +137,22 @@ describe("store (sqlite only) #host", function()
     assert.is_nil(d)
     assert.matches("^ESTORE: cannot open", err)
   end)
+
+  it("shared policy state keeps numbers exactly (a rate-limit entry's time at the limit)", function()
+    local shared = require "workproof.notary.shared"
+    local path = os.tmpname()
+    local db = assert(store.open(path))
+    assert(db:migrate(require "workproof.store.schema"))
+    shared.setup(db)
+    local t = 1764933000.123456789
+    assert.is_true((shared.with("rate_limit", "k", function(e) e.tat = t end)))
+    local back
+    assert.is_true((shared.with("rate_limit", "k", function(e) back = e.tat end)))
+    shared.setup(nil)
+    db:close()
+    os.remove(path); os.remove(path .. "-wal"); os.remove(path .. "-shm")
+    assert.equal(t, back)
+  end)
 end)
 
 describe("store (postgres only) #host", function()

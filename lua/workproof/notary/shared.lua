@@ -20,6 +20,7 @@
 -- strictness, as a store outage must not stop the service.
 local host = require "workproof.host"
 local cjson = require "cjson.safe"
+local json = require "workproof.json"
 
 local type, unpack, tostring, pcall, pairs = type, unpack, tostring, pcall, pairs
 
@@ -40,6 +41,15 @@ local function warn(msg)
     warned_at = host.now()
     host.log("warn", "shared policy state unavailable, deciding on this process's own: " .. tostring(msg))
   end
+end
+
+-- Entries are written with JavaScript's shortest round-trip numbers: cjson
+-- writes 14 significant digits, which rounds a timestamp (a rate-limit
+-- entry's tat) by up to 50 us — enough to tip the decision at exactly the
+-- limit. nil for a table that is not JSON.
+local function encode(st)
+  local ok, text = pcall(json.stringify, st)
+  return ok and text or nil
 end
 
 local function decode(entry)
@@ -69,7 +79,7 @@ local function locked(name, key, fn)
     local st = decode(row.entry)
     local r = { fn(st) }
     _, err = db:exec("UPDATE shared_state SET entry = ?, version = version + 1, seen = ? WHERE name = ? AND key = ?",
-      cjson.encode(st) or row.entry, t, name, key)
+      encode(st) or row.entry, t, name, key)
     if err then error(err, 0) end
     return r
   end)
@@ -92,7 +102,7 @@ function _M.with(name, key, fn)
     end
     local st = decode(row and row.entry)
     local res = { fn(st) }
-    local entry, t = cjson.encode(st), host.time()
+    local entry, t = encode(st), host.time()
     if not entry then return true, unpack(res) end   -- not JSON (a damaged policy state): not shared
     local n
     if not row then
