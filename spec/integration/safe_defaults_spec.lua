@@ -222,6 +222,8 @@ describe("safe defaults #integration", function()
         task = { maxCode = 102400, timeoutMin = 5, timeoutMax = 60, memoryBytes = 268435456,
           outputLimitBytes = 1048576 },
         logging = { level = "info", format = "text", accessLog = true },
+        storage = { backend = "sqlite", sharedLimits = false, hostLease = 15, jobRetention = 604800,
+          pruneInterval = 60, pruneBatch = 500 },
       }, info().protections)
       -- and the features: the sandbox, both languages, reloads on file changes; no chain, no payments
       assert.same({ backend = "sandbox", languages = { "javascript", "lua" }, payments = false, chain = false,

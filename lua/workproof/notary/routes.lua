@@ -3,6 +3,7 @@
 -- outbox views, the admin reload. Metrics labels are route PATTERNS, a
 -- fixed set, never the request path.
 local wp = require "workproof"
+local store = require "workproof.store"
 local host = require "workproof.host"
 local cjson = require "cjson.safe"
 local worker = require "workproof.worker"
@@ -67,6 +68,10 @@ local function protections(gen)
     task = { maxCode = lim.max_code, timeoutMin = lim.timeout_min, timeoutMax = lim.timeout_max,
       memoryBytes = c.worker.memory_bytes, outputLimitBytes = c.worker.output_limit_bytes },
     logging = { level = c.log_level, format = c.log_format, accessLog = c.access_log },
+    -- the store: where jobs, payments and the outbox live, how long answers are kept
+    storage = { backend = store.is_url(c.store) and "postgres" or "sqlite",
+      sharedLimits = c.shared_limits, hostLease = c.store_lease, jobRetention = c.jobs.retention,
+      pruneInterval = c.jobs.prune_interval, pruneBatch = c.jobs.prune_batch },
   }
 end
 
