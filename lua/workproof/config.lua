@@ -280,7 +280,7 @@ function _M.load(path, overrides)
     if conf.policies[name] == nil then conf.policies[name] = assert(schema.validate(policy_conf.fields, {})) end
   end
   conf.store = conf.store or (conf.state_dir .. "/workproof.db")
-  if conf.shared_limits == nil then conf.shared_limits = conf.store:find("^postgres[a-z]*://") ~= nil end
+  if conf.shared_limits == nil then conf.shared_limits = require("workproof.store").is_url(conf.store) end
   if conf.payments.enabled and not conf.chain.enabled then
     error((path or "config") .. ": payments need the chain (chain.enabled = true)", 0)
   end

@@ -188,6 +188,9 @@ function db_mt:__tostring() return "sqlite store " .. self.path end
 --- Versioned migrations (workproof/store/migrate.lua).
 function db_mt:migrate(list) return require("workproof.store.migrate")(self, list) end
 
+-- the methods both backends share (built on their own exec)
+_M.common = { row = db_mt.row, migrate = db_mt.migrate }
+
 --- Run fn inside BEGIN IMMEDIATE ... COMMIT (atomic across processes). An
 -- error in fn rolls back and is re-raised; returns fn's first result.
 function db_mt:transaction(fn)

@@ -34,6 +34,14 @@ local function wait_job(srv, id, seconds)
   return j
 end
 
+-- an async job that keeps its worker busy a few seconds on srv: its 202 answer
+local function slow_job(srv)
+  local st, r = h.verify(srv, { taskType = "code-execution", language = "lua", code = SLOW,
+    expectedHash = h.sha("done") }, { Prefer = "respond-async" })
+  assert.equal(202, st, cjson.encode(r))
+  return r
+end
+
 -- kill the workers a killed controller (pid) left behind in its state dir
 local function kill_workers(dir, pid)
   for _, w in ipairs((h.workers_of(dir, pid))) do host.kill(w, 9, true) end
@@ -110,9 +118,7 @@ describe("three controllers on one PostgreSQL #integration", function()
   it("takes over the job of a host killed with -9 on exactly one other host: ERROR, refundable", function()
     local victim = hosts[1]
     local vpid = victim.proc.pid
-    local st, r = h.verify(victim, { taskType = "code-execution", language = "lua", code = SLOW,
-      expectedHash = h.sha("done") }, { Prefer = "respond-async" })
-    assert.equal(202, st, cjson.encode(r))
+    local r = slow_job(victim)
     assert.equal("running", job(hosts[2], r.jobId).status)
     host.kill(victim.proc.pid, 9)
     victim.proc:wait()
@@ -170,9 +176,7 @@ describe("three controllers on one PostgreSQL #integration", function()
   it("SIGTERM of one host leaves the others serving; its interrupted job is answered everywhere", function()
     local leaving = hosts[2]
     local pid = leaving.proc.pid
-    local st, r = h.verify(leaving, { taskType = "code-execution", language = "lua", code = SLOW,
-      expectedHash = h.sha("done") }, { Prefer = "respond-async" })
-    assert.equal(202, st, cjson.encode(r))
+    local r = slow_job(leaving)
     local s = h.stop(leaving)
     leaving.stopped = true
     assert.equal(0, s.exit_status, s.stderr)

@@ -148,12 +148,9 @@ function db_mt:exec(sql, ...)
   return res, err, state
 end
 
---- First row of a query, or nil (and an error message on failure).
-function db_mt:row(sql, ...)
-  local rows, err, state = self:exec(sql, ...)
-  if not rows then return nil, err, state end
-  return rows[1]
-end
+-- row (the first row of a query) and migrate are the SQLite backend's
+local common = require("workproof.store").common
+db_mt.row, db_mt.migrate = common.row, common.migrate
 
 --- Several statements, no parameters (migrations): true or nil, err.
 function db_mt:script(sql)
@@ -203,7 +200,6 @@ function db_mt:close()
   for i = #self.idle, 1, -1 do drop(self, self.idle[i]) self.idle[i] = nil end
 end
 
-db_mt.migrate = function(self, list) return require("workproof.store.migrate")(self, list) end
 
 function db_mt:__tostring() return "postgres store " .. tostring(self.url):gsub("//[^@/]*@", "//***@") end
 

@@ -14,7 +14,6 @@
 -- (docs/chain.md). The cursor of the events read is kept too.
 local wp = require "workproof"
 local host = require "workproof.host"
-local cjson = require "cjson.safe"
 local fs = require "workproof.fs"
 local store = require "workproof.store"
 local policy = require "workproof.policy"
@@ -23,7 +22,7 @@ local oc = require "workproof.uptime.onchain"
 local evidence = require "workproof.uptime.evidence"
 local canon = require("workproof.uptime.challenge").canon
 
-local type, ipairs, tostring, tonumber, format = type, ipairs, tostring, tonumber, string.format
+local ipairs, tostring, tonumber, format = ipairs, tostring, tonumber, string.format
 
 local _M = {}
 
@@ -180,14 +179,8 @@ function _M.recheck(path, id)
   if not conf then return nil, table.concat(errs, "; ") end
   local pol, perr = load_policy(conf)
   if not pol then return nil, perr end
-  local cc = conf.chain
-  local chain = { rpc = require("workproof.rpc").new(cc.rpc, { timeout = 10 }), registry = cc.registry }
-  if not chain.registry and cc.deployment then
-    local dep = cjson.decode(fs.read(cc.deployment:sub(1, 1) == "/" and cc.deployment
-      or (conf.base .. "/" .. cc.deployment)) or "")
-    chain.registry = type(dep) == "table" and dep.uptime and dep.uptime.registry
-  end
-  if not chain.registry then return nil, "chain.registry (or chain.deployment) is required" end
+  local chain, cerr = oc.locate(conf.chain, conf.base)
+  if not chain then return nil, cerr end
   local res = oc.events(chain.rpc, chain.registry, "DisputeResolved", { format("%064x", id) })
   local e = res and res[1]
   local x, err = _M.examine(chain, pol, id, nil, conf.vdf_t, e and e.block - 1)

@@ -298,7 +298,10 @@ _M.SCHEMA = { type = "record", fields = {
 
 --- Connect: { client (workproof.chain: signer, nonce, outbox over db), rpc,
 -- registry, token, chain_id, address } | nil, err. Paths are relative to base.
-function _M.connect(cc, db, base)
+--- The chain block's registry, token and chain id (from chain.deployment
+-- where not given) and an RPC client: { rpc, registry, token, chain_id,
+-- abs (a path relative to base) } | nil, err. Sends nothing.
+function _M.locate(cc, base)
   local cjson = require "cjson.safe"
   local function abs(p) return (p:sub(1, 1) == "/" or not base) and p or (base .. "/" .. p) end
   local dep = {}
@@ -308,17 +311,22 @@ function _M.connect(cc, db, base)
     if f then f:close() end
     if type(dep) ~= "table" then return nil, "chain.deployment: cannot read " .. abs(cc.deployment) end
   end
-  local registry = cc.registry or (dep.uptime and dep.uptime.registry)
-  local token = cc.token or (dep.token and dep.token.address)
-  local chain_id = cc.chain_id or dep.chainId
-  if not registry then return nil, "chain.registry (or chain.deployment) is required" end
-  if not chain_id then return nil, "chain.chain_id (or chain.deployment) is required" end
-  local rpc = require("workproof.rpc").new(cc.rpc, { timeout = 10 })
-  local client, err = require("workproof.chain").new { rpc = rpc, db = db, chain_id = chain_id,
-    key = { file = cc.key_file and abs(cc.key_file), env = cc.key_env }, poll = 0.1 }
+  local r = { registry = cc.registry or (dep.uptime and dep.uptime.registry),
+    token = cc.token or (dep.token and dep.token.address), chain_id = cc.chain_id or dep.chainId, abs = abs,
+    rpc = require("workproof.rpc").new(cc.rpc, { timeout = 10 }) }
+  if not r.registry then return nil, "chain.registry (or chain.deployment) is required" end
+  return r
+end
+
+function _M.connect(cc, db, base)
+  local r, rerr = _M.locate(cc, base)
+  if not r then return nil, rerr end
+  if not r.chain_id then return nil, "chain.chain_id (or chain.deployment) is required" end
+  local client, err = require("workproof.chain").new { rpc = r.rpc, db = db, chain_id = r.chain_id,
+    key = { file = cc.key_file and r.abs(cc.key_file), env = cc.key_env }, poll = 0.1 }
   if not client then return nil, err end
   client:kick()   -- what a previous run left in the outbox
-  return { client = client, rpc = rpc, registry = registry, token = token, chain_id = chain_id,
+  return { client = client, rpc = r.rpc, registry = r.registry, token = r.token, chain_id = r.chain_id,
     address = client.address, poll_s = cc.poll_s, conf = cc }
 end
 
