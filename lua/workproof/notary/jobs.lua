@@ -67,11 +67,20 @@ function _M.create(id, task_hash)
 end
 
 --- Record a job's final answer (unless another host took it over first:
--- its answer stands).
-function _M.complete(id, response)
+-- its answer stands). With task_hash, the job was never recorded as running
+-- (a synchronous request: nobody can ask for it before its answer, which
+-- names it): its one row is written now, completed.
+function _M.complete(id, response, task_hash)
   if not db then return end
-  local n, err = db:exec("UPDATE jobs SET status = 'completed', updated = ?, response = ? "
-    .. "WHERE id = ? AND status = 'running'", host.time(), encode(response), id)
+  local n, err
+  if task_hash then
+    n, err = db:exec("INSERT INTO jobs(id, status, created, updated, task_hash, owner, response) "
+      .. "VALUES (?, 'completed', ?, ?, ?, ?, ?)", id, host.time(), host.time(), task_hash, owner.self().id,
+      encode(response))
+  else
+    n, err = db:exec("UPDATE jobs SET status = 'completed', updated = ?, response = ? "
+      .. "WHERE id = ? AND status = 'running'", host.time(), encode(response), id)
+  end
   if not n then host.log("error", "job " .. id .. " not stored: " .. tostring(err)) end
   if n == 0 then host.log("warn", "job " .. id .. " was answered by another host meanwhile; its answer stands") end
 end

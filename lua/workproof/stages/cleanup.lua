@@ -57,7 +57,7 @@ local function run(ctx)
     local doc = ctx.response_body
     host.log("info", "verdict", { jobId = doc.jobId, taskHash = doc.taskHash, verdict = doc.result,
       code = ctx.outcome.code, ms = doc.totalTimeMs })
-    if ctx.job_id then jobs.complete(ctx.job_id, ctx.response_body) end
+    if ctx.job_id then jobs.complete(ctx.job_id, ctx.response_body, not ctx.async and ctx.task_hash or nil) end
   end
 end
 

@@ -1,7 +1,9 @@
 -- SPDX-License-Identifier: MIT
---- Stage `spawn` (phase run): the job — its id, its taskHash, its durable
--- record. With `Prefer: respond-async` the client is answered 202 here and
--- the flow goes on without it (the second return value says so).
+--- Stage `spawn` (phase run): the job — its id, its taskHash, and with
+-- `Prefer: respond-async` its durable record as running: the client is
+-- answered 202 here and the flow goes on without it (the second return
+-- value says so). A synchronous job's one row is written with its answer
+-- (cleanup): until then nobody knows its id.
 local wp = require "workproof"
 local json = require "workproof.json"
 local jobs = require "workproof.notary.jobs"
@@ -25,8 +27,8 @@ end
 local function run(ctx)
   ctx.job_id = new_job_id()
   ctx.task_hash = task_hash(ctx)
-  jobs.create(ctx.job_id, ctx.task_hash)
   if ctx.async then
+    jobs.create(ctx.job_id, ctx.task_hash)
     return { status = 202, body = { jobId = ctx.job_id, taskHash = ctx.task_hash, status = "running" } }, true
   end
 end
