@@ -41,6 +41,10 @@ return {
     reaper_interval = 5,            -- seconds between orphan sweeps
     memory_bytes = 268435456,       -- per task
     output_limit_bytes = 1048576,   -- per task stdout
+    -- warm sandboxes kept ready per language (sandbox and none backends): started
+    -- ahead of demand, each used for ONE task, replaced once it took one; idle and
+    -- running workers together stay under worker_threshold's max_active
+    pool = { lua = 4, javascript = 2 },
   },
 
   jobs = {

@@ -311,7 +311,6 @@ static int setup_cb(lua_State *L)
 		{ LUA_MATHLIBNAME, luaopen_math },
 		{ LUA_BITLIBNAME, luaopen_bit },
 	};
-	const struct wk_task *t = lua_touserdata(L, 1);
 	int io, out;
 	size_t i;
 
@@ -337,13 +336,26 @@ static int setup_cb(lua_State *L)
 	lua_pushcclosure(L, l_write, 2);
 	lua_setfield(L, io, "write");
 	lua_setfield(L, io, "stdout");
+	lua_pushnil(L); /* the input: set by input_cb once the task is known */
+	lua_pushlightuserdata(L, NULL);
+	lua_call(L, 4, 1);
+	lua_setfield(L, LUA_REGISTRYINDEX, "workproof.env");
+	return 0;
+}
+
+/* env.input = the task's input, copied from the trusted state. After the
+ * environment is built in both modes, so that a warm runtime (built before
+ * its task arrived) allocates exactly as a cold one: same addresses. */
+static int input_cb(lua_State *L)
+{
+	const struct wk_task *t = lua_touserdata(L, 1);
+
+	lua_getfield(L, LUA_REGISTRYINDEX, "workproof.env");
 	if (t->input_idx)
 		copy_value(t->trusted, t->input_idx, L, 0);
 	else
 		lua_pushnil(L);
-	lua_pushlightuserdata(L, NULL);
-	lua_call(L, 4, 1);
-	lua_setfield(L, LUA_REGISTRYINDEX, "workproof.env");
+	lua_setfield(L, -2, "input");
 	return 0;
 }
 
@@ -399,7 +411,12 @@ __attribute__((noreturn)) static void finish(lua_State *L, int rc)
 		wk_status("RUNTIME_ERROR: %s", msg);
 		_exit(1);
 	}
+	/* the output is complete: say so with every pipe closed, so the worker
+	 * need not wait for this process's teardown (run.c, "done") */
+	close(WK_FD_OUT);
+	close(WK_FD_ERR);
 	wk_status("OK");
+	close(WK_FD_STATUS);
 	_exit(0);
 }
 
@@ -409,7 +426,28 @@ static int on_panic(lua_State *L)
 	limit_exit("RUNTIME_ERROR: Lua panic");
 }
 
-void wk_lua_main(const struct wk_task *t, int sandbox)
+/* A warm sandbox's runtime: the state is ready, now the task (the same
+ * bytes the worker checked) arrives on fd 0 and is decoded in the trusted
+ * state this process inherited, as the worker decodes it. */
+static void take_warm_task(struct wk_task *t)
+{
+	struct wk_result r;
+	uint64_t memory = t->memory;
+
+	memset(&r, 0, sizeof(r));
+	if (wk_take_task(t, &r) == 0 && t->memory == memory && t->lang == WK_LANG_LUA)
+		return;
+	if (r.cls == WK_CLASS_BAD_TASK) {
+		wk_status("%s", r.error);
+		_exit(1);
+	}
+	snprintf(wk_setup_err.msg, sizeof(wk_setup_err.msg), "warm runtime: %.150s",
+		 r.error[0] ? r.error : "the task does not fit");
+	wk_setup_err.permanent = 0;
+	wk_setup_abort();
+}
+
+void wk_lua_main(struct wk_task *t, int sandbox, int warm)
 {
 	lua_State *L;
 	int rc;
@@ -432,14 +470,19 @@ void wk_lua_main(const struct wk_task *t, int sandbox)
 	}
 	lua_atpanic(L, on_panic);
 	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
-	rc = lua_cpcall(L, setup_cb, (void *)t);
+	rc = lua_cpcall(L, setup_cb, NULL);
+	lua_cpcall(L, raise_cb, NULL);
+	/* a warm runtime is ready: now its task */
+	if (!rc && warm)
+		take_warm_task(t);
+	if (!rc)
+		rc = lua_cpcall(L, input_cb, (void *)t);
 	if (rc) {
 		snprintf(wk_setup_err.msg, sizeof(wk_setup_err.msg), "Lua runtime setup: %s",
 			 lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
 		wk_setup_err.permanent = 0;
 		wk_setup_abort();
 	}
-	lua_cpcall(L, raise_cb, NULL);
 	lua_settop(L, 0);
 	if (sandbox && wk_seccomp_profile(WK_PROFILE_LUA))
 		wk_setup_abort();

@@ -45,9 +45,13 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: workproof-worker [--isolation sandbox|none] [--uid N] [--ro PATH]...\n"
-		   "       (reads one task as JSON on stdin, prints one NOTARY_RESULT line)\n"
+		   "                        [--warm lua|javascript --memory-bytes N --timeout-ms N]\n"
+		   "       (reads one task as JSON on stdin, prints one NOTARY_RESULT line;\n"
+		   "        --warm prepares the sandbox first, then reads the task)\n"
 		   "test only: --selftest-probe NAME (see worker/README.md)\n");
 }
+
+
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int bad_usage(const char *fmt, ...)
@@ -61,6 +65,21 @@ static int bad_usage(const char *fmt, ...)
 	fputc('\n', stderr);
 	usage(stderr);
 	return WK_EXIT_USAGE;
+}
+
+/* An unsigned decimal option value in lo..hi. */
+static int opt_uint(const char *name, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	unsigned long long u;
+
+	errno = 0;
+	u = strtoull(v, &end, 10);
+	if (errno || !*v || *end || *v == '-' || u < lo || u > hi)
+		return bad_usage("%s must be an integer in %llu..%llu, not '%s'", name, (unsigned long long)lo,
+				 (unsigned long long)hi, v);
+	*out = u;
+	return 0;
 }
 
 /* 0: parsed; otherwise the exit status (WK_EXIT_USAGE, or -1 for an
@@ -116,6 +135,20 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 			if (o->nro >= WK_MAX_RO)
 				return bad_usage("at most %d --ro paths", WK_MAX_RO);
 			o->ro[o->nro++] = v;
+		} else if (!strcmp(name, "--warm")) {
+			if (!strcmp(v, "lua"))
+				o->warm_lang = WK_LANG_LUA;
+			else if (!strcmp(v, "javascript"))
+				o->warm_lang = WK_LANG_JS;
+			else
+				return bad_usage("--warm must be lua or javascript, not '%s'", v);
+			o->warm = 1;
+		} else if (!strcmp(name, "--memory-bytes")) {
+			if (opt_uint(name, v, WK_MIN_MEMORY, WK_MAX_MEMORY, &o->warm_memory))
+				return WK_EXIT_USAGE;
+		} else if (!strcmp(name, "--timeout-ms")) {
+			if (opt_uint(name, v, WK_MIN_TIMEOUT_MS, WK_MAX_TIMEOUT_MS, &o->warm_timeout_ms))
+				return WK_EXIT_USAGE;
 		} else if (!strcmp(name, "--selftest-probe")) {
 			if (!wk_probe_known(v))
 				return bad_usage("unknown probe '%s'", v);
@@ -126,6 +159,14 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 	}
 	if (o->probe && o->iso != WK_ISO_SANDBOX)
 		return bad_usage("--selftest-probe needs --isolation sandbox");
+	if (o->probe && o->warm)
+		return bad_usage("--selftest-probe and --warm exclude each other");
+	if (!o->warm && (o->warm_memory || o->warm_timeout_ms))
+		return bad_usage("--memory-bytes and --timeout-ms go with --warm");
+	if (o->warm && !o->warm_memory)
+		o->warm_memory = WK_DEF_MEMORY;
+	if (o->warm && !o->warm_timeout_ms)
+		o->warm_timeout_ms = WK_DEF_TIMEOUT_MS;
 	return 0;
 }
 
@@ -252,14 +293,12 @@ static int get_uint(lua_State *L, int task, const char *key, uint64_t def, uint6
 	return 0;
 }
 
-/* Decode and validate the task with lua-cjson in a trusted state (the
- * values stay on its stack for the whole run). 0, or -1 with r->error. */
-static int decode_task(struct wk_task *t, struct wk_result *r)
+/* The trusted state: a plain LuaJIT state with lua-cjson at stack index 1.
+ * Made before the task arrives (a warm worker makes it before the sandbox,
+ * whose runtime inherits it). 0, or -1 with r->error. */
+static int open_trusted(struct wk_task *t, struct wk_result *r)
 {
 	lua_State *L = luaL_newstate();
-	const char *s;
-	size_t n;
-	int cj, task;
 
 	t->trusted = L;
 	if (!L) {
@@ -284,12 +323,24 @@ static int decode_task(struct wk_task *t, struct wk_result *r)
 			 lua_tostring(L, -1));
 		return -1;
 	}
-	cj = lua_gettop(L);
 	/* strict numbers: no NaN, Infinity or hex */
-	lua_getfield(L, cj, "decode_invalid_numbers");
+	lua_getfield(L, 1, "decode_invalid_numbers");
 	lua_pushboolean(L, 0);
 	if (lua_pcall(L, 1, 0, 0))
 		lua_pop(L, 1);
+	return 0;
+}
+
+/* Decode and validate t->raw with lua-cjson in the trusted state (the
+ * values stay on its stack for the whole run). 0, or -1 with r->error. */
+static int decode_task(struct wk_task *t, struct wk_result *r)
+{
+	lua_State *L = t->trusted;
+	const char *s;
+	size_t n;
+	const int cj = 1;
+	int task;
+
 	lua_getfield(L, cj, "decode");
 	lua_pushlstring(L, t->raw, t->raw_len);
 	if (lua_pcall(L, 1, 1, 0)) {
@@ -359,6 +410,42 @@ static int decode_task(struct wk_task *t, struct wk_result *r)
 	lua_getfield(L, task, "input");
 	t->input_idx = lua_isnil(L, -1) ? 0 : lua_gettop(L);
 	return 0;
+}
+
+/* Read the task on stdin (fd 0) to EOF and decode it: 0, or -1 with
+ * r->error. The worker's own stdin; in a warm sandbox, also the runtime's
+ * task pipe (the same fd). */
+int wk_take_task(struct wk_task *t, struct wk_result *r)
+{
+	int too_big;
+
+	t->raw = read_task(&t->raw_len, &too_big);
+	if (!t->raw) {
+		if (too_big) {
+			bad_task(r, "task larger than %u bytes", WK_MAX_TASK_BYTES);
+		} else {
+			r->cls = WK_CLASS_SANDBOX;
+			snprintf(r->error, sizeof(r->error), "SANDBOX: cannot read the task: %s", strerror(errno));
+		}
+		return -1;
+	}
+	return decode_task(t, r);
+}
+
+/* A warm sandbox was made for one language, heap and longest timeout:
+ * the task must fit it (the spawner only hands it tasks that do). */
+int wk_fits_warm(const struct wk_opts *o, const struct wk_task *t, struct wk_result *r)
+{
+	if (t->lang == o->warm_lang && t->memory == o->warm_memory && t->timeout_ms <= o->warm_timeout_ms)
+		return 0;
+	r->cls = WK_CLASS_SANDBOX;
+	snprintf(r->error, sizeof(r->error),
+		 "SANDBOX: the task (%s, memoryBytes %llu, timeoutMs %llu) does not fit this warm sandbox "
+		 "(%s, %llu, at most %llu)", t->lang == WK_LANG_LUA ? "lua" : "javascript",
+		 (unsigned long long)t->memory, (unsigned long long)t->timeout_ms,
+		 o->warm_lang == WK_LANG_LUA ? "lua" : "javascript", (unsigned long long)o->warm_memory,
+		 (unsigned long long)o->warm_timeout_ms);
+	return -1;
 }
 
 /* --- the result line ------------------------------------------------------------- */
@@ -516,9 +603,7 @@ int main(int argc, char **argv)
 	struct wk_opts o;
 	struct wk_task t;
 	struct wk_result r;
-	char *raw;
-	size_t len = 0;
-	int rc, too_big;
+	int rc;
 
 	memset(&o, 0, sizeof(o));
 	memset(&t, 0, sizeof(t));
@@ -544,23 +629,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "workproof-worker: WARNING: --isolation none: the task runs without "
 				"namespaces or seccomp (development only)\n");
 
-	raw = read_task(&len, &too_big);
-	if (!raw) {
-		if (too_big) {
-			bad_task(&r, "task larger than %u bytes", WK_MAX_TASK_BYTES);
-		} else {
-			r.cls = WK_CLASS_SANDBOX;
-			snprintf(r.error, sizeof(r.error), "SANDBOX: cannot read the task: %s",
-				 strerror(errno));
-		}
-		print_result(&t, &r);
-		return WK_EXIT_RESULT;
-	}
-	t.raw = raw;
-	t.raw_len = len;
 	rc = WK_EXIT_RESULT;
-	if (decode_task(&t, &r) == 0) {
-		rc = wk_run(&o, &t, &r);
+	if (open_trusted(&t, &r) == 0) {
+		if (o.warm) {
+			/* the sandbox is made for this template; wk_run reads
+			 * the task once it is ready (wk_take_task) */
+			t.lang = o.warm_lang;
+			t.memory = o.warm_memory;
+			t.timeout_ms = o.warm_timeout_ms;
+			t.output_limit = WK_DEF_OUTPUT;
+			t.insn_limit = t.timeout_ms * WK_INSN_PER_MS;
+			rc = wk_run(&o, &t, &r);
+		} else if (wk_take_task(&t, &r) == 0) {
+			rc = wk_run(&o, &t, &r);
+		}
 		if (rc == WK_EXIT_NOSANDBOX)
 			goto out;
 	}
@@ -573,6 +655,6 @@ out:
 	if (t.trusted && WK_ASAN)
 		lua_close(t.trusted);
 	if (WK_ASAN)
-		free(raw);
+		free((char *)t.raw);
 	return rc;
 }

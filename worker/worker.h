@@ -72,7 +72,8 @@
 #define WK_EXIT_NOSANDBOX 3 /* the sandbox cannot be set up on this host */
 
 /* Descriptors of the runtime child (set up before it runs). */
-#define WK_FD_TASK 0   /* javascript: the task JSON (a memfd); lua: closed */
+#define WK_FD_TASK 0   /* javascript: the task JSON (a memfd); lua: closed;
+			* warm (both): a pipe the worker writes the task into */
 #define WK_FD_OUT 1    /* stdout pipe: hashed, counted, limited */
 #define WK_FD_ERR 2    /* stderr pipe: counted, limited, head kept */
 #define WK_FD_STATUS 3 /* one status line from the runtime */
@@ -90,6 +91,9 @@ struct wk_opts {
 	const char *ro[WK_MAX_RO];
 	int nro;
 	const char *probe;     /* --selftest-probe NAME, or NULL */
+	int warm;              /* --warm: the sandbox first, then the task */
+	enum wk_lang warm_lang;
+	uint64_t warm_memory, warm_timeout_ms; /* the template tasks must fit */
 };
 
 /** One decoded, validated task. Strings point into the trusted state's
@@ -168,7 +172,15 @@ struct wk_result {
  * holds a verdict to print, WK_EXIT_NOSANDBOX when the sandbox cannot be
  * set up on this host (a message went to stderr; nothing must be printed).
  */
-int wk_run(const struct wk_opts *o, const struct wk_task *t, struct wk_result *res);
+int wk_run(const struct wk_opts *o, struct wk_task *t, struct wk_result *res);
+
+/* --- main.c ------------------------------------------------------------- */
+
+/** Read a task on fd 0 to EOF and decode it in t->trusted (lua-cjson at
+ *  its stack index 1): 0, or -1 with res->error (BAD_TASK, SANDBOX). */
+int wk_take_task(struct wk_task *t, struct wk_result *res);
+/** 0 when a task fits the warm sandbox o describes, else -1 with res->error. */
+int wk_fits_warm(const struct wk_opts *o, const struct wk_task *t, struct wk_result *res);
 /** Reap what wk_run left exiting (the sandbox's init): call after the
  *  result line is printed. */
 void wk_reap(void);
@@ -225,8 +237,9 @@ void wk_fixed_random_done(void);
 /* --- lua_rt.c / probe.c: never return ------------------------------------ */
 
 /** Run the Lua task in this (already sandboxed or plain) child. In sandbox
- *  mode the seccomp profile is installed once the state exists. */
-__attribute__((noreturn)) void wk_lua_main(const struct wk_task *t, int sandbox);
+ *  mode the seccomp profile is installed once the state exists. Warm: the
+ *  task arrives on fd 0 once the state exists (wk_take_task). */
+__attribute__((noreturn)) void wk_lua_main(struct wk_task *t, int sandbox, int warm);
 /** Run a --selftest-probe and exit (path probes take the path from the
  *  task's code). */
 __attribute__((noreturn)) void wk_probe_main(const char *name, const struct wk_task *t);

@@ -10,7 +10,11 @@
  *   p:read()  -> chunk | nil (EOF)      yields the calling host coroutine
  *   p:wait()  -> { exit_status=, term_signal=, timed_out=, stderr=, pid= }
  *   p:kill([signal=SIGKILL])            signals the whole process group
- *   p.pid
+ *   p.pid, p.exited
+ *
+ * With `keep_stdin = true` the child's stdin stays open (and no deadline
+ * runs) until p:send(data[, timeout]) writes data, closes it and starts the
+ * deadline: a worker prepared ahead of its task (lua/workproof/worker.lua).
  *
  * Lifetime (docs/conventions.md §1): the userdata points at a malloc'd
  * struct proc that owns five libuv handles; the struct is freed only when the
@@ -65,6 +69,7 @@ struct proc {
 	lua_State *reader;       /* coroutine waiting in p:read() */
 	lua_State *waiter;       /* coroutine waiting in p:wait() */
 	int out_eof, exited, timed_out;
+	int stdin_open;          /* keep_stdin: p:send() not called yet */
 	int64_t exit_status;
 	int term_signal;
 };
@@ -250,6 +255,16 @@ static void on_written(uv_write_t *req, int status)
 	close_once(p, (uv_handle_t *)&p->in);
 }
 
+/* Write p->stdin_data (n bytes) to the child's stdin, then close it. */
+static void write_stdin(struct proc *p, size_t n)
+{
+	uv_buf_t b = uv_buf_init(p->stdin_data, (unsigned)n);
+
+	p->write_req.data = p;
+	if (!n || uv_write(&p->write_req, (uv_stream_t *)&p->in, &b, 1, on_written))
+		close_once(p, (uv_handle_t *)&p->in);
+}
+
 static struct proc *check_proc(lua_State *L)
 {
 	struct proc **box = luaL_checkudata(L, 1, PROC_MT);
@@ -336,7 +351,7 @@ static int l_spawn(lua_State *L)
 	const char *in;
 	size_t in_len = 0;
 	double timeout;
-	int rc, inherit_err;
+	int rc, inherit_err, keep_in;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	get_args(L, args);
@@ -345,13 +360,16 @@ static int l_spawn(lua_State *L)
 	lua_getfield(L, 1, "inherit_stderr");
 	inherit_err = lua_toboolean(L, -1);
 	lua_pop(L, 1);
+	lua_getfield(L, 1, "keep_stdin");
+	keep_in = lua_toboolean(L, -1);
 	lua_getfield(L, 1, "stdin");
 	in = luaL_optlstring(L, -1, "", &in_len);
 	lua_getfield(L, 1, "timeout");
 	timeout = luaL_optnumber(L, -1, 0);
 	lua_getfield(L, 1, "stderr_limit");
 	lua_Integer err_limit = luaL_optinteger(L, -1, 65536);
-	lua_pop(L, 3);
+	lua_pop(L, 4);
+	luaL_argcheck(L, !keep_in || in_len == 0, 1, "keep_stdin with stdin: send it with p:send()");
 	luaL_argcheck(L, timeout >= 0 && timeout < 1e7, 1, "timeout out of range");
 	luaL_argcheck(L, err_limit >= 0 && err_limit <= (1 << 24), 1, "stderr_limit out of range");
 
@@ -406,16 +424,10 @@ static int l_spawn(lua_State *L)
 		uv_pipe_open(&p->err, fds[4]);
 	uv_poll_start(&p->exit_poll, UV_READABLE, proc_exited);
 
-	if (in_len) {
-		uv_buf_t b = uv_buf_init(p->stdin_data, (unsigned)in_len);
-
-		p->write_req.data = p;
-		rc = uv_write(&p->write_req, (uv_stream_t *)&p->in, &b, 1, on_written);
-		if (rc)
-			close_once(p, (uv_handle_t *)&p->in);
-	} else {
-		close_once(p, (uv_handle_t *)&p->in);
-	}
+	if (keep_in)
+		p->stdin_open = 1;
+	else
+		write_stdin(p, in_len);
 	if (inherit_err)
 		close_once(p, (uv_handle_t *)&p->err);   /* never opened: the child has our fd 2 */
 	else
@@ -450,6 +462,34 @@ static int l_read(lua_State *L)
 	p->reader = L;
 	uv_read_start((uv_stream_t *)&p->out, alloc_out, on_out);
 	return lua_yield(L, 0);
+}
+
+/* p:send(data[, timeout]) -> true | nil, "ECODE: ...": a keep_stdin child's
+ * input, once; the deadline (seconds, 0: none) starts now. */
+static int l_send(lua_State *L)
+{
+	struct proc *p = check_proc(L);
+	size_t n;
+	const char *data = luaL_checklstring(L, 2, &n);
+	double timeout = luaL_optnumber(L, 3, 0);
+	char *copy;
+
+	luaL_argcheck(L, timeout >= 0 && timeout < 1e7, 3, "timeout out of range");
+	if (!p->stdin_open)
+		return luaL_error(L, "p:send(): stdin already sent or not kept open");
+	if (p->exited)
+		return lwp_fail(L, "EPIPE", "p:send(): the process has exited");
+	copy = realloc(p->stdin_data, n + 1);
+	if (!copy)
+		return lwp_fail(L, "ENOMEM", "p:send(): out of memory");
+	memcpy(copy, data, n);
+	p->stdin_data = copy;
+	p->stdin_open = 0;
+	write_stdin(p, n);
+	if (timeout > 0)
+		uv_timer_start(&p->deadline, on_deadline, (uint64_t)(timeout * 1000.0 + 0.5), 0);
+	lua_pushboolean(L, 1);
+	return 1;
 }
 
 static int l_wait(lua_State *L)
@@ -546,6 +586,7 @@ void lwp_host_open_process(lua_State *L)
 		{ "read", l_read },
 		{ "wait", l_wait },
 		{ "kill", l_kill },
+		{ "send", l_send },
 		{ NULL, NULL },
 	};
 

@@ -10,6 +10,14 @@
 --   none     workproof-worker --isolation none      (development only)
 --   qemu     qemu-system-x86_64 microvm, serial console on stdout (worker/vm)
 --
+-- Warm sandboxes (sandbox and none backends): `pool = { lua = N,
+-- javascript = N }` keeps that many workers started ahead of demand with
+-- `--warm LANG` (namespaces, root, filters and runtime ready, each waiting
+-- for its ONE task on stdin); a task that fits (its language, the pool's
+-- memory, a timeout up to the pool's) takes the oldest, and a replacement
+-- is started once the task is handed over. Idle and running workers
+-- together stay under `max_workers` (the worker threshold's max_active).
+--
 -- Live workers are recorded durably so that a host that crashed has its
 -- orphans killed at the next start (_M.reap_orphans). Several host
 -- processes may share a state dir: each records its workers under
@@ -43,18 +51,35 @@ local config = {
   boot_allowance = 20,         -- extra seconds a VM gets to boot
   state_dir = nil,             -- durable records of live workers (nil: none)
   max_result_line = 65536,
+  pool = { lua = 0, javascript = 0 },   -- warm workers kept per language
+  pool_memory = 268435456,     -- the memoryBytes warm workers are made for
+  pool_timeout_ms = 60000,     -- the longest timeoutMs they take
+  max_workers = 100,           -- idle warm + running workers, at most
 }
 
-local stats = { spawned = 0, finished = 0, timed_out = 0, crashed = 0, reaped = 0, spawn_failed = 0 }
+local stats = { spawned = 0, finished = 0, timed_out = 0, crashed = 0, reaped = 0, spawn_failed = 0,
+  warm_used = 0, warm_lost = 0 }
 local live = {}   -- pid -> { proc =, deadline =, backend = }
 local nlive = 0
+local pools = { lua = {}, javascript = {} }   -- warm workers: language -> idle { proc, slot }, oldest first
 
---- Change settings (a table of the keys above); unknown keys raise.
+local drain_pool, fill_soon   -- the warm pool (below)
+
+--- Change settings (a table of the keys above); unknown keys raise. Warm
+-- workers made for other settings are stopped and replaced.
 function _M.configure(t)
+  local changed = false
   for k, v in pairs(t) do
     if config[k] == nil and k ~= "state_dir" then error("worker.configure: unknown key '" .. tostring(k) .. "'", 2) end
+    if k == "pool" then
+      changed = changed or config.pool.lua ~= v.lua or config.pool.javascript ~= v.javascript
+    elseif k ~= "max_workers" and k ~= "grace" then
+      changed = changed or config[k] ~= v
+    end
     config[k] = v
   end
+  if changed then drain_pool() end
+  fill_soon()
   return config
 end
 
@@ -319,11 +344,13 @@ function _M.start_reaper(interval)
 end
 
 --- Counters for metrics: spawned, finished, timed_out, crashed, reaped,
--- spawn_failed, active.
+-- spawn_failed, warm_used (tasks a warm worker took), warm_lost (warm
+-- workers that died waiting), active, warm = { lua =, javascript = } (idle).
 function _M.stats()
   local t = {}
   for k, v in pairs(stats) do t[k] = v end
   t.active = nlive
+  t.warm = { lua = #pools.lua, javascript = #pools.javascript }
   return t
 end
 
@@ -334,6 +361,88 @@ function _M.list()
     out[#out + 1] = { pid = pid, backend = w.backend, age = now - w.started, deadline_in = w.deadline - now }
   end
   return out
+end
+
+-- --- warm workers -----------------------------------------------------------
+
+local pool_started, filling = false, false
+
+local function npooled()
+  return #pools.lua + #pools.javascript
+end
+
+local function warm_capable(backend)
+  return backend == "sandbox" or backend == "none"
+end
+
+-- Start warm workers up to each language's size, idle and running together
+-- under max_workers.
+local function fill()
+  if not (pool_started and warm_capable(config.backend)) then return end
+  for lang, idle in pairs(pools) do
+    while #idle < (config.pool[lang] or 0) and npooled() + nlive < config.max_workers do
+      local file, base = backends[config.backend]()
+      local args = { "--warm", lang, "--memory-bytes", tostring(config.pool_memory),
+        "--timeout-ms", tostring(config.pool_timeout_ms) }
+      for i = #base, 1, -1 do table.insert(args, 1, base[i]) end
+      local proc = host.process_spawn { file = file, args = args, keep_stdin = true, stderr_limit = 16384 }
+      if not proc then
+        stats.spawn_failed = stats.spawn_failed + 1
+        return
+      end
+      stats.spawned = stats.spawned + 1
+      idle[#idle + 1] = { proc = proc, slot = record(proc.pid) }
+    end
+  end
+end
+
+-- After the current coroutine yields: the task in hand goes first.
+function fill_soon()
+  if filling or not pool_started then return end
+  filling = true
+  host.spawn(function()
+    host.sleep(0)
+    filling = false
+    fill()
+  end)
+end
+
+function drain_pool()
+  for _, idle in pairs(pools) do
+    for i = #idle, 1, -1 do
+      idle[i].proc:kill()
+      unrecord(idle[i].slot)
+      idle[i] = nil
+    end
+  end
+end
+
+--- Start keeping warm workers (once the state dir is configured: they are
+-- recorded like running ones).
+function _M.start_pool()
+  pool_started = true
+  fill()
+end
+
+--- Stop and forget the idle warm workers (a drain, a stop).
+function _M.stop_pool()
+  pool_started = false
+  drain_pool()
+end
+
+-- The oldest idle warm worker that fits the task, or nil.
+local function take_warm(task, backend)
+  local idle = warm_capable(backend) and backend == config.backend and pools[task.language or "javascript"]
+  if not idle or (task.memoryBytes or 268435456) ~= config.pool_memory
+    or (task.timeoutMs or 30000) > config.pool_timeout_ms then
+    return nil
+  end
+  while idle[1] do
+    local w = table.remove(idle, 1)
+    if not w.proc.exited then return w end
+    unrecord(w.slot)   -- died while it waited
+    stats.warm_lost = stats.warm_lost + 1
+  end
 end
 
 local function check_task(task)
@@ -395,28 +504,42 @@ function _M.run(task, opts)
   local payload, perr = encode_task(task)
   if not payload then return nil, perr, "EINVAL" end
 
-  local file, args, tmpfile = build(payload, task.jobId)
-  if not file then
-    stats.spawn_failed = stats.spawn_failed + 1
-    return nil, "ESPAWN: " .. tostring(args), "ESPAWN"
-  end
   local timeout = (task.timeoutMs or 30000) / 1000 + config.grace
     + (backend == "qemu" and config.boot_allowance or 0)
   local t0 = host.now()
-  local proc, err = host.process_spawn {
-    file = file, args = args, stdin = backend ~= "qemu" and payload or nil,
-    timeout = timeout, stderr_limit = 16384,
-  }
-  if not proc then
-    if tmpfile then os_remove(tmpfile) end
-    stats.spawn_failed = stats.spawn_failed + 1
-    return nil, err, "ESPAWN"
+  local proc, slot, tmpfile
+  local w = take_warm(task, backend)
+  if w and w.proc:send(payload, timeout) then
+    proc, slot = w.proc, w.slot
+    stats.warm_used = stats.warm_used + 1
+  else
+    if w then   -- it died between the check and the hand-over
+      unrecord(w.slot)
+      stats.warm_lost = stats.warm_lost + 1
+    end
+    local file, args
+    file, args, tmpfile = build(payload, task.jobId)
+    if not file then
+      stats.spawn_failed = stats.spawn_failed + 1
+      return nil, "ESPAWN: " .. tostring(args), "ESPAWN"
+    end
+    local err
+    proc, err = host.process_spawn {
+      file = file, args = args, stdin = backend ~= "qemu" and payload or nil,
+      timeout = timeout, stderr_limit = 16384,
+    }
+    if not proc then
+      if tmpfile then os_remove(tmpfile) end
+      stats.spawn_failed = stats.spawn_failed + 1
+      return nil, err, "ESPAWN"
+    end
+    stats.spawned = stats.spawned + 1
+    slot = record(proc.pid)
   end
   local pid = proc.pid
-  stats.spawned = stats.spawned + 1
   live[pid] = { proc = proc, started = t0, deadline = t0 + timeout, backend = backend }
   nlive = nlive + 1
-  local slot = record(pid)
+  fill_soon()
 
   -- which line is the verdict and what makes it an ERROR: wp.logscan
   local scanner = logscan.new { max_line = config.max_result_line }
@@ -432,6 +555,7 @@ function _M.run(task, opts)
   live[pid] = nil
   nlive = nlive - 1
   unrecord(slot)
+  fill_soon()   -- under max_workers again: warm workers held back may start
   if tmpfile then os_remove(tmpfile) end
 
   local info = {

@@ -23,7 +23,8 @@ return function(b)
     for k = 1, #configs do got[k] = { p50 = {}, p99 = {}, rate = {}, cpu = {}, user = {}, sys = {} } end
     for i = 1, b.repeats do
       for k, c in ipairs(configs) do
-        local out = b.exec(("%s %s %d %d '%s' %s"):format(prog, c[1], c[2], c[3], c[4], c[5] or ""))
+        local out = b.exec(("%s%s %s %d %d '%s' %s"):format(c.warm_ms and ("BENCH_WARM_MS=" .. c.warm_ms .. " ") or "",
+          prog, c[1], c[2], c[3], c[4], c[5] or ""))
         local p50, p99, rate, failures, cpu, user, sys =
           out:match("^(%S+) (%S+) (%S+) (%d+) (%S+) (%S+) (%S+)")
         if not p50 then error("bench_worker: unexpected output: " .. out) end
@@ -58,6 +59,12 @@ return function(b)
     { luajit, 300, 1, LUA_TASK, "-e 'print(1)'" },
   }
   local js1 = measure { { worker, 40, 1, JS_TASK, "--isolation sandbox" } }
+  -- a warm pool's worker: started ahead (--warm), timed from the task's
+  -- hand-over once its sandbox had time to get ready
+  local warm_lua, warm_js = measure {
+    { worker, 100, 1, LUA_TASK, "--isolation sandbox --warm lua", warm_ms = 40 },
+    { worker, 40, 1, JS_TASK, "--isolation sandbox --warm javascript", warm_ms = 400 },
+  }
 
   return {
     b.row { name = "worker Lua CPU/task (sandbox)", value = lua1.cpu, unit = "ms",
@@ -88,5 +95,15 @@ return function(b)
       anchor_name = "/bin/true spawn->exit p99", anchor = anchor1.p99, goal_kind = "report" },
     b.row { name = "worker JavaScript tasks/s, 1 spawner (sandbox)", value = js1.rate, unit = "/s",
       anchor_name = "/bin/true spawns/s", anchor = anchor1.rate, goal_kind = "report" },
+    b.row { name = "warm worker Lua task->result p50 (sandbox)", value = warm_lua.p50, unit = "ms",
+      anchor_name = "cold spawn->result p50", anchor = lua1.p50, goal = 2, goal_kind = "max" },
+    b.row { name = "warm worker Lua task->result p99 (sandbox)", value = warm_lua.p99, unit = "ms",
+      anchor_name = "cold spawn->result p99", anchor = lua1.p99, goal_kind = "report" },
+    b.row { name = "warm worker JavaScript task->result p50", value = warm_js.p50, unit = "ms",
+      anchor_name = "cold spawn->result p50", anchor = js1.p50, goal = 15, goal_kind = "max" },
+    b.row { name = "warm worker JavaScript task->result p99", value = warm_js.p99, unit = "ms",
+      anchor_name = "cold spawn->result p99", anchor = js1.p99, goal_kind = "report" },
+    b.row { name = "warm worker Lua CPU/task (sandbox)", value = warm_lua.cpu, unit = "ms",
+      anchor_name = "cold worker CPU/task", anchor = lua1.cpu, goal_kind = "report" },
   }
 end

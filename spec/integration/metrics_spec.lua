@@ -88,7 +88,8 @@ describe("/metrics under hostile requests #integration", function()
       local ok, out = promtool(text)
       assert.is_true(ok, out)
       assert.equal("", out, "promtool lint findings")
-      for _, k in ipairs({ "spawned", "finished", "timed_out", "crashed", "reaped", "spawn_failed" }) do
+      for _, k in ipairs({ "spawned", "finished", "timed_out", "crashed", "reaped", "spawn_failed", "warm_used",
+        "warm_lost" }) do
         assert.matches("# TYPE wp_workers_" .. k .. "_total counter\n", text, 1, true)
         assert.not_matches("\nwp_workers_" .. k .. " ", text, 1, true)
       end

@@ -12,7 +12,9 @@ local cjson = require "cjson.safe"
 
 local sha, alive, ls, new_dir = h.sha, h.alive, h.ls, h.policy_dir
 
-local CONFIG = h.config()
+-- no warm workers: the records counted here are the running jobs' (the
+-- last test has warm ones)
+local CONFIG = h.config("worker = { pool = { lua = 0, javascript = 0 } },")
 
 -- a Lua task that keeps its worker busy for a few seconds, then answers
 local SLOW = "local x = 0 for i = 1, 3e8 do x = x + i % 7 end print('done')"
@@ -110,6 +112,37 @@ describe("controllers sharing a state dir #integration", function()
     h.stop(b)
     assert.matches("1 orphaned worker", sc.stderr)
     assert.matches("1 job%(s%) interrupted", sc.stderr)
+  end)
+
+  it("a dead controller's warm workers are reaped at the next start; a clean stop ends its own", function()
+    local dir = new_dir()
+    local WARM = h.config("worker = { pool = { lua = 2, javascript = 1 } },")
+    local a = h.start_controller(WARM, { dir = dir })
+    local apids
+    for _ = 1, 100 do
+      apids = workers_of(dir, a.proc.pid)
+      if #apids == 3 then break end
+      wp.sleep(0.05)
+    end
+    assert.equal(3, #apids)
+    h.stop(a, 9)
+    for _, p in ipairs(apids) do assert.is_true(alive(p), "a warm worker died with its controller") end
+    local c = h.start_controller(WARM, { dir = dir })
+    wp.sleep(0.1)
+    for _, p in ipairs(apids) do assert.is_false(alive(p), "an orphaned warm worker was not reaped") end
+    local cpids
+    for _ = 1, 100 do
+      cpids = workers_of(dir, c.proc.pid)
+      if #cpids == 3 then break end
+      wp.sleep(0.05)
+    end
+    assert.equal(3, #cpids)
+    local sc = h.stop(c)
+    assert.equal(0, sc.exit_status)
+    assert.matches("3 orphaned worker", sc.stderr)
+    wp.sleep(0.3)
+    for _, p in ipairs(cpids) do assert.is_false(alive(p), "a clean stop left a warm worker") end
+    assert.same({}, ls(dir .. "/var/workers"))
   end)
 
   it("a store from before job owners is migrated; its running jobs are a dead host's", function()

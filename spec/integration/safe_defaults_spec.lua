@@ -212,7 +212,7 @@ describe("safe defaults #integration", function()
     it("says in /info what guards it: every protection on, at its default", function()
       assert.same({
         rateLimit = { limit = 100, window = 60, blockSeconds = 60 },
-        workers = { maxActive = 100, perClient = 10 },
+        workers = { maxActive = 100, perClient = 10, warm = { lua = 4, javascript = 2 } },
         breaker = { failureThreshold = 10, window = 60, countAsFailure = { "infra" } },
         codePatterns = true, taskTypes = true,
         policyBudget = { loadMs = 2000, hookMs = 250, memMb = 256 },
@@ -228,6 +228,31 @@ describe("safe defaults #integration", function()
       -- and the features: the sandbox, both languages, reloads on file changes; no chain, no payments
       assert.same({ backend = "sandbox", languages = { "javascript", "lua" }, payments = false, chain = false,
         asyncMode = true, hotReload = true }, info().features)
+    end)
+
+    it("keeps warm sandboxes ready (4 Lua, 2 JavaScript) and verifies on them", function()
+      local function warm_now()
+        local _, _, raw = h.http("GET", URL .. "/metrics")
+        local n = {}
+        for lang, v in raw:gmatch('wp_workers_warm{language="(%a+)"} (%d+)') do n[lang] = tonumber(v) end
+        n.used = tonumber(raw:match("\nwp_workers_warm_used_total (%d+)"))
+        -- the controller's children (a worker's sandbox processes share its command line)
+        local ps = h.run("/bin/sh", { "-c", ("pgrep -P %d -f '^[^ ]*workproof-worker .*--warm lua' | wc -l; " ..
+          "pgrep -f '^node .*js_runner' | wc -l"):format(info().pid) })
+        n.procs_lua, n.procs_js = ps:match("(%d+)%s+(%d+)")
+        return n
+      end
+      local n
+      for _ = 1, 100 do
+        n = warm_now()
+        if n.lua == 4 and n.javascript == 2 and n.procs_lua == "4" and n.procs_js == "2" then break end
+        wp.sleep(0.1)
+      end
+      assert.same({ 4, 2, "4", "2" }, { n.lua, n.javascript, n.procs_lua, n.procs_js })
+      local st, res = post(body(), "127.0.1.70")
+      assert.equal(200, st)
+      assert.equal("VALID", res.result)
+      assert.is_true(warm_now().used > n.used)
     end)
 
     it("has the operator's features on: request ids, the API document, build info; CORS off", function()

@@ -63,6 +63,94 @@ describe("wp.worker.run (sandbox backend)", function()
   end)
 end)
 
+describe("warm workers (wp.worker pool)", function()
+  -- the live warm workers' pids: --warm children of this process
+  local function warm_pids(lang)
+    local out = h.run("/bin/sh", { "-c", ("pgrep -P %d -f '^[^ ]*workproof-worker .*--warm %s' || true"):format(
+      host.pid, lang) })
+    local pids = {}
+    for pid in out:gmatch("%d+") do pids[#pids + 1] = tonumber(pid) end
+    return pids
+  end
+
+  local function wait_for(cond)
+    for _ = 1, 100 do
+      if cond() then return true end
+      wp.sleep(0.05)
+    end
+    return cond()
+  end
+
+  after_each(function()
+    worker.stop_pool()
+    worker.configure { pool = { lua = 0, javascript = 0 } }
+  end)
+
+  it("keeps the configured number ready, hands a task to one, and replaces it", function()
+    worker.configure { backend = "sandbox", pool = { lua = 2, javascript = 1 }, pool_memory = 268435456,
+      pool_timeout_ms = 10000, max_workers = 100 }
+    worker.start_pool()
+    assert.same({ lua = 2, javascript = 1 }, worker.stats().warm)
+    assert.is_true(wait_for(function() return #warm_pids("lua") == 2 and #warm_pids("javascript") == 1 end))
+    local before = worker.stats()
+    local first = warm_pids("lua")
+    local t = task("print(2 + 2)")
+    local r, info = worker.run(t)
+    assert.is_table(r, tostring(info))
+    assert.equal(SHA_4, r.actualHash)
+    assert.is_true(info.pid == first[1] or info.pid == first[2], "a warm worker ran it")
+    assert.equal(before.warm_used + 1, worker.stats().warm_used)
+    assert.equal(before.spawned + 1, worker.stats().spawned)   -- the replacement
+    assert.is_true(wait_for(function() return worker.stats().warm.lua == 2 end))
+    -- JavaScript too, and a task the pool was not made for runs cold
+    r, info = worker.run(task("console.log(2 + 2)", { language = "javascript" }))
+    assert.equal(SHA_4, r and r.actualHash, tostring(info))
+    before = worker.stats()
+    r = worker.run(task("print(2 + 2)", { timeoutMs = 20000 }))
+    assert.equal(SHA_4, r.actualHash)
+    assert.equal(before.warm_used, worker.stats().warm_used)
+  end)
+
+  it("stays under max_workers with the running ones, and replaces warm workers on a settings change", function()
+    worker.configure { backend = "sandbox", pool = { lua = 5, javascript = 0 }, pool_memory = 268435456,
+      pool_timeout_ms = 10000, max_workers = 3 }
+    worker.start_pool()
+    assert.equal(3, worker.stats().warm.lua)
+    local old = warm_pids("lua")
+    worker.configure { pool_memory = 33554432 }
+    assert.is_true(wait_for(function()
+      local now = warm_pids("lua")
+      for _, p in ipairs(now) do for _, o in ipairs(old) do if p == o then return false end end end
+      return #now == 3
+    end), "the old warm workers were stopped and new ones made")
+    local r = worker.run(task("print(1)", { memoryBytes = 33554432 }))
+    assert.equal(wp.hex(wp.sha256("1")), r.actualHash)
+  end)
+
+  it("a warm worker killed while it waits is skipped: the task runs on another", function()
+    worker.configure { backend = "sandbox", pool = { lua = 1, javascript = 0 }, pool_memory = 268435456,
+      pool_timeout_ms = 10000, max_workers = 100 }
+    worker.start_pool()
+    assert.is_true(wait_for(function() return #warm_pids("lua") == 1 end))
+    host.kill(warm_pids("lua")[1], 9)
+    wp.sleep(0.2)
+    local before = worker.stats()
+    local r = worker.run(task("print(2 + 2)"))
+    assert.equal(SHA_4, r.actualHash)
+    assert.equal(before.warm_lost + 1, worker.stats().warm_lost)
+  end)
+
+  it("stop_pool ends every idle warm worker", function()
+    worker.configure { backend = "sandbox", pool = { lua = 2, javascript = 1 }, pool_memory = 268435456,
+      pool_timeout_ms = 10000, max_workers = 100 }
+    worker.start_pool()
+    assert.is_true(wait_for(function() return #warm_pids("javascript") == 1 end))
+    worker.stop_pool()
+    assert.same({ lua = 0, javascript = 0 }, worker.stats().warm)
+    assert.is_true(wait_for(function() return #warm_pids("lua") + #warm_pids("javascript") == 0 end))
+  end)
+end)
+
 describe("wp.worker.run failure paths (stand-in workers)", function()
   it("kills a hung worker at its deadline: ETIMEDOUT", function()
     sh_backend("hang", "exec sleep 100")

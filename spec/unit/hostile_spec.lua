@@ -24,7 +24,10 @@ local function exists(path)
   return f ~= nil
 end
 
-describe("hostile corpus #sandbox", function()
+-- each case cold, then in a warm sandbox (--warm: the sandbox and runtime
+-- made before the task arrives, as the controller's pool makes them)
+for _, warm in ipairs({ false, true }) do
+describe("hostile corpus" .. (warm and ", warm sandbox" or "") .. " #sandbox", function()
   setup(function()
     for _, p in ipairs(HOST_PATHS) do os.remove(p) end
   end)
@@ -40,7 +43,9 @@ describe("hostile corpus #sandbox", function()
         -- ASan's own SIGSEGV reporter takes over (and the filter stops it)
         return pending("sanitizer build: ASan handles the segfault itself")
       end
-      local r = H.run(task)
+      local r = H.run(task, { args = warm and { "--warm", task.language,
+        "--memory-bytes", tostring(task.memoryBytes or 268435456),
+        "--timeout-ms", tostring(task.timeoutMs or 30000) } or nil })
       H.one_result(r)
       local msg = H.check(r, expect)
       assert(msg == nil, msg)
@@ -54,6 +59,7 @@ describe("hostile corpus #sandbox", function()
     end
   end)
 end)
+end
 
 describe("sandbox probes (--selftest-probe, test only) #sandbox", function()
   -- expected outcome under the node profile; under the Lua profile every

@@ -287,7 +287,9 @@ describe("workproof-worker #sandbox", function()
     it("unknown options exit 2 with nothing on stdout", function()
       for _, a in ipairs { { "--bogus" }, { "--isolation", "chroot" }, { "--uid", "0" }, { "--uid", "x" },
         { "--ro", "relative/path" }, { "--isolation" }, { "--selftest-probe", "nope" },
-        { "--isolation", "none", "--selftest-probe", "ptrace" } } do
+        { "--isolation", "none", "--selftest-probe", "ptrace" }, { "--warm", "ruby" },
+        { "--memory-bytes", "16777216" }, { "--warm", "lua", "--timeout-ms", "0" },
+        { "--warm", "lua", "--memory-bytes", "12x" }, { "--warm", "lua", "--selftest-probe", "ptrace" } } do
         local r = args(a)
         assert.equal(2, r.rc, table.concat(a, " "))
         assert.equal("", r.stdout)
@@ -370,6 +372,78 @@ describe("workproof-worker #sandbox", function()
       local res = result(lua("print(2 + 2)"),
         { iso = "sandbox", prefix = "setpriv --reuid=65534 --regid=65534 --clear-groups" })
       assert.equal(H.SHA_4, res.actualHash)
+    end)
+  end)
+
+  describe("warm sandbox (--warm: made before its task arrives)", function()
+    local function warm(lang, extra)
+      local a = { "--warm", lang }
+      for _, x in ipairs(extra or {}) do a[#a + 1] = x end
+      return a
+    end
+
+    it("gives every deterministic task the hash a cold worker gives it", function()
+      for _, t in ipairs {
+        lua("print(tostring({}), tostring(print), input.n, input.s, next({a = 1, b = 2}))",
+          { inputJson = '{"n": 1.0000000000000002, "s": "\\u00fc"}' }),
+        lua("local t = {} for i = 1, 50 do t['k' .. i] = {} end for k, v in pairs(t) do io.write(k, tostring(v)) end"),
+        js("console.log(Math.random(), new Date().toISOString(), JSON.stringify(input))",
+          { inputJson = '{"b": -0, "a": [1e21, 0.1]}' }),
+      } do
+        local cold = result(t)
+        local hot = result(t, { args = warm(t.language, { "--timeout-ms", "10000" }) })
+        assert.equal(cjson.null, cold.error)
+        assert.equal(cold.actualHash, hot.actualHash, t.code)
+        assert.equal(cold.outputBytes, hot.outputBytes)
+      end
+    end)
+
+    it("has its sandbox and runtime (node) running before the task is written", function()
+      local res, r = result(js("console.log(2 + 2)"), { args = warm("javascript", { "--timeout-ms", "10000" }),
+        delay = 1.5, during = "pgrep -f '^node .*js_runner' >/dev/null && echo node-ready" })
+      assert.equal(H.SHA_4, res.actualHash)
+      assert.matches("node%-ready", r.during)
+    end)
+
+    it("starts the deadline at the hand-over, not at the spawn", function()
+      -- written 1.2 s after the spawn, a 500 ms task still has its 500 ms
+      local res = result(lua("print(2 + 2)", { timeoutMs = 500 }), { args = warm("lua"), delay = 1.2 })
+      assert.equal(H.SHA_4, res.actualHash)
+      assert.equal(cjson.null, res.error)
+      res = result(lua("while true do end", { timeoutMs = 300 }), { args = warm("lua"), delay = 0.5 })
+      assert.equal("TIMEOUT", res.errorClass)
+    end)
+
+    it("refuses a task its sandbox was not made for (SANDBOX, never run)", function()
+      for _, c in ipairs {
+        { js("console.log(1)"), warm("lua") },
+        { lua("print(1)", { memoryBytes = 33554432 }), warm("lua") },
+        { lua("print(1)", { timeoutMs = 40000 }), warm("lua", { "--timeout-ms", "30000" }) },
+      } do
+        local res, r = result(c[1], { args = c[2] })
+        assert.equal(0, r.rc)
+        assert.equal("SANDBOX", res.errorClass)
+        assert.matches("does not fit this warm sandbox", res.error)
+        assert.equal(cjson.null, res.actualHash)
+      end
+      -- made for it: runs
+      local res = result(lua("print(1)", { memoryBytes = 33554432 }),
+        { args = warm("lua", { "--memory-bytes", "33554432" }) })
+      assert.equal(H.sha("1"), res.actualHash)
+    end)
+
+    it("answers a malformed task BAD_TASK, and no task at all too, leaving no process", function()
+      local res = result("{nope", { args = warm("lua") })
+      assert.equal("BAD_TASK", res.errorClass)
+      res = result("", { args = warm("javascript") })
+      assert.equal("BAD_TASK", res.errorClass)
+      local out = H.sh("sleep 0.3; pgrep -f '^node .*js_runner' | wc -l")
+      assert.equal("0", out:match("%d+"))
+    end)
+
+    it("--isolation none takes a task warm too", function()
+      local res = result(lua("print(input.x)", { inputJson = '{"x": 7}' }), { iso = "none", args = warm("lua") })
+      assert.equal(H.sha("7"), res.actualHash)
     end)
   end)
 

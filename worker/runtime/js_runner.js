@@ -126,23 +126,6 @@ function failWith(e) {
   fail('RUNTIME_ERROR', isObject(e) ? describe(e) : 'Uncaught ' + describe(e));
 }
 
-// --- the task --------------------------------------------------------------
-
-let task;
-try {
-  task = JSON.parse(fs.readFileSync(0, 'utf8'));
-} catch (e) {
-  fail('BAD_TASK', 'cannot read the task JSON');
-}
-if (typeof task !== 'object' || task === null || typeof task.code !== 'string') {
-  fail('BAD_TASK', 'task without code');
-}
-// inputJson is the input as the client wrote it (parsed in the context, so
-// -0, key order and every digit survive); `input` is the older form.
-const inputJson = typeof task.inputJson === 'string' ? task.inputJson
-  : task.input === undefined ? undefined : JSON.stringify(task.input);
-const timeout = Number.isInteger(task.timeoutMs) && task.timeoutMs > 0 ? task.timeoutMs : 30000;
-
 // --- the context -------------------------------------------------------------
 
 // A null-prototype sandbox object: the global's lookups that fall through
@@ -170,7 +153,7 @@ function hostWrite(fd, args) {
 
 // Runs inside the context before the task: builds console and input,
 // removes nondeterminism, then freezes the intrinsics.
-const SETUP = String.raw`(function (hostWrite, inputJson) {
+const SETUP = String.raw`(function (hostWrite) {
   'use strict';
   const g = globalThis;
   const O = Object, R = Reflect;
@@ -218,8 +201,11 @@ const SETUP = String.raw`(function (hostWrite, inputJson) {
     log: mk(1), info: mk(1), debug: mk(1), warn: mk(2), error: mk(2), trace: mk(2),
   };
   defineProperty(g, 'console', { value: O.freeze(console), writable: true, configurable: true });
-  defineProperty(g, 'input', {
-    value: inputJson === undefined ? undefined : JSON.parse(inputJson),
+  // the task's input, defined once the task has arrived (a warm runtime
+  // is made ready, frozen intrinsics and all, before it does)
+  const parse = JSON.parse;
+  const setInput = (inputJson) => defineProperty(g, 'input', {
+    value: inputJson === undefined ? undefined : parse(inputJson),
     writable: true, configurable: true, enumerable: true,
   });
 
@@ -280,11 +266,36 @@ const SETUP = String.raw`(function (hostWrite, inputJson) {
       O.freeze(o);
     }
   }
+  return setInput;
 })`;
 
+let setInput;
 try {
-  new vm.Script(SETUP, { filename: 'workproof-setup.js' })
-    .runInContext(context)(hostWrite, inputJson);
+  setInput = new vm.Script(SETUP, { filename: 'workproof-setup.js' }).runInContext(context)(hostWrite);
+} catch (e) {
+  status('RUNTIME_ERROR: runtime setup failed: ' + clean(describe(e)));
+  process.exit(1);
+}
+
+// --- the task (read once the context is ready: a warm runtime waits here) ---
+
+let task;
+try {
+  task = JSON.parse(fs.readFileSync(0, 'utf8'));
+} catch (e) {
+  fail('BAD_TASK', 'cannot read the task JSON');
+}
+if (typeof task !== 'object' || task === null || typeof task.code !== 'string') {
+  fail('BAD_TASK', 'task without code');
+}
+// inputJson is the input as the client wrote it (parsed in the context, so
+// -0, key order and every digit survive); `input` is the older form.
+const inputJson = typeof task.inputJson === 'string' ? task.inputJson
+  : task.input === undefined ? undefined : JSON.stringify(task.input);
+const timeout = Number.isInteger(task.timeoutMs) && task.timeoutMs > 0 ? task.timeoutMs : 30000;
+
+try {
+  setInput(inputJson);
 } catch (e) {
   status('RUNTIME_ERROR: runtime setup failed: ' + clean(describe(e)));
   process.exit(1);
@@ -326,7 +337,11 @@ setImmediate(() => {
   }
   setImmediate(() => {
     if (rejected !== undefined) fail('RUNTIME_ERROR', rejected);
+    // the output is complete: say so with every pipe closed, so the worker
+    // need not wait for node's teardown
+    try { fs.closeSync(1); fs.closeSync(2); } catch (e) { /* the worker decides */ }
     status('OK');
+    try { fs.closeSync(STATUS_FD); } catch (e) { /* the worker decides */ }
     process.exit(0);
   });
 });

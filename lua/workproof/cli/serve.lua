@@ -108,7 +108,8 @@ local function main(...)
   local orphans = worker.reap_orphans()
   if orphans > 0 then host.log("warn", orphans .. " orphaned worker(s) of a stopped host killed") end
   local stop_reaper = worker.start_reaper(conf.worker.reaper_interval)
-  cleanups[#cleanups + 1] = function() stop_reaper(); worker.release_records() end
+  worker.start_pool()
+  cleanups[#cleanups + 1] = function() stop_reaper(); worker.stop_pool(); worker.release_records() end
 
   local srv, lerr = host.http_listen {
     host = h, port = port, reuseport = conf.reuseport,
@@ -161,6 +162,7 @@ local function main(...)
     stop_dashboard()   -- the event streams end (srv:shutdown closes any left)
     srv:shutdown()
     stop_reaper()
+    worker.stop_pool()
     stop_heartbeat()
     stop_pruner()
     local deadline = host.now() + controller.current().config.limits.shutdown_grace

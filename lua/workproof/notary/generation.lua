@@ -160,8 +160,12 @@ function _M.reload(reason)
   gen.id = seq
   current = gen   -- the swap: one assignment, no yield in between
   wlog.configure(gen.config)   -- log_level, log_format, access_log: before the line below
-  worker.configure { backend = gen.config.worker.backend, grace = gen.config.worker.grace,
-    worker = gen.config.worker.path or (host.libexec_dir .. "/workproof-worker") }
+  local wc = gen.config.worker
+  worker.configure { backend = wc.backend, grace = wc.grace,
+    worker = wc.path or (host.libexec_dir .. "/workproof-worker"),
+    pool = { lua = wc.pool.lua, javascript = wc.pool.javascript }, pool_memory = wc.memory_bytes,
+    pool_timeout_ms = math.ceil(gen.config.limits.timeout_max * 1000),
+    max_workers = gen.policies.worker_threshold and tonumber(gen.policies.worker_threshold.conf.max_active) or 100 }
   nmetrics.counter("wp_reloads_total", "Policy/config reloads", { result = "accepted" })
   nmetrics.gauge("wp_generation", "Current policy generation", gen.id)
   last_reload = { ok = true, generation = gen.id, reason = reason, at = host.time() }

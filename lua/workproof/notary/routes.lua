@@ -51,7 +51,10 @@ local function protections(gen)
     rateLimit = { limit = pconf(gen, "rate_limit", "limit"), window = pconf(gen, "rate_limit", "window"),
       blockSeconds = pconf(gen, "rate_limit", "block_seconds") },
     workers = { maxActive = pconf(gen, "worker_threshold", "max_active"),
-      perClient = pconf(gen, "worker_threshold", "per_client") },
+      perClient = pconf(gen, "worker_threshold", "per_client"),
+      -- warm sandboxes kept ready (none on the qemu backend)
+      warm = c.worker.backend == "qemu" and { lua = 0, javascript = 0 }
+        or { lua = c.worker.pool.lua, javascript = c.worker.pool.javascript } },
     breaker = { failureThreshold = pconf(gen, "circuit_breaker", "failure_threshold"),
       window = pconf(gen, "circuit_breaker", "window"), countAsFailure = pconf(gen, "circuit_breaker",
         "count_as_failure") },
@@ -101,8 +104,12 @@ nmetrics.collector(function(m)
   local ws = worker.stats()
   m.gauge("workproof_build_info", "The running build (value 1)", 1, build_labels)
   m.gauge("wp_workers_active", "Workers running now", ws.active)
+  for _, lang in ipairs({ "lua", "javascript" }) do
+    m.gauge("wp_workers_warm", "Warm workers waiting for a task", ws.warm[lang], { language = lang })
+  end
   -- cumulative since start: counters, named _total (counted in worker.lua)
-  for _, k in ipairs({ "spawned", "finished", "timed_out", "crashed", "reaped", "spawn_failed" }) do
+  for _, k in ipairs({ "spawned", "finished", "timed_out", "crashed", "reaped", "spawn_failed", "warm_used",
+    "warm_lost" }) do
     m.counter_total("wp_workers_" .. k .. "_total", "Workers " .. (k:gsub("_", " ")) .. " since start", nil, ws[k])
   end
   -- the standard process_* names (client libraries' own), so stock
