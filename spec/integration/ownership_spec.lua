@@ -117,26 +117,25 @@ describe("controllers sharing a state dir #integration", function()
   it("a dead controller's warm workers are reaped at the next start; a clean stop ends its own", function()
     local dir = new_dir()
     local WARM = h.config("worker = { pool = { lua = 2, javascript = 1 } },")
-    local a = h.start_controller(WARM, { dir = dir })
-    local apids
-    for _ = 1, 100 do
-      apids = workers_of(dir, a.proc.pid)
-      if #apids == 3 then break end
-      wp.sleep(0.05)
+    -- the 3 warm workers a controller keeps (waits for them)
+    local function warm_of(pid)
+      local pids
+      for _ = 1, 100 do
+        pids = workers_of(dir, pid)
+        if #pids == 3 then break end
+        wp.sleep(0.05)
+      end
+      assert.equal(3, #pids)
+      return pids
     end
-    assert.equal(3, #apids)
+    local a = h.start_controller(WARM, { dir = dir })
+    local apids = warm_of(a.proc.pid)
     h.stop(a, 9)
     for _, p in ipairs(apids) do assert.is_true(alive(p), "a warm worker died with its controller") end
     local c = h.start_controller(WARM, { dir = dir })
     wp.sleep(0.1)
     for _, p in ipairs(apids) do assert.is_false(alive(p), "an orphaned warm worker was not reaped") end
-    local cpids
-    for _ = 1, 100 do
-      cpids = workers_of(dir, c.proc.pid)
-      if #cpids == 3 then break end
-      wp.sleep(0.05)
-    end
-    assert.equal(3, #cpids)
+    local cpids = warm_of(c.proc.pid)
     local sc = h.stop(c)
     assert.equal(0, sc.exit_status)
     assert.matches("3 orphaned worker", sc.stderr)

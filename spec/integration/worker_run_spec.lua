@@ -86,10 +86,15 @@ describe("warm workers (wp.worker pool)", function()
     worker.configure { pool = { lua = 0, javascript = 0 } }
   end)
 
-  it("keeps the configured number ready, hands a task to one, and replaces it", function()
-    worker.configure { backend = "sandbox", pool = { lua = 2, javascript = 1 }, pool_memory = 268435456,
-      pool_timeout_ms = 10000, max_workers = 100 }
+  -- start keeping warm workers: sizes, and max_workers (default 100)
+  local function start_pool(lua, js, max)
+    worker.configure { backend = "sandbox", pool = { lua = lua, javascript = js }, pool_memory = 268435456,
+      pool_timeout_ms = 10000, max_workers = max or 100 }
     worker.start_pool()
+  end
+
+  it("keeps the configured number ready, hands a task to one, and replaces it", function()
+    start_pool(2, 1)
     assert.same({ lua = 2, javascript = 1 }, worker.stats().warm)
     assert.is_true(wait_for(function() return #warm_pids("lua") == 2 and #warm_pids("javascript") == 1 end))
     local before = worker.stats()
@@ -112,9 +117,7 @@ describe("warm workers (wp.worker pool)", function()
   end)
 
   it("stays under max_workers with the running ones, and replaces warm workers on a settings change", function()
-    worker.configure { backend = "sandbox", pool = { lua = 5, javascript = 0 }, pool_memory = 268435456,
-      pool_timeout_ms = 10000, max_workers = 3 }
-    worker.start_pool()
+    start_pool(5, 0, 3)
     assert.equal(3, worker.stats().warm.lua)
     local old = warm_pids("lua")
     worker.configure { pool_memory = 33554432 }
@@ -128,9 +131,7 @@ describe("warm workers (wp.worker pool)", function()
   end)
 
   it("a warm worker killed while it waits is skipped: the task runs on another", function()
-    worker.configure { backend = "sandbox", pool = { lua = 1, javascript = 0 }, pool_memory = 268435456,
-      pool_timeout_ms = 10000, max_workers = 100 }
-    worker.start_pool()
+    start_pool(1, 0)
     assert.is_true(wait_for(function() return #warm_pids("lua") == 1 end))
     host.kill(warm_pids("lua")[1], 9)
     wp.sleep(0.2)
@@ -141,9 +142,7 @@ describe("warm workers (wp.worker pool)", function()
   end)
 
   it("stop_pool ends every idle warm worker", function()
-    worker.configure { backend = "sandbox", pool = { lua = 2, javascript = 1 }, pool_memory = 268435456,
-      pool_timeout_ms = 10000, max_workers = 100 }
-    worker.start_pool()
+    start_pool(2, 1)
     assert.is_true(wait_for(function() return #warm_pids("javascript") == 1 end))
     worker.stop_pool()
     assert.same({ lua = 0, javascript = 0 }, worker.stats().warm)
