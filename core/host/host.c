@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,6 +162,32 @@ static int set_lua_path(lua_State *L)
 	return 0;
 }
 
+#ifdef WP_LUA_SYSALLOC
+/* Sanitizer builds (WP_SANITIZE) give the Lua heap to malloc: LuaJIT's own
+ * allocator hides Lua objects from AddressSanitizer, and C code writing to
+ * a collected userdata corrupted that heap silently (a crash at lua_close,
+ * once in a while) instead of being reported where it wrote. */
+static void *sys_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	(void)ud;
+	(void)osize;
+	if (nsize == 0) {
+		free(ptr);
+		return NULL;
+	}
+	return realloc(ptr, nsize);
+}
+
+/* what luaL_newstate's panic function says */
+static int sys_panic(lua_State *L)
+{
+	const char *s = lua_tostring(L, -1);
+
+	fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n", s ? s : "?");
+	return 0;
+}
+#endif
+
 int wp_host_init(struct wp_host *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -172,7 +199,13 @@ int wp_host_init(struct wp_host *h)
 		return -ENOMEM;
 	if (uv_loop_init(h->loop))
 		goto fail;
+#ifdef WP_LUA_SYSALLOC
+	h->L = lua_newstate(sys_alloc, NULL);
+	if (h->L)
+		lua_atpanic(h->L, sys_panic);
+#else
 	h->L = luaL_newstate();
+#endif
 	if (!h->L)
 		goto fail_loop;
 	luaL_openlibs(h->L);

@@ -16,7 +16,10 @@
  * a delete and a re-create alike, for as long as the directory lives.
  *
  * Handles are malloc'd and freed only in their uv_close callback; the
- * callback's registry ref is dropped there too.
+ * callback's registry ref is dropped there too. A handle object that is
+ * dropped leaves its signal or watch running until the host exits (serve's
+ * TERM and INT handlers are never stopped): the object's __gc only detaches
+ * it, so that the close callback at exit does not write to its freed memory.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -200,12 +203,25 @@ static int l_stop(lua_State *L)
 	return 0;
 }
 
+/* The object is collected, the watch goes on: forget each other. */
+static int l_gc(lua_State *L)
+{
+	struct watch **box = luaL_checkudata(L, 1, WATCH_MT);
+
+	if (*box) {
+		(*box)->box = NULL;
+		*box = NULL;
+	}
+	return 0;
+}
+
 void lwp_host_open_signal(lua_State *L)
 {
+	static const luaL_Reg meta[] = { { "__gc", l_gc }, { NULL, NULL } };
 	static const luaL_Reg methods[] = { { "stop", l_stop }, { NULL, NULL } };
 	static const luaL_Reg fns[] = { { "on_signal", l_on_signal }, { "watch", l_watch },
 					{ NULL, NULL } };
 
-	lwp_class(L, WATCH_MT, NULL, methods);
+	lwp_class(L, WATCH_MT, meta, methods);
 	lwp_setfuncs(L, fns);
 }
