@@ -125,7 +125,8 @@
     const m = $('workers-meter');
     m.max = thr || Math.max(1, w.active);
     m.value = w.active;
-    $('workers-text').textContent = `${w.active} active` + (thr ? ` of ${thr}` : ' (no threshold)');
+    $('workers-text').textContent = `${w.active} active` + (thr ? ` of ${thr}` : ' (no threshold)') +
+      (w.warm ? `; warm: ${w.warm.lua} Lua, ${w.warm.javascript} JavaScript` : '');
 
     const ob = s.outbox;
     $('outbox-off').hidden = !!ob;

@@ -15,7 +15,7 @@
 -- `--warm LANG` (namespaces, root, filters and runtime ready, each waiting
 -- for its ONE task on stdin); a task that fits (its language, the pool's
 -- memory, a timeout up to the pool's) takes the oldest, and a replacement
--- is started once the task is handed over. Idle and running workers
+-- is started once the task is done. Idle and running workers
 -- together stay under `max_workers` (the worker threshold's max_active).
 --
 -- Live workers are recorded durably so that a host that crashed has its
@@ -487,9 +487,10 @@ end
 -- opts: { backend = "sandbox" | "none" | "qemu" }
 -- Returns result, info on success, where result is the worker's
 -- NOTARY_RESULT table (its `errorClass` field may say TIMEOUT etc.: the
--- worker itself reports task-level outcomes; `error` is the text) and info = { backend, pid, wall_ms,
--- exit_status, term_signal, stderr }.
--- Returns nil, "ECODE: text", "ECODE", info when there is no usable result:
+-- worker itself reports task-level outcomes; `error` is the text) and
+-- info = { backend, pid, wall_ms } (the worker's exit is reaped after).
+-- Returns nil, "ECODE: text", "ECODE", info (with exit_status, term_signal,
+-- stderr) when there is no usable result:
 --   ETIMEDOUT   the host killed the worker at its deadline (worker hung)
 --   ENORESULT   the worker exited without a result line (crash)
 --   EBADRESULT  malformed, duplicated, oversized or mismatched result line
@@ -539,7 +540,6 @@ function _M.run(task, opts)
   local pid = proc.pid
   live[pid] = { proc = proc, started = t0, deadline = t0 + timeout, backend = backend }
   nlive = nlive + 1
-  fill_soon()
 
   -- which line is the verdict and what makes it an ERROR: wp.logscan
   local scanner = logscan.new { max_line = config.max_result_line }
@@ -551,17 +551,7 @@ function _M.run(task, opts)
   until result or bad or not chunk
   -- result in hand (or none coming): tear the worker down now
   proc:kill()
-  local st = proc:wait()
-  live[pid] = nil
   nlive = nlive - 1
-  unrecord(slot)
-  fill_soon()   -- under max_workers again: warm workers held back may start
-  if tmpfile then os_remove(tmpfile) end
-
-  local info = {
-    backend = backend, pid = pid, wall_ms = (host.now() - t0) * 1000,
-    exit_status = st.exit_status, term_signal = st.term_signal, stderr = st.stderr,
-  }
   if result and not bad then
     if result.jobId ~= task.jobId then
       bad = "result for job " .. tostring(result.jobId)
@@ -569,14 +559,30 @@ function _M.run(task, opts)
       bad = "result without actualHash"
     end
   end
-  if bad then
-    stats.crashed = stats.crashed + 1
-    return nil, "EBADRESULT: " .. bad, "EBADRESULT", info
+  -- its exit reaped, its record freed; a replacement for the warm worker
+  -- taken (or one held back by max_workers) started now that the task is
+  -- done, so that its set-up does not compete with the task for the CPU
+  local function reap()
+    local st = proc:wait()
+    live[pid] = nil
+    unrecord(slot)
+    if tmpfile then os_remove(tmpfile) end
+    fill_soon()
+    return st
   end
-  if result then
+  local info = { backend = backend, pid = pid, wall_ms = (host.now() - t0) * 1000 }
+  if result and not bad then
+    -- the answer does not wait for the process's teardown (~1 ms)
+    host.spawn(reap)
     stats.finished = stats.finished + 1
     if result.errorClass == "TIMEOUT" then stats.timed_out = stats.timed_out + 1 end
     return result, info
+  end
+  local st = reap()
+  info.exit_status, info.term_signal, info.stderr = st.exit_status, st.term_signal, st.stderr
+  if bad then
+    stats.crashed = stats.crashed + 1
+    return nil, "EBADRESULT: " .. bad, "EBADRESULT", info
   end
   if st.timed_out then
     stats.timed_out = stats.timed_out + 1

@@ -7,8 +7,12 @@
 -- rounds, the anchor: the same task through workproof-worker alone
 -- (spec/bench/bench_worker.c, 2 spawners: the ceiling of a 2-core host).
 -- The controller's own CPU per verification comes from /proc/<pid>/stat
--- (utime + stime; its reaped workers' in cutime + cstime).
+-- (utime + stime; its reaped workers' in cutime + cstime). A second
+-- controller without warm workers (worker.pool 0) runs the same rounds: the
+-- pool's effect at saturation (c=8), and on the latency of requests sent one
+-- at a time at a fixed rate (10/s: the pool refills between them).
 local wp = require "workproof"
+local host = require "workproof.host"
 local h = require "helpers"
 
 local SECONDS = os.getenv("BENCH_E2E_SECONDS") or "5"
@@ -36,19 +40,41 @@ end
 
 return function(b)
   local srv = h.start_controller(h.config(), { dir = h.policy_dir() })
-  local pid = srv.proc.pid
+  local cold = h.start_controller(h.config("worker = { pool = { lua = 0, javascript = 0 } },"),
+    { dir = h.policy_dir() })
 
-  local function e2e(req)
+  local function e2e(req, s, connections)
+    local pid = (s or srv).proc.pid
     local c0 = cpu(pid)
-    local out = b.wrk(srv.url .. "/verify", { body = req, script = "spec/bench/wrk/verdicts.lua", connections = 8,
-      duration = SECONDS })
+    local out = b.wrk((s or srv).url .. "/verify", { body = req, script = "spec/bench/wrk/verdicts.lua",
+      connections = connections or 8, duration = SECONDS })
     local c1 = cpu(pid)
     local v, o, secs = out:match("VERDICTS (%d+) (%d+) ([%d%.]+)")
     if not v then error("wrk: no verdict counts:\n" .. out) end
     v, o = tonumber(v), tonumber(o)
     local n = math.max(v + o, 1)
-    return { rate = v / tonumber(secs), other = o, p99 = b.wrk_p99_ms(out),
+    return { rate = v / tonumber(secs), other = o, p99 = b.wrk_p99_ms(out), p50 = b.wrk_pct_ms(out, 50),
       own = (c1.own - c0.own) / n, children = (c1.children - c0.children) / n }
+  end
+
+  -- n requests, one every 1/rate s (each answered before the next is due
+  -- unless it takes longer): { p50 =, p99 = } of their latency, ms
+  local function paced(s, req, rate, n)
+    local lat = {}
+    local t0 = host.now()
+    for i = 1, n do
+      local wait = t0 + (i - 1) / rate - host.now()
+      if wait > 0 then host.sleep(wait) end
+      local a = host.now()
+      local st, err, resp = host.http_request { method = "POST", url = s.url .. "/verify", body = req, timeout = 30,
+        headers = { ["content-type"] = "application/json" } }
+      if st ~= 200 or not tostring(resp):find('"result":"VALID"', 1, true) then
+        error("paced request: " .. tostring(st or err))
+      end
+      lat[#lat + 1] = (host.now() - a) * 1000
+    end
+    table.sort(lat)
+    return { p50 = lat[math.ceil(n * 0.5)], p99 = lat[math.ceil(n * 0.99)] }
   end
 
   local function worker_alone(task, n)
@@ -58,16 +84,22 @@ return function(b)
     return { rate = tonumber(rate), cpu = tonumber(cpu_ms) }
   end
 
-  local got = { lua = {}, js = {}, wl = {}, wj = {} }
+  local got = { lua = {}, js = {}, wl = {}, wj = {}, lua_cold = {}, lua1 = {}, lua1_cold = {}, js1 = {}, js1_cold = {} }
   local function add(t, r) for k, v in pairs(r) do t[k] = t[k] or {}; t[k][#t[k] + 1] = v end end
   local reps = math.min(b.repeats, 3)
   for _ = 1, reps do
     add(got.lua, e2e(LUA))
+    add(got.lua_cold, e2e(LUA, cold))
     add(got.wl, worker_alone(LUA_TASK, 200))
     add(got.js, e2e(JS))
     add(got.wj, worker_alone(JS_TASK, 20))
+    add(got.lua1, paced(srv, LUA, 10, 50))
+    add(got.lua1_cold, paced(cold, LUA, 10, 50))
+    add(got.js1, paced(srv, JS, 4, 20))
+    add(got.js1_cold, paced(cold, JS, 4, 20))
   end
   h.stop(srv)
+  h.stop(cold)
   local m = {}
   for k, t in pairs(got) do
     m[k] = {}
@@ -83,6 +115,14 @@ return function(b)
       anchor_name = "worker CPU/task (alone)", anchor = m.wl.cpu, goal = 1, goal_kind = "max" },
     b.row { name = "  its workers' CPU/verification", value = m.lua.children, unit = "ms",
       anchor_name = "worker CPU/task (alone)", anchor = m.wl.cpu, goal_kind = "report" },
+    b.row { name = "  the same without warm workers", value = m.lua_cold.rate, unit = "/s",
+      anchor_name = "with warm workers", anchor = m.lua.rate, goal_kind = "report" },
+    b.row { name = "VALID Lua p50 latency, 10/s (warm)", value = m.lua1.p50, unit = "ms",
+      anchor_name = "without warm workers", anchor = m.lua1_cold.p50, goal_kind = "report" },
+    b.row { name = "VALID Lua p99 latency, 10/s (warm)", value = m.lua1.p99, unit = "ms",
+      anchor_name = "without warm workers", anchor = m.lua1_cold.p99, goal_kind = "report" },
+    b.row { name = "VALID JavaScript p50 latency, 4/s (warm)", value = m.js1.p50, unit = "ms",
+      anchor_name = "without warm workers", anchor = m.js1_cold.p50, goal_kind = "report" },
     b.row { name = "VALID JavaScript verifications/s, c=8", value = m.js.rate, unit = "/s",
       anchor_name = "worker alone, 2 spawners", anchor = m.wj.rate, goal = 40, goal_kind = "min" },
     b.row { name = "  p99 latency, c=8", value = m.js.p99, unit = "ms", goal_kind = "report" },

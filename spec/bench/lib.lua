@@ -104,14 +104,18 @@ end
 --- Requests per second of a wrk output.
 function _M.wrk_rps(out) return tonumber(out:match("Requests/sec:%s*([%d%.]+)")) or 0 end
 
---- The p99 latency of a wrk --latency output, in ms.
-function _M.wrk_p99_ms(out)
-  local v, unit = out:match("%s99%%%s+([%d%.]+)(%a+)")
+--- A latency percentile (50, 75, 90 or 99: what wrk --latency prints) of a
+-- wrk output, in ms.
+function _M.wrk_pct_ms(out, pct)
+  local v, unit = out:match("%s" .. pct .. "%%%s+([%d%.]+)(%a+)")
   v = tonumber(v)
   if not v then return 1 / 0 end
   if unit == "us" then return v / 1000 elseif unit == "s" then return v * 1000 end
   return v
 end
+
+--- The p99 latency of a wrk --latency output, in ms.
+function _M.wrk_p99_ms(out) return _M.wrk_pct_ms(out, 99) end
 
 --- Failed requests of a wrk output: non-2xx replies and socket errors.
 function _M.wrk_errors(out)

@@ -204,7 +204,7 @@ function _M.snapshot()
       blacklisted = rl.blacklisted, refused = totals.RATE_LIMITED } or cjson.null,
     breaker = { state = breaker_state or "unknown", history = breaker_history },
     workers = { active = worker.stats().active, threshold = pconf(gen, "worker_threshold", "max_active")
-      or cjson.null },
+      or cjson.null, warm = worker.stats().warm },
     outbox = outbox() or cjson.null,
     payments = payments() or cjson.null,
     generation = { id = gen.id, hash = gen.hash, files = files },
