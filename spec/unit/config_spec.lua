@@ -52,6 +52,16 @@ describe("config", function()
     ok, err = pcall(load_src, "return {")
     assert.is_false(ok)
     assert.truthy(err:find("c.lua:1:", 1, true), err)
+    ok, err = pcall(load_src, "return { worker = { pool = { lua = -1, javascript = 'x', ruby = 1 } } }")
+    assert.is_false(ok)
+    for _, want in ipairs({ "worker.pool.lua: must be >= 0", "worker.pool.javascript: expected an integer",
+      "worker.pool.ruby" }) do
+      assert.truthy(err:find(want, 1, true), err)
+    end
+  end)
+
+  it("keeps warm workers by default: 4 Lua, 2 JavaScript", function()
+    assert.same({ lua = 4, javascript = 2 }, config.defaults().worker.pool)
   end)
 end)
 
