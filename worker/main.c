@@ -594,8 +594,15 @@ static void find_runtime_dir(void)
 		return;
 	*slash = '\0';
 	m = snprintf(runtime_dir, sizeof(runtime_dir), "%s/runtime", exe);
-	if (m < 0 || (size_t)m >= sizeof(runtime_dir))
+	if (m < 0 || (size_t)m >= sizeof(runtime_dir)) {
 		runtime_dir[0] = '\0';
+		return;
+	}
+	/* without its links (a build tree's runtime is one): node's permission
+	 * model allows the runner's own path only, and resolving a link on the
+	 * way is a read it refuses (--isolation none runs node on this path) */
+	if (realpath(runtime_dir, exe) && strlen(exe) < sizeof(runtime_dir))
+		strcpy(runtime_dir, exe);
 }
 
 int main(int argc, char **argv)

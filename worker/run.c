@@ -517,12 +517,9 @@ static void capture_loop(struct loop *l, struct capture *c)
 	}
 	if (!l->reaped) {
 		l->end = now_ns();
-		if (l->done && !l->sandbox) {
-			while (waitpid(l->pid, &l->wstatus, 0) < 0 && errno == EINTR)
-				;
-			l->reaped = 1;
-		} else if (l->done) {
-			l->wstatus = 0; /* what init will report; it is reaped after the line (wk_reap) */
+		if (l->done) {
+			/* what its wait status will say; reaped after the line (wk_reap) */
+			l->wstatus = 0;
 		} else if (!l->sandbox || !(l->reported || l->killed != NOT_KILLED)) {
 			kill_child(l->pid, l->sandbox);
 			while (waitpid(l->pid, &l->wstatus, 0) < 0 && errno == EINTR)
@@ -534,7 +531,8 @@ static void capture_loop(struct loop *l, struct capture *c)
 	}
 }
 
-/* The sandbox's init, still exiting when the verdict was made. */
+/* The sandbox's init still exiting when the verdict was made, or a runtime
+ * that said OK and closed its pipes (run "done"). */
 static pid_t pending = -1;
 
 void wk_reap(void)
@@ -556,6 +554,8 @@ void wk_reap(void)
 	while (waitpid(pending, &st, 0) < 0 && errno == EINTR)
 		;
 done:
+	/* --isolation none: the child led a process group; anything it left */
+	kill(-pending, SIGKILL);
 	pending = -1;
 }
 
