@@ -238,7 +238,7 @@ describe("safe defaults #integration", function()
         n.used = tonumber(raw:match("\nwp_workers_warm_used_total (%d+)"))
         -- the controller's children (a worker's sandbox processes share its command line)
         local ps = h.run("/bin/sh", { "-c", ("pgrep -P %d -f '^[^ ]*workproof-worker .*--warm lua' | wc -l; " ..
-          "pgrep -f '^node .*js_runner' | wc -l"):format(info().pid) })
+          "pgrep -P %d -f '^[^ ]*workproof-worker .*--warm javascript' | wc -l"):format(info().pid, info().pid) })
         n.procs_lua, n.procs_js = ps:match("(%d+)%s+(%d+)")
         return n
       end
