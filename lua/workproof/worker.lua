@@ -396,7 +396,7 @@ local function fill()
   end
 end
 
--- After the current coroutine yields: the task in hand goes first.
+-- On the next turn of the loop (never inside the caller's own step).
 function fill_soon()
   if filling or not pool_started then return end
   filling = true
