@@ -117,6 +117,8 @@ return function(b)
       anchor_name = "worker CPU/task (alone)", anchor = m.wl.cpu, goal_kind = "report" },
     b.row { name = "  the same without warm workers", value = m.lua_cold.rate, unit = "/s",
       anchor_name = "with warm workers", anchor = m.lua.rate, goal_kind = "report" },
+    b.row { name = "  its own CPU/verification, no warm workers", value = m.lua_cold.own, unit = "ms",
+      anchor_name = "with warm workers", anchor = m.lua.own, goal_kind = "report" },
     b.row { name = "VALID Lua p50 latency, 10/s (warm)", value = m.lua1.p50, unit = "ms",
       anchor_name = "without warm workers", anchor = m.lua1_cold.p50, goal_kind = "report" },
     b.row { name = "VALID Lua p99 latency, 10/s (warm)", value = m.lua1.p99, unit = "ms",
