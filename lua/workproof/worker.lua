@@ -15,8 +15,9 @@
 -- `--warm LANG` (namespaces, root, filters and runtime ready, each waiting
 -- for its ONE task on stdin); a task that fits (its language, the pool's
 -- memory, a timeout up to the pool's) takes the oldest, and a replacement
--- is started once the task is done. Idle and running workers
--- together stay under `max_workers` (the worker threshold's max_active).
+-- is started once the task is done, unless as many tasks run as there are
+-- CPUs. Idle and running workers together stay under `max_workers` (the
+-- worker threshold's max_active).
 --
 -- Live workers are recorded durably so that a host that crashed has its
 -- orphans killed at the next start (_M.reap_orphans). Several host
@@ -375,12 +376,28 @@ local function warm_capable(backend)
   return backend == "sandbox" or backend == "none"
 end
 
+-- The CPUs this host may use (/sys/devices/system/cpu/online: "0-1,4").
+local function online_cpus()
+  local f = io_open("/sys/devices/system/cpu/online", "r")
+  local text = f and f:read("*l") or ""
+  if f then f:close() end
+  local n = 0
+  for a, b in text:gmatch("(%d+)%-?(%d*)") do n = n + (b ~= "" and tonumber(b) - tonumber(a) + 1 or 1) end
+  return math.max(n, 1)
+end
+local cpus = online_cpus()
+
+--- The CPUs this host may use (what the warm pool compares running tasks to).
+function _M.cpus() return cpus end
+
 -- Start warm workers up to each language's size, idle and running together
--- under max_workers.
+-- under max_workers; none while at least as many tasks run as there are
+-- CPUs: they would be made by CPUs the tasks need, and a warm worker costs
+-- a little more CPU than a cold one (the pool refills once load drops).
 local function fill()
   if not (pool_started and warm_capable(config.backend)) then return end
   for lang, idle in pairs(pools) do
-    while #idle < (config.pool[lang] or 0) and npooled() + nlive < config.max_workers do
+    while #idle < (config.pool[lang] or 0) and npooled() + nlive < config.max_workers and nlive < cpus do
       local file, base = backends[config.backend]()
       local args = { "--warm", lang, "--memory-bytes", tostring(config.pool_memory),
         "--timeout-ms", tostring(config.pool_timeout_ms) }

@@ -131,6 +131,29 @@ describe("warm workers (wp.worker pool)", function()
     assert.equal(wp.hex(wp.sha256("1")), r.actualHash)
   end)
 
+  it("makes no warm worker while as many tasks run as there are CPUs, and refills after", function()
+    local cpus = worker.cpus()
+    assert.is_true(cpus >= 1)
+    start_pool(1, 0)
+    local done = 0
+    for _ = 1, cpus do   -- the first takes the warm worker
+      wp.spawn(function()
+        worker.run(task("while true do end", { timeoutMs = 2000 }))
+        done = done + 1
+      end)
+    end
+    wp.sleep(0.3)
+    assert.equal(cpus, worker.stats().active)
+    -- a short task ends meanwhile: its end would refill the pool, but the CPUs are busy
+    local r = worker.run(task("print(2 + 2)"))
+    assert.equal(SHA_4, r.actualHash)
+    wp.sleep(0.3)
+    assert.equal(cpus, worker.stats().active)
+    assert.equal(0, worker.stats().warm.lua)
+    assert.is_true(wait_for(function() return done == cpus end))
+    assert.is_true(wait_for(function() return worker.stats().warm.lua == 1 end))
+  end)
+
   it("a warm worker killed while it waits is skipped: the task runs on another", function()
     start_pool(1, 0)
     assert.is_true(wait_for(function() return #warm_pids("lua") == 1 end))
