@@ -678,6 +678,27 @@ static int key(struct parser *p)
 	return WP_OK;
 }
 
+/* After a member or an element: past a ',' (0) or the closing bracket
+ * (1); -1 with the failure set otherwise. */
+static int separator(struct parser *p, unsigned char close)
+{
+	const char *msg = close == '}' ? "expected ',' or '}'" : "expected ',' or ']'";
+	unsigned char d;
+
+	skip_ws(p);
+	if (p->pos >= p->n) {
+		fail(p, p->pos, msg);
+		return -1;
+	}
+	d = p->s[p->pos++];
+	if (d == close)
+		return 1;
+	if (d == ',')
+		return 0;
+	fail(p, p->pos - 1, msg);
+	return -1;
+}
+
 static int object(struct parser *p, unsigned depth)
 {
 	size_t at = p->out->len, base = p->nmem, keybase = p->keys.len, k, i, j;
@@ -692,7 +713,7 @@ static int object(struct parser *p, unsigned depth)
 		return PUTS(p, p->out, "}");
 	}
 	for (;;) {
-		unsigned char d;
+		int r;
 
 		skip_ws(p);
 		if (p->pos >= p->n || p->s[p->pos] != '"')
@@ -702,14 +723,11 @@ static int object(struct parser *p, unsigned depth)
 		if (key(p) || value(p, depth + 1))
 			return p->rc;
 		p->mem[p->nmem - 1].end = p->out->len;
-		skip_ws(p);
-		if (p->pos >= p->n)
-			return fail(p, p->pos, "expected ',' or '}'");
-		d = p->s[p->pos++];
-		if (d == '}')
+		r = separator(p, '}');
+		if (r < 0)
+			return p->rc;
+		if (r)
 			break;
-		if (d != ',')
-			return fail(p, p->pos - 1, "expected ',' or '}'");
 	}
 	k = p->nmem - base;
 	for (i = base; i < p->nmem && !odd; i++)
@@ -740,18 +758,15 @@ static int array(struct parser *p, unsigned depth)
 		return PUTS(p, p->out, "]");
 	}
 	for (;;) {
-		unsigned char d;
+		int r;
 
 		if (value(p, depth + 1))
 			return p->rc;
-		skip_ws(p);
-		if (p->pos >= p->n)
-			return fail(p, p->pos, "expected ',' or ']'");
-		d = p->s[p->pos++];
-		if (d == ']')
+		r = separator(p, ']');
+		if (r < 0)
+			return p->rc;
+		if (r)
 			return PUTS(p, p->out, "]");
-		if (d != ',')
-			return fail(p, p->pos - 1, "expected ',' or ']'");
 		if (PUTS(p, p->out, ","))
 			return p->rc;
 	}
@@ -872,8 +887,7 @@ int wp_json_task(const char *s, size_t n, const char *language, size_t language_
 	} else {
 		for (;;) {
 			size_t vs, ko;
-			unsigned char d;
-			int which = -1;
+			int which = -1, r;
 
 			skip_ws(&p);
 			if (p.pos >= p.n || p.s[p.pos] != '"') {
@@ -903,18 +917,11 @@ int wp_json_task(const char *s, size_t n, const char *language, size_t language_
 			} else {
 				vals.len = vs;
 			}
-			skip_ws(&p);
-			if (p.pos >= p.n) {
-				fail(&p, p.pos, "expected ',' or '}'");
+			r = separator(&p, '}');
+			if (r < 0)
 				goto out;
-			}
-			d = p.s[p.pos++];
-			if (d == '}')
+			if (r)
 				break;
-			if (d != ',') {
-				fail(&p, p.pos - 1, "expected ',' or '}'");
-				goto out;
-			}
 		}
 	}
 	skip_ws(&p);
