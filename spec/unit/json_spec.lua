@@ -118,7 +118,7 @@ describe("json.canonical and json.task_json (core/src/json.c) refuse malformed i
     "nul", "tru", "[1] x", "[1]]", "{}}", '"unterminated', '"bad \\x escape"', '"\\u12"', '"\\u12g4"',
     '"raw\ncontrol"', '"tab\tin string"', "{\"a\" 1}", "[1 2]", "{1:2}", '{"a":1,}', '{"a":1 "b":2}', "[1,,2]",
     '"\\', "\0", "[NaN]", "[Infinity]", "[0x10]", "\239\187\191{}", '"\255"', '"\192\128"',
-    '"\237\160\128"', '"\244\144\128\128"', '"\226\130"',
+    '"\237\160\128"', '"\244\144\128\128"', '"\226\130"', "[1-2]", '"\\u12G4"',
   }
   for _, s in ipairs(bad) do
     it(("%q"):format(s), function()
@@ -201,20 +201,8 @@ describe("json.check_js and json.representable", function()
   end)
 end)
 
+-- (json.canonical's malformed texts: the list at the top of this file)
 describe("malformed input to the text paths", function()
-  local bad = {
-    "", "{", "[1,]", "{\"a\":}", "{'a':1}", "[01]", "[1.]", "[.5]", "[1e]", "[+1]", "nul", "[1] x", "[1-2]",
-    '"unterminated', '"bad \\x escape"', '"\\u12"', '"\\u12G4"', '"raw\ncontrol"', "{\"a\" 1}", "[1 2]", "{1:2}",
-    '{"a":1,}', "[1,,2]", '"\\',
-  }
-  for _, s in ipairs(bad) do
-    it(("canonical %q"):format(s), function()
-      local v, err = json.canonical(s)
-      assert.is_nil(v)
-      assert.matches("at byte %d+", err)
-    end)
-  end
-
   it("canonical limits nesting depth", function()
     local deep = ("["):rep(100) .. ("]"):rep(100)
     assert.matches("nesting too deep", select(2, json.canonical(deep, 64)))
