@@ -82,6 +82,18 @@ static int opt_uint(const char *name, const char *v, uint64_t lo, uint64_t hi, u
 	return 0;
 }
 
+/* The task languages by enum wk_lang, as tasks and --warm name them. */
+static const char *const LANG_NAMES[] = { [WK_LANG_LUA] = "lua", [WK_LANG_JS] = "javascript" };
+
+/* The language named by s (n bytes), or -1. */
+static int lang_of(const char *s, size_t n)
+{
+	for (size_t i = 0; s && i < sizeof(LANG_NAMES) / sizeof(LANG_NAMES[0]); i++)
+		if (strlen(LANG_NAMES[i]) == n && !memcmp(s, LANG_NAMES[i], n))
+			return (int)i;
+	return -1;
+}
+
 /* 0: parsed; otherwise the exit status (WK_EXIT_USAGE, or -1 for an
  * informational option that already printed and means exit 0). */
 static int parse_args(int argc, char **argv, struct wk_opts *o)
@@ -120,13 +132,11 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 			else
 				return bad_usage("--isolation must be sandbox or none, not '%s'", v);
 		} else if (!strcmp(name, "--uid")) {
-			char *end;
-			unsigned long u;
+			uint64_t u;
 
-			errno = 0;
-			u = strtoul(v, &end, 10);
-			if (errno || !*v || *end || *v == '-' || u == 0 || u >= 4294967295ul)
-				return bad_usage("--uid must be an unprivileged uid (1..4294967294), not '%s'", v);
+			/* an unprivileged uid: not 0, not (uid_t)-1 */
+			if (opt_uint(name, v, 1, 4294967294u, &u))
+				return WK_EXIT_USAGE;
 			o->uid = o->gid = (uint32_t)u;
 			o->uid_given = 1;
 		} else if (!strcmp(name, "--ro")) {
@@ -136,12 +146,11 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 				return bad_usage("at most %d --ro paths", WK_MAX_RO);
 			o->ro[o->nro++] = v;
 		} else if (!strcmp(name, "--warm")) {
-			if (!strcmp(v, "lua"))
-				o->warm_lang = WK_LANG_LUA;
-			else if (!strcmp(v, "javascript"))
-				o->warm_lang = WK_LANG_JS;
-			else
+			int lang = lang_of(v, strlen(v));
+
+			if (lang < 0)
 				return bad_usage("--warm must be lua or javascript, not '%s'", v);
+			o->warm_lang = (enum wk_lang)lang;
 			o->warm = 1;
 		} else if (!strcmp(name, "--memory-bytes")) {
 			if (opt_uint(name, v, WK_MIN_MEMORY, WK_MAX_MEMORY, &o->warm_memory))
@@ -339,7 +348,7 @@ static int decode_task(struct wk_task *t, struct wk_result *r)
 	const char *s;
 	size_t n;
 	const int cj = 1;
-	int task;
+	int task, lang;
 
 	lua_getfield(L, cj, "decode");
 	lua_pushlstring(L, t->raw, t->raw_len);
@@ -364,14 +373,12 @@ static int decode_task(struct wk_task *t, struct wk_result *r)
 
 	lua_getfield(L, task, "language");
 	s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-	if (s && n == 3 && !memcmp(s, "lua", 3)) {
-		t->lang = WK_LANG_LUA;
-	} else if (s && n == 10 && !memcmp(s, "javascript", 10)) {
-		t->lang = WK_LANG_JS;
-	} else {
+	lang = lang_of(s, n);
+	if (lang < 0) {
 		bad_task(r, "language must be \"lua\" or \"javascript\"");
 		return -1;
 	}
+	t->lang = (enum wk_lang)lang;
 
 	lua_getfield(L, task, "code");
 	if (lua_type(L, -1) != LUA_TSTRING) {
@@ -441,9 +448,9 @@ int wk_fits_warm(const struct wk_opts *o, const struct wk_task *t, struct wk_res
 	r->cls = WK_CLASS_SANDBOX;
 	snprintf(r->error, sizeof(r->error),
 		 "SANDBOX: the task (%s, memoryBytes %llu, timeoutMs %llu) does not fit this warm sandbox "
-		 "(%s, %llu, at most %llu)", t->lang == WK_LANG_LUA ? "lua" : "javascript",
+		 "(%s, %llu, at most %llu)", LANG_NAMES[t->lang],
 		 (unsigned long long)t->memory, (unsigned long long)t->timeout_ms,
-		 o->warm_lang == WK_LANG_LUA ? "lua" : "javascript", (unsigned long long)o->warm_memory,
+		 LANG_NAMES[o->warm_lang], (unsigned long long)o->warm_memory,
 		 (unsigned long long)o->warm_timeout_ms);
 	return -1;
 }
