@@ -37,6 +37,9 @@ local io_open, os_remove = io.open, os.remove
 
 local _M = {}
 
+-- the worker's own defaults for a task that leaves them out (worker/README.md)
+local DEFAULT_TIMEOUT_MS, DEFAULT_MEMORY = 30000, 268435456
+
 local config = {
   backend = "sandbox",
   -- beside the host in a build tree, <prefix>/libexec/workproof installed
@@ -53,7 +56,7 @@ local config = {
   state_dir = nil,             -- durable records of live workers (nil: none)
   max_result_line = 65536,
   pool = { lua = 0, javascript = 0 },   -- warm workers kept per language
-  pool_memory = 268435456,     -- the memoryBytes warm workers are made for
+  pool_memory = DEFAULT_MEMORY,   -- the memoryBytes warm workers are made for
   pool_timeout_ms = 60000,     -- the longest timeoutMs they take
   max_workers = 100,           -- idle warm + running workers, at most
 }
@@ -372,9 +375,11 @@ local function npooled()
   return #pools.lua + #pools.javascript
 end
 
+--- Whether a backend can keep warm workers (sandbox and none; not qemu).
 local function warm_capable(backend)
   return backend == "sandbox" or backend == "none"
 end
+_M.warm_capable = warm_capable
 
 -- The CPUs this host may use (/sys/devices/system/cpu/online: "0-1,4").
 local function online_cpus()
@@ -450,8 +455,8 @@ end
 -- The oldest idle warm worker that fits the task, or nil.
 local function take_warm(task, backend)
   local idle = warm_capable(backend) and backend == config.backend and pools[task.language or "javascript"]
-  if not idle or (task.memoryBytes or 268435456) ~= config.pool_memory
-    or (task.timeoutMs or 30000) > config.pool_timeout_ms then
+  if not idle or (task.memoryBytes or DEFAULT_MEMORY) ~= config.pool_memory
+    or (task.timeoutMs or DEFAULT_TIMEOUT_MS) > config.pool_timeout_ms then
     return nil
   end
   while idle[1] do
@@ -468,7 +473,7 @@ local function check_task(task)
   if type(task.code) ~= "string" then error("worker.run: task.code must be a string", 3) end
   local lang = task.language or "javascript"
   if lang ~= "lua" and lang ~= "javascript" then error("worker.run: unknown language " .. tostring(lang), 3) end
-  local t = task.timeoutMs or 30000
+  local t = task.timeoutMs or DEFAULT_TIMEOUT_MS
   if type(t) ~= "number" or t <= 0 or t ~= math_floor(t) then error("worker.run: bad timeoutMs", 3) end
   if task.inputJson ~= nil and type(task.inputJson) ~= "string" then
     error("worker.run: task.inputJson must be JSON text", 3)
@@ -522,7 +527,7 @@ function _M.run(task, opts)
   local payload, perr = encode_task(task)
   if not payload then return nil, perr, "EINVAL" end
 
-  local timeout = (task.timeoutMs or 30000) / 1000 + config.grace
+  local timeout = (task.timeoutMs or DEFAULT_TIMEOUT_MS) / 1000 + config.grace
     + (backend == "qemu" and config.boot_allowance or 0)
   local t0 = host.now()
   local proc, slot, tmpfile

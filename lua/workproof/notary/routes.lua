@@ -52,9 +52,9 @@ local function protections(gen)
       blockSeconds = pconf(gen, "rate_limit", "block_seconds") },
     workers = { maxActive = pconf(gen, "worker_threshold", "max_active"),
       perClient = pconf(gen, "worker_threshold", "per_client"),
-      -- warm sandboxes kept ready (none on the qemu backend)
-      warm = c.worker.backend == "qemu" and { lua = 0, javascript = 0 }
-        or { lua = c.worker.pool.lua, javascript = c.worker.pool.javascript } },
+      -- warm sandboxes kept ready (none on a backend that cannot keep them)
+      warm = worker.warm_capable(c.worker.backend)
+        and { lua = c.worker.pool.lua, javascript = c.worker.pool.javascript } or { lua = 0, javascript = 0 } },
     breaker = { failureThreshold = pconf(gen, "circuit_breaker", "failure_threshold"),
       window = pconf(gen, "circuit_breaker", "window"), countAsFailure = pconf(gen, "circuit_breaker",
         "count_as_failure") },
