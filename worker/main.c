@@ -497,8 +497,6 @@ static void print_result(const struct wk_task *t, const struct wk_result *r)
 	const char *cls;
 	char line[4096];
 	size_t n = 0;
-	ssize_t w;
-	size_t off = 0;
 
 	n += (size_t)snprintf(line + n, sizeof(line) - n, "NOTARY_RESULT: {\"jobId\":");
 	if (t->job_id)
@@ -526,16 +524,8 @@ static void print_result(const struct wk_task *t, const struct wk_result *r)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"errorClass\":\"%s\"}\n", cls);
 	else
 		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"errorClass\":null}\n");
-	while (off < n) {
-		w = write(STDOUT_FILENO, line + off, n - off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			fprintf(stderr, "workproof-worker: cannot write the result: %s\n", strerror(errno));
-			return;
-		}
-		off += (size_t)w;
-	}
+	if (wk_write_all(STDOUT_FILENO, line, n))
+		fprintf(stderr, "workproof-worker: cannot write the result: %s\n", strerror(errno));
 }
 
 /* fds 0-2 must exist, or a pipe could land on them and be mistaken for

@@ -658,40 +658,10 @@ static void verdict(const struct loop *l, int ws, long maxrss_kb, const struct c
 
 /* --- the run ----------------------------------------------------------------- */
 
-static int task_memfd(const struct wk_task *t)
+int wk_write_all(int fd, const void *buf, size_t n)
 {
-	size_t off = 0;
-	int fd = memfd_create("workproof-task", MFD_CLOEXEC);
+	const char *p = buf;
 
-	if (fd < 0)
-		return -1;
-	while (off < t->raw_len) {
-		ssize_t n = write(fd, t->raw + off, t->raw_len - off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		off += (size_t)n;
-	}
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		goto fail;
-	return fd;
-fail:
-	close(fd);
-	return -1;
-}
-
-static int nosandbox(const char *what, int err)
-{
-	fprintf(stderr, "workproof-worker: sandbox unavailable: %s: %s\n", what, strerror(err));
-	return WK_EXIT_NOSANDBOX;
-}
-
-/* Write all of p to fd (blocking); 0 or -1. */
-static int write_all(int fd, const char *p, size_t n)
-{
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 
@@ -706,6 +676,25 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+static int task_memfd(const struct wk_task *t)
+{
+	int fd = memfd_create("workproof-task", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (wk_write_all(fd, t->raw, t->raw_len) || lseek(fd, 0, SEEK_SET) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int nosandbox(const char *what, int err)
+{
+	fprintf(stderr, "workproof-worker: sandbox unavailable: %s: %s\n", what, strerror(err));
+	return WK_EXIT_NOSANDBOX;
+}
+
 /* A warm sandbox is ready (or getting ready): read the task, check it fits,
  * hand it to the runtime through its task pipe. 0, or -1 with res->error
  * (the caller kills the sandbox). A runtime that died in its setup makes the
@@ -714,7 +703,7 @@ static int hand_over(const struct wk_opts *o, struct wk_task *t, struct wk_resul
 {
 	if (wk_take_task(t, res) || wk_fits_warm(o, t, res))
 		return -1;
-	if (write_all(*task_w, t->raw, t->raw_len) && errno != EPIPE) {
+	if (wk_write_all(*task_w, t->raw, t->raw_len) && errno != EPIPE) {
 		seterr(res, WK_CLASS_SANDBOX, "SANDBOX: hand the task over: %s", strerror(errno));
 		return -1;
 	}

@@ -181,6 +181,9 @@ int wk_run(const struct wk_opts *o, struct wk_task *t, struct wk_result *res);
 int wk_take_task(struct wk_task *t, struct wk_result *res);
 /** 0 when a task fits the warm sandbox o describes, else -1 with res->error. */
 int wk_fits_warm(const struct wk_opts *o, const struct wk_task *t, struct wk_result *res);
+/** Write all n bytes of buf to fd (blocking, across EINTR): 0, or -1 with
+ *  errno. */
+int wk_write_all(int fd, const void *buf, size_t n);
 /** Reap what wk_run left exiting (the sandbox's init): call after the
  *  result line is printed. */
 void wk_reap(void);
