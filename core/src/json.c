@@ -699,19 +699,29 @@ static int separator(struct parser *p, unsigned char close)
 	return -1;
 }
 
+/* Past an opening bracket (copied): 1 when the container is empty (its
+ * closing bracket consumed and copied too), 0 when an element follows, -1
+ * on failure. */
+static int opening(struct parser *p, char open, char close)
+{
+	p->pos++;
+	if (put(p, p->out, &open, 1))
+		return -1;
+	skip_ws(p);
+	if (p->pos < p->n && p->s[p->pos] == close) {
+		p->pos++;
+		return put(p, p->out, &close, 1) ? -1 : 1;
+	}
+	return 0;
+}
+
 static int object(struct parser *p, unsigned depth)
 {
 	size_t at = p->out->len, base = p->nmem, keybase = p->keys.len, k, i, j;
 	int odd = 0;
 
-	p->pos++;
-	if (PUTS(p, p->out, "{"))
+	if (opening(p, '{', '}'))
 		return p->rc;
-	skip_ws(p);
-	if (p->pos < p->n && p->s[p->pos] == '}') {
-		p->pos++;
-		return PUTS(p, p->out, "}");
-	}
 	for (;;) {
 		int r;
 
@@ -749,14 +759,8 @@ static int object(struct parser *p, unsigned depth)
 
 static int array(struct parser *p, unsigned depth)
 {
-	p->pos++;
-	if (PUTS(p, p->out, "["))
+	if (opening(p, '[', ']'))
 		return p->rc;
-	skip_ws(p);
-	if (p->pos < p->n && p->s[p->pos] == ']') {
-		p->pos++;
-		return PUTS(p, p->out, "]");
-	}
 	for (;;) {
 		int r;
 
