@@ -10,6 +10,11 @@
 --                        worker's input.
 -- and which languages it accepts, whether inputData is required and how
 -- large it may be (bytes of its JSON encoding; a string counts its bytes).
+--
+-- The host hands both hooks `input`, its description of inputData as sent
+-- ({ type = "object"|"array"|"string"|"number"|"boolean"|"null", bytes = n },
+-- nil when absent), so neither needs to read body.inputData: the controller
+-- decodes a large inputData only if something reads it.
 local _M = {
   name = "task_types",
   version = "1",
@@ -60,7 +65,8 @@ local function absent(v)
   return v == nil or (NULL ~= nil and v == NULL)
 end
 
--- bytes of inputData as sent (approximately: its compact JSON encoding)
+-- bytes of a decoded inputData (approximately: its compact JSON encoding),
+-- for a caller that gives no description
 local function input_size(v)
   local tv = type(v)
   if tv == "string" then return #v end
@@ -78,11 +84,21 @@ local function names_of(conf)
   return names
 end
 
---- Look up task_type and check the request body against it.
+-- is inputData there (not null), and its size: from the host's description,
+-- else from body.inputData
+local function input_of(body, input)
+  if input ~= nil then return input.type ~= "null", input.bytes end
+  local v = body.inputData
+  if absent(v) then return false end
+  return true, input_size(v)
+end
+
+--- Look up task_type and check the request body against it; input: the
+-- host's description of inputData (above), or nil.
 -- Returns def = { name =, description =, input =, languages =,
 -- require_input =, max_input_bytes = } (a copy), or nil and field errors
 -- keyed like the request: { taskType = ..., language = ..., inputData = ... }.
-function _M.resolve(conf, task_type, body)
+function _M.resolve(conf, task_type, body, input)
   local def = type(task_type) == "string" and conf.types[task_type] or nil
   if not def then
     return nil, { taskType = ("unknown task type '%s' (known: %s)"):format(tostring(task_type),
@@ -100,12 +116,12 @@ function _M.resolve(conf, task_type, body)
         concat(def.languages, ", "))
     end
   end
-  local input = body.inputData
-  if absent(input) then
+  local present, size = input_of(body, input)
+  if not present then
     if def.require_input then
       errs.inputData = "required for " .. task_type
     end
-  elseif input_size(input) > def.max_input_bytes then
+  elseif size > def.max_input_bytes then
     errs.inputData = ("larger than %d bytes (max_input_bytes of %s)"):format(def.max_input_bytes, task_type)
   end
   if next(errs) then return nil, errs end
@@ -114,10 +130,16 @@ function _M.resolve(conf, task_type, body)
   return out
 end
 
---- The value the worker gets as the task's input: body.inputData when
--- def.input == "inputData", otherwise nil.
-function _M.worker_input(_, def, body)
+--- The value the worker gets as the task's input when def.input ==
+-- "inputData" (otherwise nil): inputData as sent — the host's description
+-- `input` itself, which the host sends as the request's own text — or, for
+-- a caller that gives none, body.inputData.
+function _M.worker_input(_, def, body, input)
   if type(def) ~= "table" or def.input ~= "inputData" or type(body) ~= "table" then return nil end
+  if input ~= nil then
+    if input.type == "null" then return nil end
+    return input
+  end
   local v = body.inputData
   if absent(v) then return nil end
   return v

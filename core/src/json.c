@@ -34,7 +34,8 @@ struct parser {
 	struct wp_buf keys; /* decoded keys of the open objects */
 	struct member *mem; /* members of the open objects */
 	size_t nmem, capmem;
-	int rc; /* WP_OK until the first failure */
+	int strict; /* a request: lone surrogates and numbers beyond the double range fail */
+	int rc;     /* WP_OK until the first failure */
 	char *err;
 	size_t errsz;
 };
@@ -202,6 +203,28 @@ static size_t escape_of(char *o, unsigned c)
 	return 6;
 }
 
+/* The first byte at or after j that a string cannot hold as is ('"', '\\'
+ * or a control character), or n. Eight bytes at a time: per criterion the
+ * lowest flagged byte is exact (a borrow only runs upward from it). */
+static size_t plain_run(const unsigned char *s, size_t j, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+
+	for (; n - j >= 8; j += 8) {
+		uint64_t w, q, b, hit;
+
+		memcpy(&w, s + j, 8);
+		q = w ^ (ones * '"');
+		b = w ^ (ones * '\\');
+		hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs;
+		if (hit)
+			return j + (size_t)(__builtin_ctzll(hit) >> 3);
+	}
+	while (j < n && s[j] >= 0x20 && s[j] != '"' && s[j] != '\\')
+		j++;
+	return j;
+}
+
 /* p->s[p->pos] is a quote: print the string as JSON.stringify does; with
  * key, also append its decoded bytes there (a lone surrogate as 0xff and
  * four hex digits: never UTF-8, so never equal to a real character). */
@@ -217,11 +240,10 @@ static int string(struct parser *p, struct wp_buf *key)
 
 		if (j >= p->n)
 			return fail(p, start, "unterminated string");
+		j = plain_run(s, j, p->n); /* the plain bytes: most of a string */
+		if (j >= p->n)
+			return fail(p, start, "unterminated string");
 		c = s[j];
-		if (c >= 0x20 && c != '"' && c != '\\') { /* the plain bytes: most of a string */
-			j++;
-			continue;
-		}
 		if (c == '"' || c == '\\') {
 			if (put(p, p->out, s + run, j - run) || (key && put(p, key, s + run, j - run)))
 				return p->rc;
@@ -254,6 +276,8 @@ static int string(struct parser *p, struct wp_buf *key)
 				u[0] = (unsigned char)cp;
 				if (key && put(p, key, u, 1))
 					return p->rc;
+			} else if (cp >= 0xd800 && cp <= 0xdfff && p->strict) {
+				return fail(p, j - 6, "lone surrogate in string");
 			} else if (cp >= 0xd800 && cp <= 0xdfff) {
 				static const char hx[] = "0123456789abcdef";
 				char q[6] = { '\\', 'u', hx[(cp >> 12) & 15], hx[(cp >> 8) & 15], hx[(cp >> 4) & 15],
@@ -370,11 +394,47 @@ static int step(char *d, int k, int e, int up)
 	return e + 1;
 }
 
+/* Number::toString's text of the positive value 0.d * 10^n (d: k digits,
+ * no leading or trailing zero) */
+static size_t digits_text(const char *d, int k, int n, char *o)
+{
+	size_t len = 0;
+
+	if (k <= n && n <= 21) {
+		memcpy(o + len, d, (size_t)k);
+		len += (size_t)k;
+		memset(o + len, '0', (size_t)(n - k));
+		len += (size_t)(n - k);
+	} else if (0 < n && n <= 21) {
+		memcpy(o + len, d, (size_t)n);
+		len += (size_t)n;
+		o[len++] = '.';
+		memcpy(o + len, d + n, (size_t)(k - n));
+		len += (size_t)(k - n);
+	} else if (-6 < n && n <= 0) {
+		o[len++] = '0';
+		o[len++] = '.';
+		memset(o + len, '0', (size_t)-n);
+		len += (size_t)-n;
+		memcpy(o + len, d, (size_t)k);
+		len += (size_t)k;
+	} else {
+		o[len++] = d[0];
+		if (k > 1) {
+			o[len++] = '.';
+			memcpy(o + len, d + 1, (size_t)(k - 1));
+			len += (size_t)(k - 1);
+		}
+		len += (size_t)sprintf(o + len, "e%c%d", n > 0 ? '+' : '-', n > 0 ? n - 1 : 1 - n);
+	}
+	return len;
+}
+
 /* Number::toString(x) for a finite x (ECMA-262 6.1.6.1.20). */
 static size_t js_number(double x, char *o)
 {
 	char d[24];
-	int k, e = 0, n, p, neg = x < 0, ok = 0;
+	int k, e = 0, p, neg = x < 0, ok = 0;
 	size_t len = 0;
 
 	if (x == 0)
@@ -415,35 +475,58 @@ static size_t js_number(double x, char *o)
 		return (size_t)sprintf(o, "%.17g", neg ? -x : x);
 	while (k > 1 && d[k - 1] == '0')
 		k--;
-	n = e + 1; /* value = d * 10^(n-k) */
-	if (k <= n && n <= 21) {
-		memcpy(o + len, d, (size_t)k);
-		len += (size_t)k;
-		memset(o + len, '0', (size_t)(n - k));
-		len += (size_t)(n - k);
-	} else if (0 < n && n <= 21) {
-		memcpy(o + len, d, (size_t)n);
-		len += (size_t)n;
-		o[len++] = '.';
-		memcpy(o + len, d + n, (size_t)(k - n));
-		len += (size_t)(k - n);
-	} else if (-6 < n && n <= 0) {
-		o[len++] = '0';
-		o[len++] = '.';
-		memset(o + len, '0', (size_t)-n);
-		len += (size_t)-n;
-		memcpy(o + len, d, (size_t)k);
-		len += (size_t)k;
-	} else {
-		o[len++] = d[0];
-		if (k > 1) {
-			o[len++] = '.';
-			memcpy(o + len, d + 1, (size_t)(k - 1));
-			len += (size_t)(k - 1);
+	return len + digits_text(d, k, e + 1, o + len);
+}
+
+/* A token of at most 15 significant digits whose value is a normal double
+ * prints as those digits (any such decimal survives the round trip, so no
+ * shorter one reads back as the same double): Number::toString's text
+ * without strtod. Returns its length, or 0 for the slow path. */
+static size_t short_token(const unsigned char *t, size_t len, char *o)
+{
+	char d[16];
+	int k = 0, n = 0, seen = 0, frac = 0, z = 0;
+	long e = 0;
+	size_t i = t[0] == '-', out = 0;
+
+	for (; i < len && t[i] != 'e' && t[i] != 'E'; i++) {
+		if (t[i] == '.') {
+			frac = 1;
+			continue;
 		}
-		len += (size_t)sprintf(o + len, "e%c%d", n > 0 ? '+' : '-', n > 0 ? n - 1 : 1 - n);
+		if (t[i] == '0' && !seen) { /* a leading zero: after the point, one place down */
+			n -= frac;
+			continue;
+		}
+		seen = 1;
+		n += !frac;
+		if (t[i] == '0') { /* zeros count only when a digit follows */
+			z++;
+			continue;
+		}
+		if (k + z >= 15)
+			return 0;
+		memset(d + k, '0', (size_t)z);
+		k += z;
+		z = 0;
+		d[k++] = (char)t[i];
 	}
-	return len;
+	if (!k)
+		return (size_t)sprintf(o, "0"); /* 0, -0, 0.000e5 */
+	if (i < len) {
+		int sign = t[++i] == '-' ? -1 : 1;
+
+		i += t[i] == '-' || t[i] == '+';
+		for (; i < len; i++)
+			if ((e = e * 10 + (t[i] - '0')) > 1000)
+				return 0;
+		n += sign * (int)e;
+	}
+	if (n < -300 || n > 300)
+		return 0;
+	if (t[0] == '-')
+		o[out++] = '-';
+	return out + digits_text(d, k, n, o + out);
 }
 
 /* strtod of the token s[a..b), which is not NUL-terminated in place. */
@@ -504,7 +587,7 @@ static size_t number_end(const unsigned char *s, size_t n, size_t a)
 
 static int number(struct parser *p)
 {
-	size_t a = p->pos, b = number_end(p->s, p->n, a);
+	size_t a = p->pos, b = number_end(p->s, p->n, a), k;
 	double x;
 	char o[40];
 	int oom;
@@ -514,9 +597,14 @@ static int number(struct parser *p)
 	p->pos = b;
 	if (plain_number(p->s + a, b - a))
 		return put(p, p->out, p->s + a, b - a);
+	if ((k = short_token(p->s + a, b - a, o)))
+		return put(p, p->out, o, k);
 	x = token_value(p->s, a, b, &oom);
 	if (oom)
 		return nomem(p);
+	if (isinf(x) && p->strict)
+		return fail(p, a, x < 0 ? "number out of range (JavaScript reads -Infinity)"
+					 : "number out of range (JavaScript reads Infinity)");
 	if (isinf(x))
 		return PUTS(p, p->out, "null");
 	return put(p, p->out, o, js_number(x, o));
@@ -861,109 +949,206 @@ int wp_json_canonical(const char *s, size_t n, unsigned max_depth, struct wp_buf
 	return done(&p);
 }
 
-static const char *const TASK_KEYS[] = { "taskType", "code", "expectedHash", "inputData" };
+/* --- a request's top-level members and its taskHash text ---------------------- */
+
+/* The taskHash's members in JSON.stringify's order; "language" last, added
+ * only when it is not "javascript". */
+static const char *const TASK_KEYS[] = { "taskType", "code", "expectedHash", "inputData", "language" };
 #define NTASK (sizeof(TASK_KEYS) / sizeof(TASK_KEYS[0]))
+#define LANGUAGE (NTASK - 1)
 
-int wp_json_task(const char *s, size_t n, const char *language, size_t language_len, unsigned max_depth,
-		 struct wp_buf *out, char *err, size_t errsz)
+struct task {
+	struct wp_buf vals; /* the canonical text of the members kept */
+	size_t span[NTASK][2];
+	int have[NTASK];
+	struct wp_buf strs; /* a request: a string member's decoded bytes */
+	wp_json_member_fn fn;
+	void *arg;
+};
+
+static enum wp_json_type type_of(unsigned char c)
 {
-	struct wp_buf vals = WP_BUF_INIT;
-	size_t span[NTASK][2], i, first = 1, len0 = out->len;
-	int have[NTASK] = { 0 };
-	struct parser p;
+	switch (c) {
+	case '"':
+		return WP_JSON_STRING;
+	case '{':
+		return WP_JSON_OBJECT;
+	case '[':
+		return WP_JSON_ARRAY;
+	case 't':
+		return WP_JSON_TRUE;
+	case 'f':
+		return WP_JSON_FALSE;
+	case 'n':
+		return WP_JSON_NULL;
+	default:
+		return WP_JSON_NUMBER;
+	}
+}
 
-	init(&p, s, n, max_depth, &vals, err, errsz);
-	if (wp_buf_reserve(&vals, n + 64) || wp_buf_reserve(out, n + 128)) {
-		nomem(&p);
-		goto out;
+/* One member: its value as a JSON text of its own (depth: the value's),
+ * canonicalised onto t->vals, kept when the taskHash names its key (the
+ * last of a repeated key wins); with t->fn, also handed to it. */
+static int task_member(struct parser *p, struct task *t, unsigned depth)
+{
+	size_t ko = p->keys.len, vs = t->vals.len, i;
+	struct wp_json_value v = { 0 };
+	int which = -1, oom;
+
+	if (key(p))
+		return p->rc;
+	for (i = 0; i < NTASK; i++)
+		if (p->keys.len - ko == strlen(TASK_KEYS[i]) && !memcmp(p->keys.data + ko, TASK_KEYS[i], p->keys.len - ko))
+			which = (int)i;
+	t->vals.len = vs; /* the key's text is not needed */
+	p->nmem = 0;
+	skip_ws(p);
+	v.start = p->pos;
+	v.type = p->pos < p->n ? type_of(p->s[p->pos]) : WP_JSON_NULL;
+	t->strs.len = 0;
+	if (t->fn && v.type == WP_JSON_STRING ? string(p, &t->strs) : value(p, depth))
+		return p->rc;
+	v.end = p->pos;
+	v.canon_len = t->vals.len - vs;
+	if (t->fn) {
+		v.str = (const char *)t->strs.data;
+		v.str_len = t->strs.len;
+		if (v.type == WP_JSON_NUMBER) {
+			v.num = token_value(p->s, v.start, v.end, &oom);
+			if (oom)
+				return nomem(p);
+		}
+		if (t->fn(t->arg, (const char *)p->keys.data + ko, p->keys.len - ko, &v))
+			return nomem(p);
 	}
-	if (check_utf8(&p))
-		goto out;
-	skip_ws(&p);
-	if (p.pos >= p.n || p.s[p.pos] != '{') {
-		fail(&p, p.pos, "expected a JSON object");
-		goto out;
+	p->keys.len = ko;
+	if (which >= 0) {
+		t->have[which] = 1;
+		t->span[which][0] = vs;
+		t->span[which][1] = t->vals.len;
+	} else {
+		t->vals.len = vs;
 	}
-	p.pos++;
-	skip_ws(&p);
-	if (p.pos < p.n && p.s[p.pos] == '}') {
-		p.pos++;
+	return WP_OK;
+}
+
+/* The body's top-level object, member by member (task_member). */
+static int task_object(struct parser *p, struct task *t, unsigned depth)
+{
+	if (check_utf8(p))
+		return p->rc;
+	skip_ws(p);
+	if (p->pos >= p->n || p->s[p->pos] != '{')
+		return fail(p, p->pos, "expected a JSON object");
+	p->pos++;
+	skip_ws(p);
+	if (p->pos < p->n && p->s[p->pos] == '}') {
+		p->pos++;
 	} else {
 		for (;;) {
-			size_t vs, ko;
-			int which = -1, r;
+			int r;
 
-			skip_ws(&p);
-			if (p.pos >= p.n || p.s[p.pos] != '"') {
-				fail(&p, p.pos, "expected a key");
-				goto out;
-			}
-			ko = p.keys.len;
-			vs = vals.len;
-			if (key(&p))
-				goto out;
-			for (i = 0; i < NTASK; i++)
-				if (p.keys.len - ko == strlen(TASK_KEYS[i]) &&
-				    !memcmp(p.keys.data + ko, TASK_KEYS[i], p.keys.len - ko))
-					which = (int)i;
-			p.nmem = 0;
-			p.keys.len = 0;
-			vals.len = vs; /* the key's text is not needed */
-			/* each value as a JSON text of its own (depth 1), as
-			 * json.task_json canonicalises it; the last of a
-			 * repeated key wins */
-			if (value(&p, 1))
-				goto out;
-			if (which >= 0) {
-				have[which] = 1;
-				span[which][0] = vs;
-				span[which][1] = vals.len;
-			} else {
-				vals.len = vs;
-			}
-			r = separator(&p, '}');
+			skip_ws(p);
+			if (p->pos >= p->n || p->s[p->pos] != '"')
+				return fail(p, p->pos, "expected a key");
+			if (task_member(p, t, depth))
+				return p->rc;
+			r = separator(p, '}');
 			if (r < 0)
-				goto out;
+				return p->rc;
 			if (r)
 				break;
 		}
 	}
-	skip_ws(&p);
-	if (p.pos < p.n) {
-		fail(&p, p.pos, "trailing data");
-		goto out;
-	}
-	p.out = out;
-	if (PUTS(&p, out, "{"))
-		goto out;
+	skip_ws(p);
+	if (p->pos < p->n)
+		return fail(p, p->pos, "trailing data");
+	return WP_OK;
+}
+
+/* {"taskType":..,"code":..,"expectedHash":..,"inputData":..[,"language":..]}
+ * from the members kept; language: its JSON text (NULL: none) */
+static int task_text(struct parser *p, const struct task *t, const char *lang, size_t lang_len, struct wp_buf *out)
+{
+	int first = 1;
+	size_t i;
+
+	if (PUTS(p, out, "{"))
+		return p->rc;
 	for (i = 0; i < NTASK; i++) {
-		if (!have[i])
+		const char *v = i == LANGUAGE ? lang : (const char *)t->vals.data + t->span[i][0];
+		size_t vn = i == LANGUAGE ? lang_len : t->span[i][1] - t->span[i][0];
+
+		if (i == LANGUAGE ? !lang : !t->have[i])
 			continue;
-		if ((!first && PUTS(&p, out, ",")) || PUTS(&p, out, "\"") ||
-		    put(&p, out, TASK_KEYS[i], strlen(TASK_KEYS[i])) || PUTS(&p, out, "\":") ||
-		    put(&p, out, vals.data + span[i][0], span[i][1] - span[i][0]))
-			goto out;
+		if ((!first && PUTS(p, out, ",")) || PUTS(p, out, "\"") || put(p, out, TASK_KEYS[i], strlen(TASK_KEYS[i])) ||
+		    PUTS(p, out, "\":") || put(p, out, v, vn))
+			return p->rc;
 		first = 0;
 	}
-	if (language && !(language_len == 10 && !memcmp(language, "javascript", 10))) {
-		if ((!first && PUTS(&p, out, ",")) || PUTS(&p, out, "\"language\":\""))
-			goto out;
-		for (i = 0; i < language_len; i++) {
+	return PUTS(p, out, "}");
+}
+
+static int task_done(struct parser *p, struct task *t, struct wp_buf *out, size_t len0)
+{
+	if (p->rc)
+		out->len = len0;
+	wp_buf_free(&t->vals);
+	wp_buf_free(&t->strs);
+	return done(p);
+}
+
+int wp_json_task(const char *s, size_t n, const char *language, size_t language_len, unsigned max_depth,
+		 struct wp_buf *out, char *err, size_t errsz)
+{
+	struct task t = { .vals = WP_BUF_INIT, .strs = WP_BUF_INIT };
+	struct wp_buf lang = WP_BUF_INIT;
+	size_t len0 = out->len, i;
+	struct parser p;
+
+	init(&p, s, n, max_depth, &t.vals, err, errsz);
+	if (wp_buf_reserve(&t.vals, n + 64) || wp_buf_reserve(out, n + 128))
+		nomem(&p);
+	else if (!task_object(&p, &t, 1) && language && !(language_len == 10 && !memcmp(language, "javascript", 10))) {
+		PUTS(&p, &lang, "\"");
+		for (i = 0; i < language_len && !p.rc; i++) {
 			unsigned char c = (unsigned char)language[i];
 			char e[8];
 
-			if ((c < 0x20 || c == '"' || c == '\\') ? put(&p, out, e, escape_of(e, c))
-								: put(&p, out, &c, 1))
-				goto out;
+			if (c < 0x20 || c == '"' || c == '\\')
+				put(&p, &lang, e, escape_of(e, c));
+			else
+				put(&p, &lang, &c, 1);
 		}
-		PUTS(&p, out, "\"");
+		PUTS(&p, &lang, "\"");
 	}
-	PUTS(&p, out, "}");
-out:
-	if (p.rc)
-		out->len = len0;
-	wp_buf_free(&vals);
-	return done(&p);
+	if (!p.rc)
+		task_text(&p, &t, lang.len ? (const char *)lang.data : NULL, lang.len, out);
+	wp_buf_free(&lang);
+	return task_done(&p, &t, out, len0);
+}
+
+int wp_json_request(const char *s, size_t n, unsigned max_depth, wp_json_member_fn fn, void *arg, struct wp_buf *out,
+		    char *err, size_t errsz)
+{
+	struct task t = { .vals = WP_BUF_INIT, .strs = WP_BUF_INIT, .fn = fn, .arg = arg };
+	size_t len0 = out->len;
+	struct parser p;
+
+	init(&p, s, n, max_depth, &t.vals, err, errsz);
+	p.strict = 1;
+	if (wp_buf_reserve(&t.vals, n + 64) || wp_buf_reserve(out, n + 128))
+		nomem(&p);
+	else if (!task_object(&p, &t, 2)) {
+		const char *lang = (const char *)t.vals.data + t.span[LANGUAGE][0];
+		size_t lang_len = t.span[LANGUAGE][1] - t.span[LANGUAGE][0];
+
+		/* a string other than "javascript" (what else is refused later) */
+		if (!t.have[LANGUAGE] || lang[0] != '"' || (lang_len == 12 && !memcmp(lang, "\"javascript\"", 12)))
+			lang = NULL;
+		task_text(&p, &t, lang, lang_len, out);
+	}
+	return task_done(&p, &t, out, len0);
 }
 
 /* --- what JSON.parse reads differently ------------------------------------------ */

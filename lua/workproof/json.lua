@@ -562,6 +562,59 @@ function _M.task_json(body, language, max_depth)
   return cjs.task(body, language, max_depth or 64)
 end
 
+local request_decoders = {}
+
+--- A request body in one pass over its text (core/src/json.c,
+-- wp_json_request): UTF-8, one JSON object that JavaScript's JSON.parse
+-- reads as we do (nesting within max_depth, the object being depth 1; no
+-- raw control character, lone surrogate or number beyond the double range
+-- anywhere), and the taskHash text (task_json, with the body's own
+-- language when it is a string other than "javascript"). Returns
+--   t      the members: scalars as lua-cjson gives them (null: cjson.null),
+--          other arrays and objects decoded by lua-cjson; inputData, when
+--          it is an array or an object, only when read (t's metatable
+--          decodes it then: `pairs` does not list it before);
+--   text   the taskHash text;
+--   input  inputData as sent: { first =, last = (its text: body:sub(first,
+--          last)), type = "object"|"array"|"string"|"number"|"boolean"|
+--          "null", bytes = (its JSON.stringify text's length; a string's:
+--          its bytes) }, or nil when absent
+-- or nil, "message at byte N".
+function _M.request(body, max_depth)
+  if type(body) ~= "string" then error("json.request: expected a string", 2) end
+  local t, spans, text = cjs.request(body, max_depth)
+  if not t then return nil, spans end
+  local dec = request_decoders[max_depth]
+  if not dec then
+    -- a member's value is one level down
+    dec = cjson.new()
+    dec.decode_max_depth(max_depth > 1 and max_depth - 1 or 1)
+    request_decoders[max_depth] = dec
+  end
+  local function value(span)
+    local v, err = dec.decode(sub(body, span[1], span[2]))
+    if v == nil then error("json.request: lua-cjson refused a checked value: " .. tostring(err)) end
+    return v
+  end
+  local input
+  for k, span in pairs(spans) do
+    if k == "inputData" then
+      input = { first = span[1], last = span[2], type = span[3], bytes = span[4] }
+    else
+      t[k] = value(span)
+    end
+  end
+  if input and t.inputData == nil then
+    setmetatable(t, { __index = function(tt, k)
+      if k ~= "inputData" then return nil end
+      local v = value(spans.inputData)
+      rawset(tt, k, v)
+      return v
+    end })
+  end
+  return t, text, input
+end
+
 local function finite(v, path, depth)
   local t = type(v)
   if t == "number" then

@@ -5,10 +5,11 @@
 -- number-heavy random documents from spec/fixtures/json_gen.lua, whose
 -- exponents, subnormals and 17-digit numbers take the slow printing path):
 -- what stages/validate.lua
--- and stages/spawn.lua do with a body — UTF-8 check, lua-cjson decode,
--- check_js, then the taskHash (json.task_json:
--- JSON.stringify's text, core/src/json.c) and its SHA-256. Anchor: the
--- lua-cjson decode of the same body alone, in the same run.
+-- and stages/spawn.lua do with a body — json.request (one pass in C: UTF-8,
+-- what JavaScript reads differently, the members, the taskHash text:
+-- JSON.stringify's, core/src/json.c; inputData left as text) and the
+-- text's SHA-256. Anchor: the lua-cjson decode of the same body alone, in
+-- the same run.
 local wp = require "workproof"
 local json = require "workproof.json"
 local cjson = require "cjson.safe"
@@ -49,14 +50,13 @@ return function(b)
     return body
   end
   local dec = cjson.new()
-  dec.decode_max_depth(33)
+  dec.decode_max_depth(32)
   dec.decode_invalid_numbers(false)
 
   local function request_path(body)
-    assert(json.utf8_valid(body))
-    local t = assert(dec.decode(body))
-    assert(json.check_js(body))   -- (representable(inputData) only runs when this refuses)
-    return wp.sha256(assert(json.task_json(body, t.language, 33)))
+    local t, text = json.request(body, 32)
+    assert(t and t.language == "lua", text)
+    return wp.sha256(text)
   end
 
   local rows = {}

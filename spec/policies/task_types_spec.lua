@@ -120,6 +120,19 @@ describe("task_types policy: resolve", function()
     assert.is_table(p.resolve(c, "t", { inputData = 12345678.5 }))
   end)
 
+  it("takes the host's description of inputData instead of reading body.inputData", function()
+    local c = conf_of({ types = { t = { max_input_bytes = 10, require_input = true } } })
+    -- a body whose inputData raises when read: the description must do
+    local body = setmetatable({ code = "x" }, { __index = function(_, k)
+      if k == "inputData" then error("inputData read") end
+    end })
+    assert.is_table(p.resolve(c, "t", body, { type = "object", bytes = 10 }))
+    local _, errs = p.resolve(c, "t", body, { type = "array", bytes = 11 })
+    assert.same({ inputData = "larger than 10 bytes (max_input_bytes of t)" }, errs)
+    _, errs = p.resolve(c, "t", body, { type = "null", bytes = 4 })
+    assert.same({ inputData = "required for t" }, errs)
+  end)
+
   it("checks the language against the type's languages", function()
     local c = conf_of({ types = { js = { languages = { "javascript" } } } })
     assert.is_table(p.resolve(c, "js", {}))
@@ -159,6 +172,16 @@ describe("task_types policy: worker_input", function()
     assert.is_nil(p.worker_input(conf, ce, body))
     assert.equal("text", p.worker_input(conf, dt, { inputData = "text" }))
     assert.equal(false, p.worker_input(conf, dt, { inputData = false }))
+  end)
+
+  it("answers with the host's description (inputData as sent) when it has one", function()
+    local dt = p.resolve(conf, "data-transformation", { inputData = 1 })
+    local ce = p.resolve(conf, "code-execution", {})
+    local body = setmetatable({}, { __index = function() error("inputData read") end })
+    local input = { type = "object", bytes = 7 }
+    assert.equal(input, p.worker_input(conf, dt, body, input))
+    assert.is_nil(p.worker_input(conf, ce, body, input))
+    assert.is_nil(p.worker_input(conf, dt, body, { type = "null", bytes = 4 }))
   end)
 
   it("gives nil for JSON null, a missing def or a missing body", function()

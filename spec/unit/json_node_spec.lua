@@ -89,6 +89,37 @@ describe("json.lua against node (seeded random differential) #node", function()
         pow = {}
       end
     end
+    -- 20,000 number tokens of at most 15 significant digits (C prints them
+    -- without strtod): leading and trailing zeros, points, exponents up to
+    -- the ends of the double range, -0
+    local seed = 987654321
+    local function rnd(n)
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed % n + 1
+    end
+    local function zeros(n) return ("0"):rep(rnd(n) - 1) end
+    local function sig()
+      local t = {}
+      for i = 1, rnd(15) do t[i] = tostring(rnd(10) - 1) end
+      return concat(t)
+    end
+    local toks = {}
+    for i = 1, 20000 do
+      local m = rnd(4)
+      local mant = m == 1 and ("0." .. zeros(8) .. sig()) or m == 2 and (tostring(rnd(9)) .. sig() .. zeros(6))
+        or m == 3 and (tostring(rnd(9)) .. "." .. sig() .. zeros(4))
+        or (tostring(rnd(9)) .. sig():sub(2) .. "." .. sig())
+      local tok = (rnd(3) == 1 and "-" or "") .. mant
+      if rnd(2) == 1 then
+        tok = tok .. ({ "e", "E" })[rnd(2)] .. ({ "", "+", "-" })[rnd(3)] .. tostring(rnd(330) - 1)
+      end
+      toks[#toks + 1] = tok
+      if #toks == 100 or i == 20000 then
+        docs[#docs + 1] = "[" .. concat(toks, ",") .. "]"
+        lines[#lines + 1] = "D " .. docs[#docs]
+        toks = {}
+      end
+    end
     for i = 1, 3000 do
       reqs[i] = G.request()
       lines[#lines + 1] = "T " .. reqs[i]
@@ -111,13 +142,30 @@ describe("json.lua against node (seeded random differential) #node", function()
       local s = tree ~= nil and json.stringify(tree)
       if s ~= want[i] then mismatch("decode_ordered + stringify", d, s, want[i]) end
     end
+    local accepted = 0
     for i, body in ipairs(reqs) do
       local t = assert(cjson.decode(body), body)
       local lang = t.language == nil and "javascript" or t.language
       local s, err = json.task_json(body, lang)
       local got = s and sha(s) or err
       if got ~= want[#docs + i] then mismatch("taskHash", body, (s or err), want[#docs + i]) end
+      -- the controller's one pass: the same text, the same members as
+      -- lua-cjson; what it refuses is what JavaScript reads differently
+      local r, text = json.request(body, 64)
+      if r then
+        accepted = accepted + 1
+        if sha(text) ~= want[#docs + i] then mismatch("json.request taskHash", body, text, want[#docs + i]) end
+        for _, k in ipairs { "taskType", "code", "expectedHash", "language", "timeoutSeconds", "requestHash" } do
+          if r[k] ~= t[k] then mismatch("json.request ." .. k, body, r[k], t[k]) end
+        end
+        if (r.inputData == nil) ~= (t.inputData == nil) then
+          mismatch("json.request .inputData", body, r.inputData, t.inputData)
+        end
+      elseif json.check_js(body) then
+        mismatch("json.request refused", body, text, "accepted by cjson and check_js")
+      end
     end
+    assert.is_true(accepted > 2500, accepted .. " requests accepted")
     jit.on()
     assert(#bad == 0, "differences from node:\n" .. concat(bad, "\n"))
   end)

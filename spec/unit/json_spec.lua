@@ -2,6 +2,7 @@
 -- JSON as JavaScript prints it: expected strings were produced by node's
 -- JSON.stringify (node -e 'console.log(JSON.stringify(JSON.parse(s)))').
 local json = require "workproof.json"
+local cjson = require "cjson.safe"
 
 local function roundtrip(s) return json.stringify(assert(json.decode_ordered(s))) end
 
@@ -104,7 +105,6 @@ describe("JavaScript's key order and number forms", function()
   end)
 
   it("stringify of plain Lua values: arrays, sorted objects, cjson.null, exact numbers", function()
-    local cjson = require "cjson.safe"
     assert.equal('[1.0000000000000002,{"2":true,"a":null,"b":"x"},[]]',
       json.stringify({ 1.0000000000000002, { b = "x", a = cjson.null, ["2"] = true }, json.decode_ordered("[]") }))
     assert.has_error(function() json.stringify({ 1, 2, x = 3 }) end)
@@ -128,6 +128,9 @@ describe("json.canonical and json.task_json (core/src/json.c) refuse malformed i
       local t, terr = json.task_json('{"code":' .. s .. "}", "lua")
       assert.is_nil(t)
       assert.matches("at byte %d+$", terr)
+      local r, rerr = json.request('{"code":' .. s .. "}", 32)
+      assert.is_nil(r)
+      assert.matches("at byte %d+$", rerr)
     end)
   end
 
@@ -172,6 +175,85 @@ describe("json.members / json.task_json", function()
   end)
 end)
 
+describe("json.request (the controller's one pass over a body)", function()
+  local body = '{"taskType":"t","code":"x\\u00e9\\n","n":1.5e3,"b":false,"z":null,"o":{"k":[1]},'
+    .. '"language":"lua","inputData":{"b":1,"1":[0.10,1e2],"expectedOutput":"hi"}}'
+
+  it("gives the members as lua-cjson does, the taskHash text and inputData's description", function()
+    local t, text, input = json.request(body, 32)
+    assert.equal("t", t.taskType)
+    assert.equal("x\195\169\n", t.code)
+    assert.equal(1500, t.n)
+    assert.is_false(t.b)
+    assert.equal(cjson.null, t.z)
+    assert.same({ k = { 1 } }, t.o)
+    assert.equal('{"taskType":"t","code":"xé\\n","inputData":{"1":[0.1,100],"b":1,"expectedOutput":"hi"},'
+      .. '"language":"lua"}', text)
+    assert.same({ first = body:find('{"b"', 1, true), last = #body - 1, type = "object",
+      bytes = #'{"1":[0.1,100],"b":1,"expectedOutput":"hi"}' }, input)
+  end)
+
+  it("decodes an object or array inputData only when something reads it", function()
+    local t = json.request(body, 32)
+    assert.is_nil(rawget(t, "inputData"))
+    assert.equal("hi", t.inputData.expectedOutput)
+    assert.equal(100, t.inputData["1"][2])
+    assert.is_table(rawget(t, "inputData"))
+  end)
+
+  it("describes scalar and null inputData, and its absence", function()
+    local t, _, input = json.request('{"inputData":"caf\\u00e9"}', 32)
+    assert.equal("café", t.inputData)
+    assert.same({ "string", #"café" }, { input.type, input.bytes })
+    t, _, input = json.request('{"inputData":null}', 32)
+    assert.equal(cjson.null, t.inputData)
+    assert.equal("null", input.type)
+    t, _, input = json.request('{"code":"x"}', 32)
+    assert.is_nil(t.inputData)
+    assert.is_nil(input)
+  end)
+
+  it("the last of a repeated key wins, whatever its kind", function()
+    local t, text = json.request('{"code":[1],"code":"x","inputData":{"a":1},"inputData":5}', 32)
+    assert.equal("x", t.code)
+    assert.equal(5, t.inputData)
+    assert.equal('{"code":"x","inputData":5}', text)
+    t = json.request('{"code":"x","code":[1]}', 32)
+    assert.same({ 1 }, t.code)
+  end)
+
+  it("adds the body's language unless it is javascript or no string", function()
+    assert.equal('{"code":"x"}', select(2, json.request('{"code":"x","language":"javascript"}', 32)))
+    assert.equal('{"code":"x"}', select(2, json.request('{"code":"x","language":7}', 32)))
+    assert.equal('{"code":"x","language":"lua"}', select(2, json.request('{"language":"lua","code":"x"}', 32)))
+  end)
+
+  it("refuses what JavaScript reads differently, and what is no object or too deep", function()
+    for _, c in ipairs {
+      { '{"code":"\\ud800"}', "^lone surrogate in string at byte 10$" },
+      { '{"inputData":[1e400]}', "^number out of range %(JavaScript reads Infinity%) at byte 15$" },
+      { '{"inputData":[-1e400]}', "^number out of range %(JavaScript reads %-Infinity%) at byte 15$" },
+      { '{"code":"a\nb"}', "^control character in string at byte 11$" },
+      { '{"n":01}', "^bad number at byte 6$" },
+      { "[1]", "^expected a JSON object at byte 1$" },
+      { '"x"', "^expected a JSON object at byte 1$" },
+      { '{"a":[[1]]}', "^nesting too deep at byte 8$" },
+      { '{"a":1} x', "^trailing data at byte 9$" },
+      { '{"a":"\255"}', "^invalid UTF%-8 at byte 7$" },
+    } do
+      local t, err = json.request(c[1], 3)
+      assert.is_nil(t, c[1])
+      assert.matches(c[2], err)
+    end
+    assert.truthy(json.request('{"a":[1]}', 3))
+  end)
+
+  it("raises on a caller's bug: a non-string, a nesting limit out of range", function()
+    assert.has_error(function() json.request({}, 32) end)
+    assert.has_error(function() json.request("{}", 0) end)
+  end)
+end)
+
 describe("json.check_js and json.representable", function()
   it("accepts what JSON.parse reads as lua-cjson does", function()
     assert.is_true(json.check_js('{"a":[0,-0,1.5e-3,1e308,1e-400,"1e400","\\u0001"],"b":-12}'))
@@ -192,7 +274,6 @@ describe("json.check_js and json.representable", function()
   end)
 
   it("finds numbers out of range in decoded values, with their path", function()
-    local cjson = require "cjson.safe"
     assert.is_true(json.representable(cjson.decode('{"a":[1,{"b":1e308}]}'), "inputData"))
     local ok, why = json.representable(cjson.decode('{"a":[1,{"b":1e400}]}'), "inputData")
     assert.is_nil(ok)

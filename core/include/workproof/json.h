@@ -50,6 +50,34 @@ int wp_json_canonical(const char *s, size_t n, unsigned max_depth, struct wp_buf
 int wp_json_task(const char *s, size_t n, const char *language, size_t language_len, unsigned max_depth,
 		 struct wp_buf *out, char *err, size_t errsz);
 
+/** The kind of a JSON value (wp_json_request's members). */
+enum wp_json_type { WP_JSON_NULL, WP_JSON_FALSE, WP_JSON_TRUE, WP_JSON_NUMBER, WP_JSON_STRING, WP_JSON_ARRAY, WP_JSON_OBJECT };
+
+/** A request's top-level member as wp_json_request read it. */
+struct wp_json_value {
+	enum wp_json_type type;
+	size_t start, end;  /**< its text: s[start..end) */
+	size_t canon_len;   /**< bytes of its JSON.stringify text */
+	const char *str;    /**< a string's decoded bytes (valid during the call) */
+	size_t str_len;
+	double num;         /**< a number's value */
+};
+
+/** Called once per top-level member, in order (a repeated key each time);
+ *  non-zero: out of memory. */
+typedef int (*wp_json_member_fn)(void *arg, const char *key, size_t key_len, const struct wp_json_value *v);
+
+/**
+ * A request body in one pass: checks that it is UTF-8 and one JSON object
+ * that JavaScript's JSON.parse reads as we do (within max_depth, the object
+ * being depth 1; no lone surrogate; no number beyond the double range),
+ * hands each top-level member to fn, and appends the taskHash text (as
+ * wp_json_task, with the body's own "language" when it is a string other
+ * than "javascript") to out.
+ * \return as wp_json_canonical.
+ */
+int wp_json_request(const char *s, size_t n, unsigned max_depth, wp_json_member_fn fn, void *arg, struct wp_buf *out,
+		    char *err, size_t errsz);
 /**
  * For a text a lenient parser (lua-cjson) accepted: does JavaScript's
  * JSON.parse read it the same? Finds raw control characters inside strings,

@@ -17,7 +17,10 @@
 --   timeout       seconds
 --   def           the task type's definition (policy task_types)
 --   request_hash  ERC-8004 request hash, 64 lowercase hex, or nil
---   worker_input  the task's input as the task_types policy shaped it
+--   worker_input  the task's input as the task_types policy shaped it (`input`
+--                 itself: inputData as sent)
+--   task_text     the taskHash text (json.request)
+--   input         inputData as sent: { first, last, type, bytes }, or nil
 --   -- what the request holds, given back once in the finally phase
 --   held          { breaker = true (admitted by the breaker), slot = true (a worker slot) }
 --   payment       the verified payment, or nil (workproof.notary.payment)

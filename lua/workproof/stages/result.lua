@@ -5,27 +5,21 @@
 -- worker gave no usable result (workproof.worker: ETIMEDOUT, ESPAWN, ...) —
 -- never from text the task wrote. workproof.errors says what each means.
 local cjson = require "cjson.safe"
-local json = require "workproof.json"
 local worker = require "workproof.worker"
 local context = require "workproof.notary.context"
 
-local type, tonumber, tostring, rawequal, floor = type, tonumber, tostring, rawequal, math.floor
-
--- The request's own text of inputData (nil when absent): what the taskHash
--- commits to and what the worker gets, numbers and key order as written.
-local function input_text(ctx)
-  local body = ctx.req.body
-  local a, b = json.member(body, "inputData")
-  if not a then error("inputData not found in a validated body: " .. tostring(b)) end
-  return body:sub(a, b)
-end
+local type, tonumber, tostring, rawequal, rawget, floor = type, tonumber, tostring, rawequal, rawget, math.floor
 
 local function run(ctx)
   local wconf = ctx.gen.config.worker
-  -- the request's inputData itself goes as its own text (exact numbers, key
-  -- order, -0); a value the task_types policy built goes as that value
-  local input, input_json = ctx.worker_input, nil
-  if input ~= nil and rawequal(input, ctx.task.inputData) then input, input_json = nil, input_text(ctx) end
+  -- the request's inputData itself (the policy answered with its
+  -- description, json.request's `input`, or with the decoded value) goes as
+  -- its own text: exact numbers, key order, -0; a value the task_types
+  -- policy built goes as that value
+  local input, input_json, sent = ctx.worker_input, nil, ctx.input
+  if input ~= nil and sent and (rawequal(input, sent) or rawequal(input, rawget(ctx.task, "inputData"))) then
+    input, input_json = nil, ctx.req.body:sub(sent.first, sent.last)
+  end
   local r, err, code = worker.run({
     jobId = ctx.job_id, language = ctx.language, code = ctx.task.code, input = input, inputJson = input_json,
     timeoutMs = floor(ctx.timeout * 1000), memoryBytes = wconf.memory_bytes,

@@ -5,7 +5,6 @@
 -- value says so). A synchronous job's one row is written with its answer
 -- (cleanup): until then nobody knows its id.
 local wp = require "workproof"
-local json = require "workproof.json"
 local jobs = require "workproof.notary.jobs"
 
 local urandom
@@ -16,12 +15,11 @@ end
 
 -- taskHash: SHA-256 of what JavaScript prints for
 -- JSON.stringify({taskType, code, expectedHash, inputData, [language]}) after
--- JSON.parse of the body (json.task_json; docs/http-api.md). Computed here,
--- not in `validate`, so the refusals stay cheap.
+-- JSON.parse of the body (docs/http-api.md): `validate` read the text in the
+-- same pass that checked the body (json.request); hashed here, not there,
+-- so the refusals stay cheap.
 local function task_hash(ctx)
-  local text, err = json.task_json(ctx.req.body, ctx.language, ctx.gen.config.limits.max_depth + 1)
-  if not text then error("taskHash of a validated body: " .. tostring(err)) end
-  return wp.hex(wp.sha256(text))
+  return wp.hex(wp.sha256(ctx.task_text))
 end
 
 local function run(ctx)

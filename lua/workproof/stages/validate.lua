@@ -11,18 +11,6 @@ local generation = require "workproof.notary.generation"
 
 local type, pairs, next = type, pairs, next
 
-local decoders = {}
-local function decoder(depth)
-  local d = decoders[depth]
-  if not d then
-    d = cjson.new()
-    d.decode_max_depth(depth)
-    d.decode_invalid_numbers(false)
-    decoders[depth] = d
-  end
-  return d
-end
-
 local function invalid(details) return errors.refusal("EVALIDATION", details) end
 
 local function is_hex64(s)
@@ -37,39 +25,43 @@ end
 -- present and not JSON null
 local function given(v) return v ~= nil and v ~= cjson.null end
 
--- The body as a table, or nil and the refusal.
+-- A refused number beyond the double range: named by its place when it is
+-- in inputData (lua-cjson reads it as +/-inf), else by its byte.
+local function out_of_range(body, lim, why)
+  local d = cjson.new()
+  d.decode_max_depth(lim.max_depth)
+  local t = d.decode(body)
+  local fin, where = json.representable(type(t) == "table" and t.inputData or nil, "inputData")
+  if not fin then return invalid { inputData = where } end
+  return invalid { body = "JavaScript reads it differently: " .. why }
+end
+
+-- The body as a table, its taskHash text and inputData's description
+-- (json.request: one pass in C over the text; inputData is decoded only if
+-- something reads it), or nil and the refusal. What lua-cjson alone would
+-- accept but JavaScript reads differently (1e400 -> Infinity, 01, raw
+-- control characters, lone surrogates) would make the task see something
+-- else than the taskHash commits to: the client's input, a 400, never a
+-- worker error.
 local function decode(body, lim)
   if #body > lim.max_body then
     return nil, errors.refusal("ETOOLARGE", { body = "over " .. lim.max_body .. " bytes" }, nil,
       "request body too large")
   end
-  if not json.utf8_valid(body) then return nil, invalid { body = "invalid UTF-8" } end
-  local t, perr = decoder(lim.max_depth).decode(body)
-  if t == nil then
-    return nil, invalid { body = perr and perr:find("nested") and "nesting too deep"
-      or ("malformed JSON: " .. tostring(perr)) }
-  end
-  if type(t) ~= "table" or (next(t) ~= nil and t[1] ~= nil) or body:match("^%s*%[") then
-    return nil, invalid { body = "expected a JSON object" }
-  end
-  -- what cjson accepts but JavaScript reads differently (1e400 -> Infinity,
-  -- 01, raw control characters) would make the task see something else than
-  -- the taskHash commits to: the client's input, a 400, never a worker error.
-  -- One pass in C over the text; only a refused body has its inputData
-  -- walked, to name the number's place when it is there.
-  local js_ok, js_why = json.check_js(body)
-  if not js_ok then
-    local fin, why = json.representable(t.inputData, "inputData")
-    if not fin then return nil, invalid { inputData = why } end
-    return nil, invalid { body = "JavaScript reads it differently: " .. js_why }
-  end
-  return t
+  local t, text, input = json.request(body, lim.max_depth)
+  if t then return t, text, input end
+  local why = text
+  if why:find("^invalid UTF%-8") then return nil, invalid { body = "invalid UTF-8" } end
+  if why:find("^nesting too deep") then return nil, invalid { body = "nesting too deep" } end
+  if why:find("^expected a JSON object") then return nil, invalid { body = "expected a JSON object" } end
+  if why:find("^number out of range") then return nil, out_of_range(body, lim, why) end
+  return nil, invalid { body = "malformed JSON: " .. why }
 end
 
 local function run(ctx)
   local gen, lim = ctx.gen, ctx.gen.config.limits
-  local t, refusal = decode(ctx.req.body, lim)
-  if not t then return refusal end
+  local t, text, input = decode(ctx.req.body, lim)
+  if not t then return text end
   local details = {}
   local function bad(field, msg) details[field] = msg end
 
@@ -98,17 +90,16 @@ local function run(ctx)
   elseif timeout < lim.timeout_min or timeout > lim.timeout_max then
     bad("timeoutSeconds", ("must be between %s and %s"):format(lim.timeout_min, lim.timeout_max))
   end
-  local input = t.inputData
   -- the task type registry (a policy): unknown types and missing inputs
   local def
   if type(t.taskType) == "string" then
     local d, ferrs = generation.hook(gen, "task_types", "resolve", nil, { name = t.taskType, input = "inputData" },
-      t.taskType, t)
+      t.taskType, t, input)
     if d then def = d
     else for k, v in pairs(ferrs or { taskType = "unknown task type" }) do bad(k, v) end end
   end
-  if not expected and type(input) == "table" and type(input.expectedOutput) == "string" then
-    expected = wp.hex(wp.sha256((input.expectedOutput:gsub("[\r\n]+$", ""))))
+  if not expected and input and input.type == "object" and type(t.inputData.expectedOutput) == "string" then
+    expected = wp.hex(wp.sha256((t.inputData.expectedOutput:gsub("[\r\n]+$", ""))))
   end
   if not expected and not details.expectedHash then
     bad("expectedHash", "required (or inputData.expectedOutput)")
@@ -116,12 +107,17 @@ local function run(ctx)
   if next(details) then return invalid(details) end
 
   ctx.task = t
+  ctx.task_text = text
+  ctx.input = input
   ctx.language = lang
   ctx.expected = norm_hash(expected)
   ctx.timeout = timeout
   ctx.def = def
   ctx.request_hash = request_hash and norm_hash(request_hash)
-  ctx.worker_input = generation.hook(gen, "task_types", "worker_input", nil, input, def, t)
+  -- without the policy inputData as sent; a policy answers with `input`
+  -- itself for that, or with any value it built
+  local as_sent = input and input.type ~= "null" and input or nil
+  ctx.worker_input = generation.hook(gen, "task_types", "worker_input", nil, as_sent, def, t, input)
 end
 
 return { name = "validate", run = run }
