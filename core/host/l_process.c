@@ -303,9 +303,10 @@ static int get_args(lua_State *L, char **args)
 }
 
 /* Start args[0] (a PATH search when it has no slash) with the child ends
- * of the pipes as its fds 0, 1 and 2 (err_fd < 0: our own fd 2), in a
- * session of its own, every signal at its default and unblocked. 0, or an
- * errno value. */
+ * of the pipes as its fds 0, 1 and 2 (err_fd < 0: our own fd 2) and no
+ * other descriptor (a library's socket opened without close-on-exec, such
+ * as libcurl's, must not live on in a worker), in a session of its own,
+ * every signal at its default and unblocked. 0, or an errno value. */
 static int spawn(char **args, int in_fd, int out_fd, int err_fd, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
@@ -324,6 +325,7 @@ static int spawn(char **args, int in_fd, int out_fd, int err_fd, pid_t *pid)
 	if (!(rc = posix_spawn_file_actions_adddup2(&fa, in_fd, 0)) &&
 	    !(rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 1)) &&
 	    !(rc = err_fd >= 0 ? posix_spawn_file_actions_adddup2(&fa, err_fd, 2) : 0) &&
+	    !(rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) &&
 	    !(rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
 							      POSIX_SPAWN_SETSIGMASK)) &&
 	    !(rc = posix_spawnattr_setsigdefault(&attr, &all)) && !(rc = posix_spawnattr_setsigmask(&attr, &none)))

@@ -43,6 +43,20 @@ describe("host", function()
     assert.is_true(dt < 1, "slept far too long: " .. dt)
   end)
 
+  it("a spawned child gets fds 0, 1 and 2 only, not what a library left open without close-on-exec", function()
+    -- io.open's FILE is not close-on-exec (as libcurl's sockets are not)
+    local f = assert(io.open("/dev/null"))
+    local out, st = require("helpers").run("/bin/ls", { "-l", "/proc/self/fd" })
+    f:close()
+    assert.equal(0, st.exit_status)
+    local fds = {}
+    for fd, target in out:gmatch("(%d+) %-> ([^\n]*)") do
+      -- (ls's own handle on the directory it lists aside)
+      if not target:find("^/proc/") then fds[#fds + 1] = fd .. (target:find("^pipe:") and "=pipe" or "=" .. target) end
+    end
+    assert.same({ "0=pipe", "1=pipe", "2=pipe" }, fds)
+  end)
+
   it("wp.sleep(0) yields and comes back", function()
     local order = {}
     wp.spawn(function() order[#order + 1] = "spawned" end)
