@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ryu/ryu.h"
 #include "workproof/common.h"
 #include "workproof/json.h"
 
@@ -343,57 +344,6 @@ static int plain_number(const unsigned char *t, size_t len)
 	return zeros <= 5 && len - i <= 15;
 }
 
-/* digits (d[0..k), no leading zero) times 10^(e-k+1), read by strtod */
-static double read_digits(const char *d, size_t k, int e)
-{
-	char buf[48];
-
-	snprintf(buf, sizeof(buf), "%c.%.*se%d", d[0], (int)(k - 1), d + 1, e);
-	return strtod(buf, NULL);
-}
-
-/* The nearest p-digit decimal of x > 0: digits into d, exponent of the
- * first digit returned. glibc's printf is exact and rounds ties to even,
- * as Number::toString chooses. */
-static int nearest(double x, int p, char *d)
-{
-	char buf[64];
-	int i, k = 0;
-
-	snprintf(buf, sizeof(buf), "%.*e", p - 1, x);
-	for (i = 0; buf[i] != 'e'; i++)
-		if (buf[i] != '.')
-			d[k++] = buf[i];
-	return atoi(buf + i + 1);
-}
-
-/* d (k digits) plus or minus one unit in its last place; the exponent
- * follows a carry out of, or a borrow into, the first digit. */
-static int step(char *d, int k, int e, int up)
-{
-	int i;
-
-	for (i = k - 1; i >= 0; i--) {
-		if (up && d[i] < '9') {
-			d[i]++;
-			return e;
-		}
-		if (!up && d[i] > '0' && !(i == 0 && d[i] == '1')) {
-			d[i]--;
-			return e;
-		}
-		if (!up && i == 0) { /* 1000 - 1: 9999 one place down */
-			memset(d, '9', (size_t)k);
-			return e - 1;
-		}
-		d[i] = up ? '0' : '9';
-	}
-	/* 999 + 1 */
-	d[0] = '1';
-	memset(d + 1, '0', (size_t)(k - 1));
-	return e + 1;
-}
-
 /* Number::toString's text of the positive value 0.d * 10^n (d: k digits,
  * no leading or trailing zero) */
 static size_t digits_text(const char *d, int k, int n, char *o)
@@ -430,49 +380,27 @@ static size_t digits_text(const char *d, int k, int n, char *o)
 	return len;
 }
 
-/* Number::toString(x) for a finite x (ECMA-262 6.1.6.1.20). */
+/* Number::toString(x) for a finite x (ECMA-262 6.1.6.1.20): the shortest
+ * digits that read back as x, the closest to x of those (ties to even):
+ * Ryu's (core/vendor/ryu), printed as "d.dddE[-]n" and laid out here. */
 static size_t js_number(double x, char *o)
 {
-	char d[24];
-	int k, e = 0, p, neg = x < 0, ok = 0;
+	char r[32];
+	char d[20];
+	int k = 0, e, i = 0;
 	size_t len = 0;
 
 	if (x == 0)
 		return (size_t)sprintf(o, "0");
-	if (x == floor(x) && fabs(x) < 9007199254740992.0)
-		return (size_t)sprintf(o, "%.0f", x);
-	if (neg) {
-		x = -x;
+	r[d2s_buffered_n(x, r)] = '\0';
+	if (r[0] == '-') {
 		o[len++] = '-';
+		i++;
 	}
-	/* Any decimal of <= 15 significant digits survives a round trip
-	 * through a normal double: if the nearest 15-digit one reads back as
-	 * x, its digits without trailing zeros are the shortest. Otherwise,
-	 * and for subnormals, try each length up: the nearest decimal of that
-	 * length, or the one on x's other side (the gap below a power of two
-	 * is half the gap above). */
-	p = x >= 2.2250738585072014e-308 ? 15 : 1;
-	for (; p <= 17 && !ok; p++) {
-		e = nearest(x, p, d);
-		if (read_digits(d, (size_t)p, e) == x) {
-			ok = 1;
-		} else {
-			char alt[24];
-			int ae;
-
-			memcpy(alt, d, (size_t)p);
-			ae = step(alt, p, e, read_digits(d, (size_t)p, e) < x);
-			if (read_digits(alt, (size_t)p, ae) == x) {
-				memcpy(d, alt, (size_t)p);
-				e = ae;
-				ok = 1;
-			}
-		}
-		if (ok)
-			k = p;
-	}
-	if (!ok) /* unreachable: 17 digits always read back */
-		return (size_t)sprintf(o, "%.17g", neg ? -x : x);
+	for (; r[i] != 'E'; i++)
+		if (r[i] != '.')
+			d[k++] = r[i];
+	e = atoi(r + i + 1);
 	while (k > 1 && d[k - 1] == '0')
 		k--;
 	return len + digits_text(d, k, e + 1, o + len);
