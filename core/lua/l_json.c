@@ -32,15 +32,38 @@ static unsigned depth_arg(lua_State *L, int idx)
 	return (unsigned)d;
 }
 
-/* push the buffer's text, or nil and the message; frees the buffer */
+/* The output buffer of the last call, kept for the next (up to OUT_KEEP
+ * bytes): a fresh body-sized one comes from mmap and faults in page by
+ * page. The host's Lua runs on one thread. */
+#define OUT_KEEP ((size_t)4 << 20)
+static struct wp_buf out_kept;
+
+static struct wp_buf out_buf(void)
+{
+	struct wp_buf b = out_kept;
+
+	out_kept = (struct wp_buf)WP_BUF_INIT;
+	b.len = 0;
+	return b;
+}
+
+static void out_done(struct wp_buf *b)
+{
+	if (b->cap <= OUT_KEEP && !out_kept.data)
+		out_kept = *b;
+	else
+		wp_buf_free(b);
+}
+
+/* push the buffer's text, or nil and the message; gives the buffer back */
 static int result(lua_State *L, int rc, struct wp_buf *out, const char *err)
 {
 	if (rc == WP_OK) {
 		lua_pushlstring(L, out->data ? (const char *)out->data : "", out->len);
-		wp_buf_free(out);
+		out_done(out);
 		return 1;
 	}
-	wp_buf_free(out);
+	out_done(out);
 	if (rc == WP_ENOMEM)
 		return luaL_error(L, "json: out of memory");
 	lua_pushnil(L);
@@ -62,7 +85,7 @@ static int l_canonical(lua_State *L)
 	size_t n;
 	const char *s = luaL_checklstring(L, 1, &n);
 	unsigned depth = depth_arg(L, 2);
-	struct wp_buf out = WP_BUF_INIT;
+	struct wp_buf out = out_buf();
 	char err[ERRSZ];
 
 	return result(L, wp_json_canonical(s, n, depth, &out, err, sizeof(err)), &out, err);
@@ -74,7 +97,7 @@ static int l_task(lua_State *L)
 	const char *s = luaL_checklstring(L, 1, &n);
 	const char *lang = luaL_optlstring(L, 2, NULL, &ln);
 	unsigned depth = depth_arg(L, 3);
-	struct wp_buf out = WP_BUF_INIT;
+	struct wp_buf out = out_buf();
 	char err[ERRSZ];
 
 	return result(L, wp_json_task(s, n, lang, ln, depth, &out, err, sizeof(err)), &out, err);
@@ -150,7 +173,7 @@ static int l_request(lua_State *L)
 	size_t n;
 	const char *s = luaL_checklstring(L, 1, &n);
 	unsigned depth = depth_arg(L, 2);
-	struct wp_buf out = WP_BUF_INIT;
+	struct wp_buf out = out_buf();
 	char err[ERRSZ];
 	int rc;
 

@@ -61,8 +61,14 @@ static int nomem(struct parser *p)
 	return p->rc;
 }
 
-static int put(struct parser *p, struct wp_buf *b, const void *d, size_t n)
+/* Append to b; the room reserved up front makes the copy the usual path. */
+static inline int put(struct parser *p, struct wp_buf *b, const void *d, size_t n)
 {
+	if (n && b->cap - b->len >= n) {
+		memcpy(b->data + b->len, d, n);
+		b->len += n;
+		return WP_OK;
+	}
 	return wp_buf_append(b, d, n) ? nomem(p) : WP_OK;
 }
 
@@ -375,7 +381,15 @@ static size_t digits_text(const char *d, int k, int n, char *o)
 			memcpy(o + len, d + 1, (size_t)(k - 1));
 			len += (size_t)(k - 1);
 		}
-		len += (size_t)sprintf(o + len, "e%c%d", n > 0 ? '+' : '-', n > 0 ? n - 1 : 1 - n);
+		int x = n > 0 ? n - 1 : 1 - n; /* at most 3 digits */
+
+		o[len++] = 'e';
+		o[len++] = n > 0 ? '+' : '-';
+		if (x >= 100)
+			o[len++] = (char)('0' + x / 100);
+		if (x >= 10)
+			o[len++] = (char)('0' + x / 10 % 10);
+		o[len++] = (char)('0' + x % 10);
 	}
 	return len;
 }
@@ -1017,23 +1031,46 @@ static int task_text(struct parser *p, const struct task *t, const char *lang, s
 	return PUTS(p, out, "}");
 }
 
+/* A request goes through body-sized buffers; fresh ones that large come
+ * from mmap and fault in page by page, which cost more than the parsing.
+ * So each thread keeps the last ones (up to SCRATCH_KEEP bytes each). */
+#define SCRATCH_KEEP ((size_t)4 << 20)
+static _Thread_local struct wp_buf scratch_vals, scratch_strs;
+
+static void task_init(struct task *t)
+{
+	t->vals = scratch_vals;
+	t->strs = scratch_strs;
+	scratch_vals = scratch_strs = (struct wp_buf)WP_BUF_INIT;
+	t->vals.len = t->strs.len = 0;
+}
+
+static void keep(struct wp_buf *slot, struct wp_buf *b)
+{
+	if (b->cap <= SCRATCH_KEEP && !slot->data)
+		*slot = *b;
+	else
+		wp_buf_free(b);
+}
+
 static int task_done(struct parser *p, struct task *t, struct wp_buf *out, size_t len0)
 {
 	if (p->rc)
 		out->len = len0;
-	wp_buf_free(&t->vals);
-	wp_buf_free(&t->strs);
+	keep(&scratch_vals, &t->vals);
+	keep(&scratch_strs, &t->strs);
 	return done(p);
 }
 
 int wp_json_task(const char *s, size_t n, const char *language, size_t language_len, unsigned max_depth,
 		 struct wp_buf *out, char *err, size_t errsz)
 {
-	struct task t = { .vals = WP_BUF_INIT, .strs = WP_BUF_INIT };
+	struct task t = { .fn = NULL };
 	struct wp_buf lang = WP_BUF_INIT;
 	size_t len0 = out->len, i;
 	struct parser p;
 
+	task_init(&t);
 	init(&p, s, n, max_depth, &t.vals, err, errsz);
 	if (wp_buf_reserve(&t.vals, n + 64) || wp_buf_reserve(out, n + 128))
 		nomem(&p);
@@ -1059,13 +1096,14 @@ int wp_json_task(const char *s, size_t n, const char *language, size_t language_
 int wp_json_request(const char *s, size_t n, unsigned max_depth, wp_json_member_fn fn, void *arg, struct wp_buf *out,
 		    char *err, size_t errsz)
 {
-	struct task t = { .vals = WP_BUF_INIT, .strs = WP_BUF_INIT, .fn = fn, .arg = arg };
+	struct task t = { .fn = fn, .arg = arg };
 	size_t len0 = out->len;
 	struct parser p;
 
+	task_init(&t);
 	init(&p, s, n, max_depth, &t.vals, err, errsz);
 	p.strict = 1;
-	if (wp_buf_reserve(&t.vals, n + 64) || wp_buf_reserve(out, n + 128))
+	if (wp_buf_reserve(&t.vals, n + 64) || wp_buf_reserve(&t.strs, n) || wp_buf_reserve(out, n + 128))
 		nomem(&p);
 	else if (!task_object(&p, &t, 2)) {
 		const char *lang = (const char *)t.vals.data + t.span[LANGUAGE][0];
