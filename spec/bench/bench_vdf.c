@@ -5,7 +5,11 @@
  *
  *   sq_per_s          core Montgomery chain (wp_vdf_squarings), 2048-bit
  *   mpz_sq_per_s      anchor: plain GMP mpz_mul + mpz_mod, same x, same run
- *   openssl_sq_per_s  context: OpenSSL BN_mod_mul_montgomery, same run
+ *   openssl_sq_per_s  anchor: OpenSSL BN_mod_mul_montgomery, same run
+ *   mpz_ratio, openssl_ratio
+ *                     core / anchor: the median of the ratios measured
+ *                     within each round (the three chains alternate in
+ *                     rounds of ~0.1 s each, 4 x repeats rounds)
  *   verify_ms         wp_vdf_verify of a T = 2^16 proof
  *   prove_ratio_checkpoint / prove_ratio_longdiv
  *                     proof time / chain time inside one wp_vdf_eval
@@ -38,30 +42,58 @@ static double now(void)
 
 
 
-/* squarings per second of fn over about 0.3 s per run */
-static double sq_rate(int (*fn)(const uint8_t *, uint64_t, uint8_t *),
-		      const uint8_t *x, int repeats)
+typedef int (*chain_fn)(const uint8_t *, uint64_t, uint8_t *);
+
+/* squarings for about `seconds` of fn */
+static uint64_t calibrate(chain_fn fn, const uint8_t *x, double seconds)
 {
 	uint8_t y[WP_VDF_BYTES];
-	double rates[64], t0, dt;
 	uint64_t n = 1024;
+	double t0, dt;
 
-	for (;;) {           /* calibrate */
+	for (;;) {
 		t0 = now();
 		fn(x, n, y);
 		dt = now() - t0;
-		if (dt > 0.05)
+		if (dt > 0.02)
 			break;
 		n *= 4;
 	}
-	n = (uint64_t)((double)n * 0.3 / dt) + 1;
-	for (int i = 0; i < repeats; i++) {
-		t0 = now();
-		if (fn(x, n, y))
-			return 0;
-		rates[i] = (double)n / (now() - t0);
+	return (uint64_t)((double)n * seconds / dt) + 1;
+}
+
+/*
+ * The chains in alternating rounds (chain 0, 1, 2, 0, 1, 2, ...), ~0.1 s
+ * each: rate[k] is chain k's median rate, ratio[k] the median over the
+ * rounds of chain 0's rate / chain k's in the same round, so that a
+ * machine whose speed drifts during the run (a shared host does) moves
+ * both sides of a ratio alike. 0 on success.
+ */
+#define NCHAIN 3
+static int alternating(const chain_fn fn[NCHAIN], const uint8_t *x, int rounds, double rate[NCHAIN],
+		       double ratio[NCHAIN])
+{
+	uint8_t y[WP_VDF_BYTES];
+	uint64_t n[NCHAIN];
+	double r[NCHAIN][256], q[NCHAIN][256], t0;
+
+	for (int k = 0; k < NCHAIN; k++)
+		n[k] = calibrate(fn[k], x, 0.1);
+	for (int i = 0; i < rounds; i++) {
+		for (int k = 0; k < NCHAIN; k++) {
+			t0 = now();
+			if (fn[k](x, n[k], y))
+				return -1;
+			r[k][i] = (double)n[k] / (now() - t0);
+		}
+		for (int k = 0; k < NCHAIN; k++)
+			q[k][i] = r[0][i] / r[k][i];
 	}
-	return bench_median(rates, repeats);
+	for (int k = 0; k < NCHAIN; k++) {
+		rate[k] = bench_median(r[k], rounds);
+		ratio[k] = bench_median(q[k], rounds);
+	}
+	return 0;
 }
 
 /* OpenSSL's Montgomery squaring chain, for context only */
@@ -154,10 +186,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	printf("sq_per_s %.0f\n", sq_rate(wp_vdf_squarings, x, repeats));
-	printf("mpz_sq_per_s %.0f\n", sq_rate(wp_vdf_eval_reference, x, repeats));
-	printf("openssl_sq_per_s %.0f\n", sq_rate(openssl_chain, x, repeats));
-	fflush(stdout);
+	{
+		const chain_fn chains[NCHAIN] = { wp_vdf_squarings, wp_vdf_eval_reference, openssl_chain };
+		double rate[NCHAIN], ratio[NCHAIN];
+
+		if (alternating(chains, x, 4 * repeats, rate, ratio)) {
+			fputs("bench_vdf: a chain failed\n", stderr);
+			return 1;
+		}
+		printf("sq_per_s %.0f\nmpz_sq_per_s %.0f\nopenssl_sq_per_s %.0f\n", rate[0], rate[1], rate[2]);
+		printf("mpz_ratio %.4f\nopenssl_ratio %.4f\n", ratio[1], ratio[2]);
+		fflush(stdout);
+	}
 
 	if (wp_vdf_eval("bench", 5, TV, NULL, &out))
 		return 1;

@@ -68,7 +68,8 @@ end
 -- "report": no goal); note: a text printed after the goal.
 function _M.row(t)
   t.goal_kind = t.goal_kind or (t.anchor and "ratio" or (t.goal and "min" or "report"))
-  if t.anchor and t.anchor ~= 0 then t.ratio = t.value / t.anchor end
+  -- (a caller may give the ratio itself: a median of paired rounds)
+  if t.ratio == nil and t.anchor and t.anchor ~= 0 then t.ratio = t.value / t.anchor end
   if t.goal_kind == "ratio" then t.pass = t.ratio and t.ratio >= t.goal
   elseif t.goal_kind == "ratio_max" then t.pass = t.ratio and t.ratio <= t.goal
   elseif t.goal_kind == "min" then t.pass = t.value >= t.goal
