@@ -79,16 +79,18 @@ describe("json.lua against node (seeded random differential) #node", function()
       docs[i] = G.document(true)
       lines[#lines + 1] = "D " .. docs[i]
     end
-    -- every power of two, spelled with 17 digits (the asymmetric-gap cases)
-    local pow = {}
-    for e = -1074, 1023 do
-      pow[#pow + 1] = format("%.17g", math.ldexp(1, e))
-      if #pow == 100 or e == 1023 then
-        docs[#docs + 1] = "[" .. concat(pow, ",") .. "]"
+    -- numbers go in documents of 100, one "D" line each
+    local batch = {}
+    local function add(number, last)
+      batch[#batch + 1] = number
+      if #batch == 100 or last then
+        docs[#docs + 1] = "[" .. concat(batch, ",") .. "]"
         lines[#lines + 1] = "D " .. docs[#docs]
-        pow = {}
+        batch = {}
       end
     end
+    -- every power of two, spelled with 17 digits (the asymmetric-gap cases)
+    for e = -1074, 1023 do add(format("%.17g", math.ldexp(1, e)), e == 1023) end
     -- 20,000 number tokens of at most 15 significant digits (C prints them
     -- without strtod): leading and trailing zeros, points, exponents up to
     -- the ends of the double range, -0
@@ -103,7 +105,6 @@ describe("json.lua against node (seeded random differential) #node", function()
       for i = 1, rnd(15) do t[i] = tostring(rnd(10) - 1) end
       return concat(t)
     end
-    local toks = {}
     for i = 1, 20000 do
       local m = rnd(4)
       local mant = m == 1 and ("0." .. zeros(8) .. sig()) or m == 2 and (tostring(rnd(9)) .. sig() .. zeros(6))
@@ -113,12 +114,7 @@ describe("json.lua against node (seeded random differential) #node", function()
       if rnd(2) == 1 then
         tok = tok .. ({ "e", "E" })[rnd(2)] .. ({ "", "+", "-" })[rnd(3)] .. tostring(rnd(330) - 1)
       end
-      toks[#toks + 1] = tok
-      if #toks == 100 or i == 20000 then
-        docs[#docs + 1] = "[" .. concat(toks, ",") .. "]"
-        lines[#lines + 1] = "D " .. docs[#docs]
-        toks = {}
-      end
+      add(tok, i == 20000)
     end
     for i = 1, 3000 do
       reqs[i] = G.request()
