@@ -18,9 +18,10 @@ local seed, pub, new_lease, start, get, soon, stop_all, metric =
   u.seed, u.pub, u.new_lease, u.start, u.get, u.soon, u.stop_all, u.metric
 
 -- challenge every second, a small VDF, a baseline of 3 passes
-local function policies(extra)
+local function policies(extra, compute_t)
   return "policies = { timestamps = { interval_s = 1, tolerance_s = 0.5, drift_s = 10 }, "
-    .. "challenges = { compute_every_s = 1, compute_t = 20000, latency_every_s = 1, latency_bound_ms = 150, "
+    .. "challenges = { compute_every_s = 1, compute_t = " .. (compute_t or 20000)
+    .. ", latency_every_s = 1, latency_bound_ms = 150, "
     .. "storage_every_s = 1, baseline_window = 3, slow_factor = 2" .. (extra or "") .. " } },"
 end
 
@@ -60,8 +61,12 @@ describe("uptime challenges #integration", function()
   it("a throttled provider (stopped 3/4 of the time) is caught by the compute challenge: degraded", function()
     local l = new_lease()
     finally(function() stop_all(l) end)
-    local p = start(l, "provider", { policies = policies() })
-    local c = start(l, "consumer", { policies = policies() })
+    -- a compute of ~40 ms never fits in one 10 ms run of the throttled
+    -- provider below, so each answer waits out at least one stop (with
+    -- 20,000 squarings, ~14 ms, a fast moment could slip through, and a
+    -- slow start could leave the baseline itself high)
+    local p = start(l, "provider", { policies = policies(nil, 60000) })
+    local c = start(l, "consumer", { policies = policies(nil, 60000) })
     assert.is_true(soon(function()
       return count(challenges(c, l).challenges, "compute", function(r) return r.passed end) >= 3
     end, 30))
