@@ -245,8 +245,6 @@ static int string(struct parser *p, struct wp_buf *key)
 	for (;;) {
 		unsigned char c;
 
-		if (j >= p->n)
-			return fail(p, start, "unterminated string");
 		j = plain_run(s, j, p->n); /* the plain bytes: most of a string */
 		if (j >= p->n)
 			return fail(p, start, "unterminated string");
