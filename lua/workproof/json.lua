@@ -566,9 +566,9 @@ local request_decoders = {}
 
 --- A request body in one pass over its text (core/src/json.c,
 -- wp_json_request): UTF-8, one JSON object that JavaScript's JSON.parse
--- reads as we do (nesting within max_depth, the object being depth 1; no
--- raw control character, lone surrogate or number beyond the double range
--- anywhere), and the taskHash text (task_json, with the body's own
+-- reads as we do (nesting within max_depth: the object is depth 1, its
+-- members' values 2; no raw control character, lone surrogate or number
+-- beyond the double range anywhere), and the taskHash text (task_json, with the body's own
 -- language when it is a string other than "javascript"). Returns
 --   t      the members: scalars as lua-cjson gives them (null: cjson.null),
 --          other arrays and objects decoded by lua-cjson; inputData, when

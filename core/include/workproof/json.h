@@ -69,8 +69,9 @@ typedef int (*wp_json_member_fn)(void *arg, const char *key, size_t key_len, con
 
 /**
  * A request body in one pass: checks that it is UTF-8 and one JSON object
- * that JavaScript's JSON.parse reads as we do (within max_depth, the object
- * being depth 1; no lone surrogate; no number beyond the double range),
+ * that JavaScript's JSON.parse reads as we do (within max_depth: the object
+ * is depth 1, its members' values 2; no lone surrogate; no number beyond
+ * the double range),
  * hands each top-level member to fn, and appends the taskHash text (as
  * wp_json_task, with the body's own "language" when it is a string other
  * than "javascript") to out.
