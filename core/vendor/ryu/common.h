@@ -17,9 +17,14 @@
 #ifndef RYU_COMMON_H
 #define RYU_COMMON_H
 
-#include <assert.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+
+// WorkProof: Ryu's invariants stay checked in every build (the standard
+// macro would vanish under NDEBUG; docs/conventions.md section 8): a failed
+// one aborts.
+#define RYU_CHECK(c) do { if (!(c)) abort(); } while (0)
 
 #if defined(_M_IX86) || defined(_M_ARM)
 #define RYU_32_BIT_PLATFORM
@@ -30,7 +35,7 @@ static inline uint32_t decimalLength9(const uint32_t v) {
   // Function precondition: v is not a 10-digit number.
   // (f2s: 9 digits are sufficient for round-tripping.)
   // (d2fixed: We print 9-digit blocks.)
-  assert(v < 1000000000);
+  RYU_CHECK(v < 1000000000);
   if (v >= 100000000) { return 9; }
   if (v >= 10000000) { return 8; }
   if (v >= 1000000) { return 7; }
@@ -47,8 +52,8 @@ static inline int32_t log2pow5(const int32_t e) {
   // This approximation works up to the point that the multiplication overflows at e = 3529.
   // If the multiplication were done in 64 bits, it would fail at 5^4004 which is just greater
   // than 2^9297.
-  assert(e >= 0);
-  assert(e <= 3528);
+  RYU_CHECK(e >= 0);
+  RYU_CHECK(e <= 3528);
   return (int32_t) ((((uint32_t) e) * 1217359) >> 19);
 }
 
@@ -57,8 +62,8 @@ static inline int32_t pow5bits(const int32_t e) {
   // This approximation works up to the point that the multiplication overflows at e = 3529.
   // If the multiplication were done in 64 bits, it would fail at 5^4004 which is just greater
   // than 2^9297.
-  assert(e >= 0);
-  assert(e <= 3528);
+  RYU_CHECK(e >= 0);
+  RYU_CHECK(e <= 3528);
   return (int32_t) (((((uint32_t) e) * 1217359) >> 19) + 1);
 }
 
@@ -70,16 +75,16 @@ static inline int32_t ceil_log2pow5(const int32_t e) {
 // Returns floor(log_10(2^e)); requires 0 <= e <= 1650.
 static inline uint32_t log10Pow2(const int32_t e) {
   // The first value this approximation fails for is 2^1651 which is just greater than 10^297.
-  assert(e >= 0);
-  assert(e <= 1650);
+  RYU_CHECK(e >= 0);
+  RYU_CHECK(e <= 1650);
   return (((uint32_t) e) * 78913) >> 18;
 }
 
 // Returns floor(log_10(5^e)); requires 0 <= e <= 2620.
 static inline uint32_t log10Pow5(const int32_t e) {
   // The first value this approximation fails for is 5^2621 which is just greater than 10^1832.
-  assert(e >= 0);
-  assert(e <= 2620);
+  RYU_CHECK(e >= 0);
+  RYU_CHECK(e <= 2620);
   return (((uint32_t) e) * 732923) >> 20;
 }
 

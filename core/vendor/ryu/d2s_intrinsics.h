@@ -17,7 +17,6 @@
 #ifndef RYU_D2S_INTRINSICS_H
 #define RYU_D2S_INTRINSICS_H
 
-#include <assert.h>
 #include <stdint.h>
 
 // Defines RYU_32_BIT_PLATFORM if applicable.
@@ -55,7 +54,7 @@ static inline uint64_t shiftright128(const uint64_t lo, const uint64_t hi, const
   // the larger shift range (TODO: what is the actual range?).
   // Check this here in case a future change requires larger shift
   // values. In this case this function needs to be adjusted.
-  assert(dist < 64);
+  RYU_CHECK(dist < 64);
   return __shiftright128(lo, hi, (unsigned char) dist);
 }
 
@@ -93,8 +92,8 @@ static inline uint64_t umul128(const uint64_t a, const uint64_t b, uint64_t* con
 
 static inline uint64_t shiftright128(const uint64_t lo, const uint64_t hi, const uint32_t dist) {
   // We don't need to handle the case dist >= 64 here (see above).
-  assert(dist < 64);
-  assert(dist > 0);
+  RYU_CHECK(dist < 64);
+  RYU_CHECK(dist > 0);
   return (hi << (64 - dist)) | (lo >> dist);
 }
 
@@ -193,7 +192,7 @@ static inline uint32_t pow5Factor(uint64_t value) {
   const uint64_t n_div_5 = 3689348814741910323u;  // #{ n | n = 0 (mod 2^64) } = 2^64 / 5
   uint32_t count = 0;
   for (;;) {
-    assert(value != 0);
+    RYU_CHECK(value != 0);
     value *= m_inv_5;
     if (value > n_div_5)
       break;
@@ -210,8 +209,8 @@ static inline bool multipleOfPowerOf5(const uint64_t value, const uint32_t p) {
 
 // Returns true if value is divisible by 2^p.
 static inline bool multipleOfPowerOf2(const uint64_t value, const uint32_t p) {
-  assert(value != 0);
-  assert(p < 64);
+  RYU_CHECK(value != 0);
+  RYU_CHECK(p < 64);
   // __builtin_ctzll doesn't appear to be faster here.
   return (value & ((1ull << p) - 1)) == 0;
 }
