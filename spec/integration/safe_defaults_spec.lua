@@ -255,6 +255,27 @@ describe("safe defaults #integration", function()
       assert.is_true(warm_now().used > n.used)
     end)
 
+    it("reads the body in one pass: inputData as sent, node's taskHash, the task types' input limit", function()
+      local b = '{"taskType":"data-transformation","language":"lua","code":"print(input.a[1] + input.b)",'
+        .. '"expectedHash":"' .. wp.hex(wp.sha256("101.5")) .. '","inputData":{"b":1.50,"a":[1e2,-0],"1":"\\u00e9"}}'
+      local st, res = post(b, "127.0.1.71")
+      assert.equal(200, st)
+      assert.equal("VALID", res.result)
+      local want = h.run("/usr/bin/env", { "node", "-e", [[
+const t = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+process.stdout.write(require('crypto').createHash('sha256').update(JSON.stringify({ taskType: t.taskType,
+  code: t.code, expectedHash: t.expectedHash, inputData: t.inputData, language: t.language })).digest('hex'));]] }, b)
+      assert.equal(want, res.taskHash)
+      -- the default registry's 64 KiB limit, measured without decoding inputData
+      st, res = post(body { taskType = "data-transformation", inputData = ("x"):rep(65537) }, "127.0.1.71")
+      assert.equal(400, st)
+      assert.equal("larger than 65536 bytes (max_input_bytes of data-transformation)", res.details.inputData)
+      -- what JSON.parse reads differently is the client's error
+      st, res = post(body():gsub("}$", ',"inputData":"\\ud800"}'), "127.0.1.71")
+      assert.equal(400, st)
+      assert.matches("^malformed JSON: lone surrogate in string at byte %d+$", res.details.body)
+    end)
+
     it("has the operator's features on: request ids, the API document, build info; CORS off", function()
       local st, hd = h.http("POST", URL .. "/verify", body(), { ["x-request-id"] = "safe-defaults-1" },
         { from = "127.0.1.60" })
