@@ -549,11 +549,16 @@ static void ensure_std_fds(void)
  * hundred busy workers get a hundred shares to the host's one, whatever the
  * tasks' niceness (WK_TASK_NICE), and the controller stalls. Lower this
  * session's share (raising niceness needs no privilege). Where autogroups
- * are off there is no file and nothing to do. */
+ * are off there is no file and nothing to do. Only a session leader does
+ * it: a worker run from a shell or a harness shares their session, and
+ * would lower the priority of everything the user runs there. */
 static void lower_autogroup(void)
 {
-	int fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+	int fd;
 
+	if (getsid(0) != getpid())
+		return;
+	fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	if (write(fd, "19", 2) != 2)
