@@ -156,6 +156,40 @@ static void drain_err(struct proc *p)
 	}
 }
 
+/*
+ * Orphans. A child killed with its group, or one that exits before its own
+ * children (a worker and its sandbox's init), leaves members that are
+ * reparented to pid 1: to this process where it IS pid 1 (a container
+ * without an init) or a child subreaper, and then nobody else reaps them:
+ * one zombie each, for ever. So the group of every child reaped here is
+ * remembered and swept at each reap that follows: waitid(P_PGID) reaps only
+ * exited children of ours in that group, and ECHILD (none of ours left
+ * there, the usual case: the orphans went to a real init) forgets the group.
+ * Every child runs in a session (and group) of its own, so a group is never
+ * a live child's. Per thread: each loop sweeps the groups it reaped.
+ */
+#define SWEEP_GROUPS 64
+static __thread pid_t sweep_groups[SWEEP_GROUPS];
+static __thread unsigned sweep_next;
+
+static void sweep_orphans(pid_t group)
+{
+	siginfo_t si;
+
+	sweep_groups[sweep_next++ % SWEEP_GROUPS] = group;
+	for (int i = 0; i < SWEEP_GROUPS; i++) {
+		while (sweep_groups[i] > 0) {
+			memset(&si, 0, sizeof(si));
+			if (waitid(P_PGID, (id_t)sweep_groups[i], &si, WEXITED | WNOHANG) < 0) {
+				if (errno != EINTR)
+					sweep_groups[i] = 0;
+			} else if (si.si_pid == 0) {
+				break; /* members still running: at a later reap */
+			}
+		}
+	}
+}
+
 static void proc_exited(uv_poll_t *h, int status, int events)
 {
 	struct proc *p = h->data;
@@ -169,6 +203,7 @@ static void proc_exited(uv_poll_t *h, int status, int events)
 	while (r < 0 && errno == EINTR);
 	if (r == 0)
 		return; /* not yet (a spurious wake-up) */
+	sweep_orphans(p->pid);
 	drain_err(p);
 	p->exited = 1;
 	p->exit_status = r > 0 && WIFEXITED(ws) ? WEXITSTATUS(ws) : 0;

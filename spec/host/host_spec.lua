@@ -6,15 +6,16 @@ local wp = require "workproof"
 local BUILD = os.getenv("WORKPROOF_BUILD") or "build"
 local EXE = BUILD .. "/workproof"
 
--- Run the host on a script text; returns exit code, stdout, stderr.
-local function run_script(text, args)
+-- Run the host on a script text (behind a command `prefix`, if given);
+-- returns exit code, stdout, stderr.
+local function run_script(text, args, prefix)
   local dir = os.tmpname()
   os.remove(dir)
   local script, out, err = dir .. ".lua", dir .. ".out", dir .. ".err"
   local f = assert(io.open(script, "w"))
   f:write(text)
   f:close()
-  local cmd = ("%s run %s %s >%s 2>%s"):format(EXE, script, args or "", out, err)
+  local cmd = ("%s %s run %s %s >%s 2>%s"):format(prefix or "", EXE, script, args or "", out, err)
   local ok, _, code = os.execute(cmd)
   if type(ok) == "number" then code = ok / 256 end -- Lua 5.1 semantics
   local function slurp(p)
@@ -188,6 +189,35 @@ describe("workproof run", function()
     assert.equal("", err)
     assert.equal("signals\t1\n", out)
     assert.equal(0, code)
+  end)
+
+  it("as pid 1 (a container without an init) it reaps the orphans its children leave", function()
+    -- sh exits first; its background child, in sh's group, is reparented to
+    -- pid 1 = the host, and dies a zombie that only the host can reap: the
+    -- next reap sweeps sh's group (core/host/l_process.c, "Orphans")
+    local code, out, err = run_script([[
+      local wp = require "workproof"
+      local host = require "workproof.host"
+      local function zombies()
+        local n, f = 0, io.popen("ps -e -o stat=,ppid=")
+        for line in f:lines() do
+          if line:match("^Z") and line:match("(%d+)%s*$") == "1" then n = n + 1 end
+        end
+        f:close()
+        return n
+      end
+      local p = host.process_spawn { file = "/bin/sh", args = { "-c", "sleep 0.2 & exit 0" } }
+      p:wait()
+      wp.sleep(0.5)
+      local before = zombies()
+      host.process_spawn({ file = "/bin/true", args = {} }):wait()
+      print(before, zombies())
+    ]], "", "unshare --user --map-root-user --fork --pid --mount-proc")
+    if code ~= 0 and err:match("unshare:") then
+      return pending("no pid namespace here: " .. err)
+    end
+    assert.equal(0, code, err)
+    assert.equal("1\t0\n", out)
   end)
 
   it("reports a missing script, exit 2", function()
