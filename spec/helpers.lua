@@ -297,6 +297,11 @@ function _M.start_controller(config_src, opts)
     table.insert(args, 1, "-c")
     file = "/bin/sh"
   end
+  if opts.prefix then   -- another program first (e.g. unshare), which runs the controller
+    table.insert(args, 1, file)
+    for i = #opts.prefix, 2, -1 do table.insert(args, 1, opts.prefix[i]) end
+    file = opts.prefix[1]
+  end
   local p, buf = _M.spawn_until({ file = file, args = args, timeout = opts.timeout or 600,
     stderr_limit = 1048576 }, "listening on", "controller")
   local port = tonumber(buf:match("listening on [^\n]*:(%d+)"))

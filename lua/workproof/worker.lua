@@ -571,8 +571,6 @@ function _M.run(task, opts)
     if chunk then scanner:feed(chunk) else scanner:finish() end
     result, bad = scanner:verdict()
   until result or bad or not chunk
-  -- result in hand (or none coming): tear the worker down now
-  proc:kill()
   nlive = nlive - 1
   if result and not bad then
     if result.jobId ~= task.jobId then
@@ -581,6 +579,13 @@ function _M.run(task, opts)
       bad = "result without actualHash"
     end
   end
+  -- Result in hand (or none coming): tear the worker down now. Except a
+  -- workproof-worker that answered: it prints once its sandbox's runtime has
+  -- ended, then reaps the sandbox's init and exits. Killed with it, that init
+  -- would be orphaned: reparented to pid 1, and where the host IS pid 1 (a
+  -- container without an init) never reaped, one zombie per verification.
+  -- Its process timeout still bounds it.
+  if bad or not (result and warm_capable(backend)) then proc:kill() end
   -- its exit reaped, its record freed; a replacement for the warm worker
   -- taken (or one held back by max_workers) started now that the task is
   -- done, so that its set-up does not compete with the task for the CPU

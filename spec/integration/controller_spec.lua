@@ -292,6 +292,38 @@ describe("lifecycle #integration", function()
     assert.matches("draining 1 request", status.stderr)
   end)
 
+  it("as pid 1 (a container without an init) it leaves no zombie behind", function()
+    local id = io.popen("id -u")
+    local root = id:read("*a") == "0\n"
+    id:close()
+    if not root then return pending("a pid namespace of its own needs root") end
+    -- no warm pool: its refills would reap (and sweep) after the last task
+    local srv = h.start_controller(h.config("limits = { timeout_min = 1 }, worker = { pool = { lua = 0 } },"),
+      { dir = new_dir(), prefix = { "unshare", "--fork", "--pid", "--mount-proc" } })
+    local f = assert(io.open(("/proc/%d/task/%d/children"):format(srv.proc.pid, srv.proc.pid)))
+    local pid = tonumber(f:read("*a"):match("%d+"))
+    f:close()
+    for i = 1, 8 do
+      local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "print(" .. i .. ")",
+        expectedHash = sha(tostring(i)) })
+      assert.equal("VALID", r.result, st)
+    end
+    local _, r = post(srv, { taskType = "code-execution", language = "lua", code = "while true do end",
+      timeoutMs = 300, expectedHash = sha("x") })
+    assert.equal("TIMEOUT", r.result)
+    wp.sleep(1)   -- the sandboxes' teardown
+    local zombies, ps = {}, io.popen("ps -e -o pid=,stat=,ppid=,comm=")
+    for line in ps:lines() do
+      local st, pp = line:match("%d+%s+(%S+)%s+(%d+)")
+      if st:find("^Z") and tonumber(pp) == pid then zombies[#zombies + 1] = line end
+    end
+    ps:close()
+    require("workproof.host").kill(pid, 15)
+    while srv.proc:read() do end
+    srv.proc:wait()
+    assert.same({}, zombies)
+  end)
+
   it("after a crash, a job that was running is ERROR and refundable; verdicts persist", function()
     local dir = new_dir()
     local srv = h.start_controller(BASE_CONFIG, { dir = dir })
