@@ -308,6 +308,35 @@ function _M.start_controller(config_src, opts)
   return { url = "http://127.0.0.1:" .. port, port = port, dir = dir, proc = p, config = cfg }
 end
 
+--- Whether this process runs as root.
+function _M.is_root()
+  local id = io.popen("id -u")
+  local uid = id:read("*a")
+  id:close()
+  return uid == "0\n"
+end
+
+--- The pid of `pid`'s one child (a program such as `unshare --fork` that
+-- runs the controller as its child), or nil.
+function _M.child_of(pid)
+  local f = io.open(("/proc/%d/task/%d/children"):format(pid, pid))
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return tonumber(s:match("%d+"))
+end
+
+--- The `ps` lines of `pid`'s children that are zombies (exited, not reaped).
+function _M.zombie_children(pid)
+  local out, ps = {}, io.popen("ps -e -o pid=,stat=,ppid=,comm=")
+  for line in ps:lines() do
+    local st, pp = line:match("%d+%s+(%S+)%s+(%d+)")
+    if st and st:find("^Z") and tonumber(pp) == pid then out[#out + 1] = line end
+  end
+  ps:close()
+  return out
+end
+
 --- Inside a describe block: a controller with `config_src` on a fresh copy
 -- of the policies, started before the block's tests and stopped after them.
 -- Returns the table that holds the server's fields (url, port, dir, proc)

@@ -293,16 +293,11 @@ describe("lifecycle #integration", function()
   end)
 
   it("as pid 1 (a container without an init) it leaves no zombie behind", function()
-    local id = io.popen("id -u")
-    local root = id:read("*a") == "0\n"
-    id:close()
-    if not root then return pending("a pid namespace of its own needs root") end
+    if not h.is_root() then return pending("a pid namespace of its own needs root") end
     -- no warm pool: its refills would reap (and sweep) after the last task
     local srv = h.start_controller(h.config("limits = { timeout_min = 1 }, worker = { pool = { lua = 0 } },"),
       { dir = new_dir(), prefix = { "unshare", "--fork", "--pid", "--mount-proc" } })
-    local f = assert(io.open(("/proc/%d/task/%d/children"):format(srv.proc.pid, srv.proc.pid)))
-    local pid = tonumber(f:read("*a"):match("%d+"))
-    f:close()
+    local pid = assert(h.child_of(srv.proc.pid))
     for i = 1, 8 do
       local st, r = post(srv, { taskType = "code-execution", language = "lua", code = "print(" .. i .. ")",
         expectedHash = sha(tostring(i)) })
@@ -312,12 +307,7 @@ describe("lifecycle #integration", function()
       timeoutMs = 300, expectedHash = sha("x") })
     assert.equal("TIMEOUT", r.result)
     wp.sleep(1)   -- the sandboxes' teardown
-    local zombies, ps = {}, io.popen("ps -e -o pid=,stat=,ppid=,comm=")
-    for line in ps:lines() do
-      local st, pp = line:match("%d+%s+(%S+)%s+(%d+)")
-      if st:find("^Z") and tonumber(pp) == pid then zombies[#zombies + 1] = line end
-    end
-    ps:close()
+    local zombies = h.zombie_children(pid)
     require("workproof.host").kill(pid, 15)
     while srv.proc:read() do end
     srv.proc:wait()

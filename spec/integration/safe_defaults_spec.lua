@@ -2,6 +2,8 @@
 -- The product as a user starts it, with no config of the spec's own:
 --   * `workproof serve` with no config file (what `make serve` runs), in a
 --     fresh directory, on the real port 127.0.0.1:8402;
+--   * the same as pid 1 of its own pid namespace (a container without an
+--     init): no zombie left behind;
 --   * the `make run` stack exactly as make starts it (examples/run-local.sh:
 --     anvil on 8545, the contracts, the controller on 8402 with
 --     examples/local.lua), twice in a row.
@@ -322,6 +324,27 @@ process.stdout.write(require('crypto').createHash('sha256').update(JSON.stringif
     assert.equal(2, st.exit_status, out .. st.stderr)
     assert.truthy(st.stderr:find("flow[4]: stage 'payment' (phase pay) after 'result' (phase run)", 1, true),
       st.stderr)
+  end)
+
+  describe("workproof serve with no config file as pid 1 (a container without an init)", function()
+    it("verifies, and leaves no zombie behind (the sandboxes' inits are reaped)", function()
+      if not h.is_root() then return pending("a pid namespace of its own needs root") end
+      local dir = h.tmpdir()
+      local p = start(("cd %s && exec unshare --fork --pid --mount-proc %s/workproof serve"):format(h.q(dir),
+        h.q(BUILD)))
+      local ok, err = pcall(function()
+        local pid = assert(h.child_of(p.pid))
+        for i = 1, 6 do
+          local st, r = post(body(), "127.0.4." .. i)
+          assert.equal(200, st)
+          assert.equal("VALID", r.result)
+        end
+        wp.sleep(1)   -- the sandboxes' teardown
+        assert.same({}, h.zombie_children(pid))
+      end)
+      stop(p)
+      assert(ok, err)
+    end)
   end)
 
   describe("the breaker on the embedded defaults", function()
