@@ -55,6 +55,16 @@ static void out_done(struct wp_buf *b)
 		wp_buf_free(b);
 }
 
+/* nil and the message (out of memory raises) */
+static int failed(lua_State *L, int rc, const char *err)
+{
+	if (rc == WP_ENOMEM)
+		return luaL_error(L, "json: out of memory");
+	lua_pushnil(L);
+	lua_pushstring(L, err);
+	return 2;
+}
+
 /* push the buffer's text, or nil and the message; gives the buffer back */
 static int result(lua_State *L, int rc, struct wp_buf *out, const char *err)
 {
@@ -64,11 +74,7 @@ static int result(lua_State *L, int rc, struct wp_buf *out, const char *err)
 		return 1;
 	}
 	out_done(out);
-	if (rc == WP_ENOMEM)
-		return luaL_error(L, "json: out of memory");
-	lua_pushnil(L);
-	lua_pushstring(L, err);
-	return 2;
+	return failed(L, rc, err);
 }
 
 static int l_utf8_valid(lua_State *L)
@@ -114,11 +120,7 @@ static int l_check_js(lua_State *L)
 		lua_pushboolean(L, 1);
 		return 1;
 	}
-	if (rc == WP_ENOMEM)
-		return luaL_error(L, "json: out of memory");
-	lua_pushnil(L);
-	lua_pushstring(L, err);
-	return 2;
+	return failed(L, rc, err);
 }
 
 static const char *const TYPE_NAMES[] = { "null", "boolean", "boolean", "number", "string", "array", "object" };
@@ -181,9 +183,7 @@ static int l_request(lua_State *L)
 	lua_newtable(L); /* 3: fields */
 	lua_newtable(L); /* 4: spans */
 	rc = wp_json_request(s, n, depth, request_member, L, &out, err, sizeof(err));
-	if (rc != WP_OK)
-		return result(L, rc, &out, err);
-	return result(L, rc, &out, err) + 2;
+	return result(L, rc, &out, err) + (rc == WP_OK ? 2 : 0); /* fields, spans, text */
 }
 
 static const luaL_Reg funcs[] = {
