@@ -166,11 +166,11 @@ static void drain_err(struct proc *p)
  * exited children of ours in that group, and ECHILD (none of ours left
  * there, the usual case: the orphans went to a real init) forgets the group.
  * Every child runs in a session (and group) of its own, so a group is never
- * a live child's. Per thread: each loop sweeps the groups it reaped.
+ * a live child's. The host's loop runs on one thread.
  */
 #define SWEEP_GROUPS 64
-static __thread pid_t sweep_groups[SWEEP_GROUPS];
-static __thread unsigned sweep_next;
+static pid_t sweep_groups[SWEEP_GROUPS];
+static unsigned sweep_next;
 
 static void sweep_orphans(pid_t group)
 {
