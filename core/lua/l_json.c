@@ -40,19 +40,12 @@ static struct wp_buf out_kept;
 
 static struct wp_buf out_buf(void)
 {
-	struct wp_buf b = out_kept;
-
-	out_kept = (struct wp_buf)WP_BUF_INIT;
-	b.len = 0;
-	return b;
+	return wp_buf_take(&out_kept);
 }
 
 static void out_done(struct wp_buf *b)
 {
-	if (b->cap <= OUT_KEEP && !out_kept.data)
-		out_kept = *b;
-	else
-		wp_buf_free(b);
+	wp_buf_keep(&out_kept, b, OUT_KEEP);
 }
 
 /* nil and the message (out of memory raises) */

@@ -1037,26 +1037,16 @@ static _Thread_local struct wp_buf scratch_vals, scratch_strs;
 
 static void task_init(struct task *t)
 {
-	t->vals = scratch_vals;
-	t->strs = scratch_strs;
-	scratch_vals = scratch_strs = (struct wp_buf)WP_BUF_INIT;
-	t->vals.len = t->strs.len = 0;
-}
-
-static void keep(struct wp_buf *slot, struct wp_buf *b)
-{
-	if (b->cap <= SCRATCH_KEEP && !slot->data)
-		*slot = *b;
-	else
-		wp_buf_free(b);
+	t->vals = wp_buf_take(&scratch_vals);
+	t->strs = wp_buf_take(&scratch_strs);
 }
 
 static int task_done(struct parser *p, struct task *t, struct wp_buf *out, size_t len0)
 {
 	if (p->rc)
 		out->len = len0;
-	keep(&scratch_vals, &t->vals);
-	keep(&scratch_strs, &t->strs);
+	wp_buf_keep(&scratch_vals, &t->vals, SCRATCH_KEEP);
+	wp_buf_keep(&scratch_strs, &t->strs, SCRATCH_KEEP);
 	return done(p);
 }
 

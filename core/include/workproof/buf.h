@@ -46,4 +46,28 @@ static inline void wp_buf_reset(struct wp_buf *b)
 /** Free the allocation; the buffer is empty (WP_BUF_INIT) afterwards. */
 void wp_buf_free(struct wp_buf *b);
 
+/**
+ * A kept allocation, for a caller that needs a large buffer on every call:
+ * a fresh one that large comes from mmap and faults in page by page.
+ * wp_buf_take() hands out what `slot` holds, empty (and leaves the slot
+ * empty); wp_buf_keep() puts `b` back into an empty slot when its capacity is
+ * at most `max`, and frees it otherwise.
+ */
+static inline struct wp_buf wp_buf_take(struct wp_buf *slot)
+{
+	struct wp_buf b = *slot;
+
+	*slot = (struct wp_buf)WP_BUF_INIT;
+	b.len = 0;
+	return b;
+}
+
+static inline void wp_buf_keep(struct wp_buf *slot, struct wp_buf *b, size_t max)
+{
+	if (b->cap <= max && !slot->data)
+		*slot = *b;
+	else
+		wp_buf_free(b);
+}
+
 #endif
