@@ -204,12 +204,13 @@ __attribute__((noreturn)) static void exec_node(const struct wk_task *t, const c
 	wk_setup_abort();
 }
 
-/* pid 1 of the sandbox: waits for the runtime (pid 2) and reports its
- * wait status and peak resident set on the setup pipe ("W <status>
- * <maxrss KiB>"), then exits, which ends the
- * namespace. The runtime must not be pid 1: the kernel drops signals with
- * the default action sent to a namespace's init, so abort() and SIGXCPU
- * would not end it. Init holds nothing the task could use. */
+/* JavaScript: pid 1 of the sandbox, waits for the runtime (pid 2) and
+ * reports its wait status and peak resident set on the setup pipe ("W
+ * <status> <maxrss KiB>"), then exits, which ends the namespace. Node must
+ * not be pid 1: the kernel drops signals with the default action sent to a
+ * namespace's init, so its abort() (V8's heap limit) would not end it. Init
+ * holds nothing the task could use. The Lua runtime needs no such process
+ * (it raises no signal of its own; see child_sandbox). */
 __attribute__((noreturn)) static void sandbox_init(pid_t rt)
 {
 	char line[64];
@@ -271,16 +272,27 @@ __attribute__((noreturn)) static void child_sandbox(const struct wk_opts *o, str
 	status_fd = WK_FD_STATUS;
 	if (wk_set_rlimits(t, 1) || wk_drop_privileges(1))
 		wk_setup_abort();
-	rt = fork();
-	if (rt < 0) {
-		wk_fail("fork the runtime");
-		wk_setup_abort();
-	}
-	if (rt > 0)
-		sandbox_init(rt);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL)) {
-		wk_fail("PR_SET_PDEATHSIG");
-		wk_setup_abort();
+	/*
+	 * The Lua runtime is this process, pid 1 of the sandbox: one process
+	 * fewer per task. What pid 1 changes for it: signals with the default
+	 * action from inside the namespace are dropped (there is nothing else
+	 * inside), and so is SIGXCPU at the soft CPU limit (the worker's wall
+	 * clock ends the task first; the hard limit's SIGKILL is delivered);
+	 * faults (SIGSEGV, SIGBUS) and seccomp's kill still end it, and its exit
+	 * ends the namespace. The worker reads its wait status itself.
+	 */
+	if (t->lang == WK_LANG_JS) {
+		rt = fork();
+		if (rt < 0) {
+			wk_fail("fork the runtime");
+			wk_setup_abort();
+		}
+		if (rt > 0)
+			sandbox_init(rt);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL)) {
+			wk_fail("PR_SET_PDEATHSIG");
+			wk_setup_abort();
+		}
 	}
 	if (o->probe) {
 		if (wk_seccomp_profile(t->lang == WK_LANG_JS ? WK_PROFILE_NODE : WK_PROFILE_LUA))
@@ -373,7 +385,8 @@ struct loop {
 	uint64_t deadline, limit, err_limit;
 	/* results */
 	int reaped, wstatus;
-	int reported; /* sandbox: init sent the runtime's status */
+	int init;     /* sandbox with an init (JavaScript) that reports the runtime's status */
+	int reported; /* that init sent it */
 	int done;     /* the runtime said OK and closed its pipes: exiting 0 */
 	enum killed killed;
 	uint64_t end;
@@ -459,11 +472,11 @@ static void capture_loop(struct loop *l, struct capture *c)
 			l->done = 1;
 			break;
 		}
-		/* Sandbox: once the runtime's pipes are closed and init has
-		 * reported (or we killed it), the verdict is final. Init's own
-		 * exit tears the namespaces down (an RCU grace period or two):
-		 * it is reaped after the result line is out (wk_reap). */
-		if (l->sandbox && l->fd[0] < 0 && l->fd[1] < 0 && l->fd[2] < 0 &&
+		/* Sandbox with an init: once the runtime's pipes are closed and
+		 * init has reported (or we killed it), the verdict is final.
+		 * Init's own exit tears the namespaces down (an RCU grace period
+		 * or two): it is reaped after the result line is out (wk_reap). */
+		if (l->init && l->fd[0] < 0 && l->fd[1] < 0 && l->fd[2] < 0 &&
 		    (l->reported || l->killed != NOT_KILLED))
 			break;
 		if (l->reaped) {
@@ -520,7 +533,7 @@ static void capture_loop(struct loop *l, struct capture *c)
 		if (l->done) {
 			/* what its wait status will say; reaped after the line (wk_reap) */
 			l->wstatus = 0;
-		} else if (!l->sandbox || !(l->reported || l->killed != NOT_KILLED)) {
+		} else if (!l->init || !(l->reported || l->killed != NOT_KILLED)) {
 			kill_child(l->pid, l->sandbox);
 			while (waitpid(l->pid, &l->wstatus, 0) < 0 && errno == EINTR)
 				;
@@ -531,7 +544,7 @@ static void capture_loop(struct loop *l, struct capture *c)
 	}
 }
 
-/* The sandbox's init still exiting when the verdict was made, or a runtime
+/* The sandbox's pid 1 still exiting when the verdict was made, or a runtime
  * that said OK and closed its pipes (run "done"). */
 static pid_t pending = -1;
 
@@ -594,7 +607,7 @@ static int status_is(const char *line, size_t n, const char *word)
 	return n == w && memcmp(line, word, w) == 0;
 }
 
-/* ws: the runtime's wait status (from init in the sandbox); maxrss_kb: the
+/* ws: the runtime's wait status (JavaScript's sandbox: from its init); maxrss_kb: the
  * runtime's peak resident set (its rusage), 0 when unknown. The class comes
  * from what the worker observed: its own kills, the wait status and peak
  * memory, the status line of the trusted runtime code. The task's words
@@ -833,6 +846,7 @@ int wk_run(const struct wk_opts *o, struct wk_task *t, struct wk_result *res)
 	l.pid = pid;
 	l.pidfd = pidfd;
 	l.sandbox = sandbox;
+	l.init = sandbox && t->lang == WK_LANG_JS;
 	l.fd[0] = out[0];
 	l.fd[1] = err[0];
 	l.fd[2] = st[0];
@@ -850,12 +864,12 @@ int wk_run(const struct wk_opts *o, struct wk_task *t, struct wk_result *res)
 	/* setup pipe: "S <permanent> <message>" if the child never reached
 	 * the task, "W <status>" from the sandbox's init */
 	ws = l.wstatus;
-	maxrss_kb = l.sandbox ? 0 : l.maxrss_kb;
+	maxrss_kb = l.init ? 0 : l.maxrss_kb;
 	for (line = cap.setup; *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] != 0)) {
 		size_t len = strcspn(line, "\n");
 		char msg[200];
 
-		if (line[0] == 'W' && len > 2) {
+		if (line[0] == 'W' && len > 2 && l.init) {
 			char *end;
 
 			ws = (int)strtol(line + 2, &end, 10);

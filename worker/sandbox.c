@@ -349,11 +349,12 @@ int wk_set_rlimits(const struct wk_task *t, int sandbox)
 		return -1;
 	/* NPROC counts per kernel uid. In the sandbox that is the mapped uid
 	 * inside a fresh user namespace, so the count is this sandbox's own
-	 * processes and threads (init, the runtime, node's threads). Without namespaces it would be the
-	 * developer's whole session: only the Lua runtime (which never
-	 * creates one) gets the limit there. */
-	if (sandbox)	/* + 1 for the sandbox's init */
-		return limit(RLIMIT_NPROC, "NPROC", js ? 65 : 2, js ? 65 : 2);
+	 * processes and threads (JavaScript: init, node and its threads; Lua:
+	 * the runtime alone). Without namespaces it would be the developer's
+	 * whole session: only the Lua runtime (which never creates one) gets
+	 * the limit there. */
+	if (sandbox)
+		return limit(RLIMIT_NPROC, "NPROC", js ? 65 : 1, js ? 65 : 1);
 	if (!js)
 		return limit(RLIMIT_NPROC, "NPROC", 1, 1);
 	return 0;

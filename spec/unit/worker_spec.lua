@@ -474,24 +474,42 @@ describe("workproof-worker #sandbox", function()
   end)
 
   describe("teardown", function()
-    it("killing the worker kills the whole sandbox", function()
+    -- The processes of a running sandbox: Lua is one (the runtime is the
+    -- namespace's pid 1), JavaScript two (an init, node as pid 2). Killing
+    -- the worker must take them all.
+    local function kill_worker_during(task, nprocs)
       local tmp = os.tmpname()
-      H.write_file(tmp, cjson.encode(lua("while true do end", { timeoutMs = 20000 })))
-      local script = ([[
+      H.write_file(tmp, cjson.encode(task))
+      local out = H.sh(([[
         %s --isolation sandbox < %s > /dev/null 2>&1 & w=$!
-        for i in $(seq 50); do
-          init=$(pgrep -P $w); [ -n "$init" ] && rt=$(pgrep -P $init) && [ -n "$rt" ] && break; sleep 0.05
+        for i in $(seq 200); do
+          top=$(pgrep -P $w); sub=$([ -n "$top" ] && pgrep -P $top)
+          [ $(echo $top $sub | wc -w) -ge %d ] && break; sleep 0.05
         done
+        sleep 0.2; sub=$(pgrep -P $top)
+        echo "top:$top:$(awk '/^NSpid:/ {print $NF}' /proc/$top/status)"
+        echo "sub:$sub:$(awk '/^NSpid:/ {print $NF}' /proc/$sub/status 2>/dev/null)"
         kill -9 $w; wait $w 2>/dev/null; sleep 0.3
-        echo "pids:$init:$rt"
-        for p in $init $rt; do
+        for p in $top $sub; do
           s=$(awk '/^State:/ {print $2}' /proc/$p/status 2>/dev/null)
           [ -n "$s" ] && [ "$s" != Z ] && echo "alive:$p:$s"
         done
-      ]]):format(H.sh_quote(H.bin), H.sh_quote(tmp))
-      local out = H.sh(script)
+      ]]):format(H.sh_quote(H.bin), H.sh_quote(tmp), nprocs))
       os.remove(tmp)
-      assert.matches("pids:%d+:%d+", out)
+      return out
+    end
+
+    it("killing the worker kills the whole sandbox (Lua: the runtime alone, pid 1)", function()
+      local out = kill_worker_during(lua("while true do end", { timeoutMs = 20000 }), 1)
+      assert.matches("top:%d+:1\n", out)
+      assert.matches("sub::\n", out) -- no second process
+      assert.not_matches("alive:", out)
+    end)
+
+    it("killing the worker kills the whole sandbox (JavaScript: init and node as pid 2)", function()
+      local out = kill_worker_during(js("while (true) {}", { timeoutMs = 20000 }), 2)
+      assert.matches("top:%d+:1\n", out)
+      assert.matches("sub:%d+:2\n", out)
       assert.not_matches("alive:", out)
     end)
   end)
