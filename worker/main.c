@@ -315,7 +315,13 @@ static int open_trusted(struct wk_task *t, struct wk_result *r)
 		snprintf(r->error, sizeof(r->error), "SANDBOX: cannot create a Lua state");
 		return -1;
 	}
-	luaL_openlibs(L);
+	/* base and package (for require): nothing else runs in this state,
+	 * and each library more (io, os, jit, ffi, ...) is work and memory at
+	 * every task's start */
+	lua_pushcfunction(L, luaopen_base);
+	lua_call(L, 0, 0);
+	lua_pushcfunction(L, luaopen_package);
+	lua_call(L, 0, 0);
 	/* lua-cjson from the system directories only: not the current
 	 * directory, not LUA_PATH/LUA_CPATH of whoever started us */
 	lua_getglobal(L, "package");
