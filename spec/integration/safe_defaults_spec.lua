@@ -251,6 +251,22 @@ describe("safe defaults #integration", function()
         wp.sleep(0.1)
       end
       assert.same({ 4, 2, "4", "2" }, { n.lua, n.javascript, n.procs_lua, n.procs_js })
+      -- the sandboxes' processes, by the pid each has in its namespace: a Lua
+      -- sandbox is the runtime alone (pid 1), a JavaScript one an init and node
+      local shapes = h.run("/bin/sh", { "-c", ([[
+        for w in $(pgrep -P %d -f '^[^ ]*workproof-worker .*--warm (lua|javascript)'); do
+          s=$(tr '\0' ' ' < /proc/$w/cmdline | grep -o -- '--warm [a-z]*' | cut -d' ' -f2)
+          for c in $(pgrep -P $w); do
+            s="$s $(awk '/^NSpid:/ {print $NF}' /proc/$c/status)"
+            for g in $(pgrep -P $c); do s="$s/$(awk '/^NSpid:/ {print $NF}' /proc/$g/status)"; done
+          done
+          echo "$s"
+        done | sort | uniq -c]]):format(info().pid) })
+      assert.same({ "2 javascript 1/2", "4 lua 1" }, (function()
+        local t = {}
+        for line in shapes:gmatch("[^\n]+") do t[#t + 1] = line:match("^%s*(.-)%s*$") end
+        return t
+      end)())
       local st, res = post(body(), "127.0.1.70")
       assert.equal(200, st)
       assert.equal("VALID", res.result)
