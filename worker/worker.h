@@ -184,7 +184,7 @@ int wk_fits_warm(const struct wk_opts *o, const struct wk_task *t, struct wk_res
 /** Write all n bytes of buf to fd (blocking, across EINTR): 0, or -1 with
  *  errno. */
 int wk_write_all(int fd, const void *buf, size_t n);
-/** Reap what wk_run left exiting (the sandbox's init): call after the
+/** Reap what wk_run left exiting (the sandbox's pid 1): call after the
  *  result line is printed. */
 void wk_reap(void);
 

@@ -158,7 +158,7 @@ static void drain_err(struct proc *p)
 
 /*
  * Orphans. A child killed with its group, or one that exits before its own
- * children (a worker and its sandbox's init), leaves members that are
+ * children (a worker and its sandbox's pid 1), leaves members that are
  * reparented to pid 1: to this process where it IS pid 1 (a container
  * without an init) or a child subreaper, and then nobody else reaps them:
  * one zombie each, for ever. So the group of every child reaped here is

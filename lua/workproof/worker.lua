@@ -581,8 +581,8 @@ function _M.run(task, opts)
   end
   -- Result in hand (or none coming): tear the worker down now. Except a
   -- workproof-worker that answered: it prints once its sandbox's runtime has
-  -- ended, then reaps the sandbox's init and exits. Killed with it, that init
-  -- would be orphaned: reparented to pid 1, and where the host IS pid 1 (a
+  -- ended, then reaps the sandbox's pid 1 and exits. Killed with it, that
+  -- process would be orphaned: reparented to pid 1, and where the host IS pid 1 (a
   -- container without an init) never reaped, one zombie per verification.
   -- Its process timeout still bounds it.
   if bad or not (result and warm_capable(backend)) then proc:kill() end
