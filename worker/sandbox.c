@@ -347,17 +347,15 @@ int wk_set_rlimits(const struct wk_task *t, int sandbox)
 	    limit(RLIMIT_MEMLOCK, "MEMLOCK", 0, 0) ||
 	    limit(RLIMIT_MSGQUEUE, "MSGQUEUE", 0, 0))
 		return -1;
-	/* NPROC counts per kernel uid. In the sandbox that is the mapped uid
-	 * inside a fresh user namespace, so the count is this sandbox's own
-	 * processes and threads (JavaScript: init, node and its threads; Lua:
-	 * the runtime alone). Without namespaces it would be the developer's
-	 * whole session: only the Lua runtime (which never creates one) gets
-	 * the limit there. */
-	if (sandbox)
-		return limit(RLIMIT_NPROC, "NPROC", js ? 65 : 1, js ? 65 : 1);
+	/* NPROC counts per kernel uid. The Lua runtime is alone, sandbox or
+	 * not, and never creates a process. In the sandbox the uid is the mapped
+	 * one inside a fresh user namespace, so the count is this sandbox's own
+	 * processes and threads (JavaScript: init, node and its threads);
+	 * without namespaces it would be the developer's whole session: no
+	 * limit for node there. */
 	if (!js)
 		return limit(RLIMIT_NPROC, "NPROC", 1, 1);
-	return 0;
+	return sandbox ? limit(RLIMIT_NPROC, "NPROC", 65, 65) : 0;
 }
 
 int wk_set_memlimit(int resource, uint64_t bytes)
