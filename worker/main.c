@@ -46,6 +46,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: workproof-worker [--isolation sandbox|none] [--uid N] [--ro PATH]...\n"
 		   "                        [--warm lua|javascript --memory-bytes N --timeout-ms N]\n"
+		   "       workproof-worker --zygote   (forks workers on request: worker/README.md)\n"
 		   "       (reads one task as JSON on stdin, prints one NOTARY_RESULT line;\n"
 		   "        --warm prepares the sandbox first, then reads the task)\n"
 		   "test only: --selftest-probe NAME (see worker/README.md)\n");
@@ -625,13 +626,22 @@ int main(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	r.exit_code = -1;
 	ensure_std_fds();
+	find_runtime_dir();
+	if (argc == 2 && !strcmp(argv[1], "--zygote")) {
+		/* what every worker would do before its task, done once;
+		 * wk_zygote returns in each worker it forks */
+		if (open_trusted(&t, &r)) {
+			fprintf(stderr, "workproof-worker: zygote: %s\n", r.error);
+			return WK_EXIT_NOSANDBOX;
+		}
+		argc = wk_zygote(argc, &argv);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	lower_autogroup();
 
 	rc = parse_args(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	find_runtime_dir();
 	if (!o.uid_given) {
 		/* root maps the sandbox to nobody; anyone else can only map
 		 * their own ids */
@@ -645,7 +655,7 @@ int main(int argc, char **argv)
 				"namespaces or seccomp (development only)\n");
 
 	rc = WK_EXIT_RESULT;
-	if (open_trusted(&t, &r) == 0) {
+	if (t.trusted || open_trusted(&t, &r) == 0) {
 		if (o.warm) {
 			/* the sandbox is made for this template; wk_run reads
 			 * the task once it is ready (wk_take_task) */

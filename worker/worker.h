@@ -18,6 +18,7 @@
  *   lua_rt.c   the Lua runtime (in-process, JIT off, count hook)
  *   arena.c    the Lua runtime's deterministic, capped allocator
  *   probe.c    --selftest-probe: test-only syscall probes
+ *   zygote.c   --zygote: start once, fork a worker per request
  *
  * Nothing here is a library API: the structures are shared between the
  * files of one executable and live for the whole (short) process.
@@ -187,6 +188,14 @@ int wk_write_all(int fd, const void *buf, size_t n);
 /** Reap what wk_run left exiting (the sandbox's pid 1): call after the
  *  result line is printed. */
 void wk_reap(void);
+
+/* --- zygote.c ------------------------------------------------------------ */
+
+/** Serve zygote requests on fds 0/1 (worker/README.md, "Zygote"); argc and
+ *  *argv: the zygote's own (its cmdline's area is reused). Returns only in
+ *  a forked worker, with its argument count and *argv set; the
+ *  zygote itself ends with _exit when the controller hangs up. */
+int wk_zygote(int argc, char ***argv);
 
 /* --- sandbox.c (all run in the child; return 0 or -1 with wk_setup_err) -- */
 

@@ -12,6 +12,7 @@
  *   p:kill([signal=SIGKILL])            signals the whole process group
  *   p.pid, p.exited
  *
+ * `zygote = true`: forked by a zygote of `file` (below), same contract.
  * With `keep_stdin = true` the child's stdin stays open (and no deadline
  * runs) until p:send(data[, timeout]) writes data, closes it and starts the
  * deadline: a worker prepared ahead of its task (lua/workproof/worker.lua).
@@ -27,6 +28,12 @@
  * cost the host 1.5 ms of CPU per spawn with a small heap and 5 ms with a
  * large one (docs/operations.md, "Performance"). Its exit is watched through
  * a pidfd on the loop (Linux 5.3), and reaped with waitpid.
+ *
+ * With `zygote = true` (the worker backends) the child is forked by a
+ * `FILE --zygote` this process keeps running instead (worker/zygote.c): the
+ * same descriptors, session and signals, and still our child (CLONE_PARENT),
+ * without the exec and the worker's start-up. Until a zygote is ready, and
+ * whenever it fails, the child is spawned as above.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,14 +42,20 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
 
 #include "host.h"
 #include "lwp.h"
+#include "../../worker/zygote_msg.h"
 
 #define PROC_MT "workproof.process"
 #define READ_CHUNK 65536
@@ -342,7 +355,7 @@ static int get_args(lua_State *L, char **args)
  * other descriptor (a library's socket opened without close-on-exec, such
  * as libcurl's, must not live on in a worker), in a session of its own,
  * every signal at its default and unblocked. 0, or an errno value. */
-static int spawn(char **args, int in_fd, int out_fd, int err_fd, pid_t *pid)
+static int spawn(char **args, char **envp, int in_fd, int out_fd, int err_fd, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -364,10 +377,202 @@ static int spawn(char **args, int in_fd, int out_fd, int err_fd, pid_t *pid)
 	    !(rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
 							      POSIX_SPAWN_SETSIGMASK)) &&
 	    !(rc = posix_spawnattr_setsigdefault(&attr, &all)) && !(rc = posix_spawnattr_setsigmask(&attr, &none)))
-		rc = posix_spawnp(pid, args[0], &fa, &attr, args, environ);
+		rc = posix_spawnp(pid, args[0], &fa, &attr, args, envp);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	return rc;
+}
+
+/*
+ * The zygote (worker/zygote.c). One per process, for the executable the last
+ * zygote spawn named; the host's loop runs on one thread. Replaced after
+ * WK_ZYGOTE_FORKS workers (when it exits by itself), when it fails, and when
+ * the executable on disk changes. One that dies before it is ready is not restarted for
+ * ZYGOTE_BACKOFF seconds: every worker is spawned meanwhile.
+ */
+#define ZYGOTE_REPLY_MS 5000
+#define ZYGOTE_BACKOFF 10
+#define ZYGOTE_RETIRED 8
+
+static struct {
+	int sock;              /* -1: none running */
+	pid_t pid;
+	int ready;             /* its first message (0) was read */
+	unsigned forks;        /* workers it forked */
+	struct stat st;        /* the executable it was started from */
+	char file[PATH_MAX];
+	time_t backoff_until;  /* CLOCK_MONOTONIC seconds */
+} zyg = { .sock = -1 };
+static pid_t zyg_retired[ZYGOTE_RETIRED];   /* stopped, not yet reaped */
+
+static time_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static void zygote_reap(void)
+{
+	for (int i = 0; i < ZYGOTE_RETIRED; i++)
+		if (zyg_retired[i] > 0 && waitpid(zyg_retired[i], NULL, WNOHANG) != 0)
+			zyg_retired[i] = 0;   /* reaped, or not ours any more (ECHILD) */
+}
+
+static void zygote_stop(void)
+{
+	int i;
+
+	if (zyg.sock < 0)
+		return;
+	if (!zyg.ready)
+		zyg.backoff_until = mono_now() + ZYGOTE_BACKOFF;
+	close(zyg.sock);
+	zyg.sock = -1;
+	kill(zyg.pid, SIGKILL);
+	for (i = 0; i < ZYGOTE_RETIRED && zyg_retired[i] > 0; i++)
+		;
+	if (i == ZYGOTE_RETIRED) {   /* all slots taken: wait for the oldest (killed) */
+		i = 0;
+		while (waitpid(zyg_retired[0], NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	zyg_retired[i] = zyg.pid;
+}
+
+/* Our environment and WK_ZYGOTE_TITLE_ENV (zygote_msg.h), or NULL. */
+static char **zygote_env(void)
+{
+	static char room[sizeof(WK_ZYGOTE_TITLE_ENV) + WK_ZYGOTE_TITLE_ROOM + 1];
+	size_t n = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = malloc((n + 2) * sizeof(*env));
+	if (!env)
+		return NULL;
+	memcpy(env, environ, n * sizeof(*env));
+	if (!room[0]) {
+		memset(room, 'x', sizeof(room) - 1);
+		memcpy(room, WK_ZYGOTE_TITLE_ENV "=", sizeof(WK_ZYGOTE_TITLE_ENV));
+	}
+	env[n] = room;
+	env[n + 1] = NULL;
+	return env;
+}
+
+static void zygote_start(const char *file, const struct stat *st)
+{
+	char *args[] = { (char *)file, (char *)"--zygote", NULL }, **env;
+	int sv[2], rc;
+
+	if (mono_now() < zyg.backoff_until || strlen(file) >= sizeof(zyg.file) || !(env = zygote_env()))
+		return;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		free(env);
+		return;
+	}
+	rc = spawn(args, env, sv[1], sv[1], -1, &zyg.pid);
+	free(env);
+	close(sv[1]);
+	if (rc) {
+		close(sv[0]);
+		return;
+	}
+	zyg.sock = sv[0];
+	zyg.ready = 0;
+	zyg.forks = 0;
+	zyg.st = *st;
+	strcpy(zyg.file, file);
+}
+
+/* Receive one int32 from the zygote, waiting at most ms (0: not at all).
+ * 0, or an errno value (EAGAIN: nothing yet). */
+static int zygote_recv(int32_t *v, int ms)
+{
+	struct pollfd pf = { zyg.sock, POLLIN, 0 };
+	ssize_t r;
+	int n;
+
+	while ((n = poll(&pf, 1, ms)) < 0 && errno == EINTR)
+		;
+	if (n == 0)
+		return ms ? ETIMEDOUT : EAGAIN;
+	r = n < 0 ? -1 : recv(zyg.sock, v, sizeof(*v), MSG_DONTWAIT);
+	return r == (ssize_t)sizeof(*v) ? 0 : EPIPE;
+}
+
+/* Ask the zygote for a child, as spawn() would start it (args[0] an absolute
+ * path). 0 with *pid; an errno value: spawn() it instead; a negative errno
+ * value: the request went out but no answer came back (the zygote died or
+ * hung), so a worker may hold these pipes: spawn() it on new ones. */
+static int zygote_spawn(char **args, int in_fd, int out_fd, int err_fd, pid_t *pid)
+{
+	char msg[WK_ZYGOTE_MAX_MSG];
+	int fds[3] = { in_fd, out_fd, err_fd }, nfd = err_fd >= 0 ? 3 : 2, rc;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(fds))];
+	} ctl;
+	struct iovec iov = { msg, 0 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = CMSG_SPACE(nfd * sizeof(int)) };
+	struct cmsghdr *c;
+	struct stat st;
+	int32_t v;
+
+	zygote_reap();
+	if (args[0][0] != '/' || stat(args[0], &st))
+		return ENOENT;
+	if (zyg.sock >= 0 && (strcmp(zyg.file, args[0]) || st.st_dev != zyg.st.st_dev ||
+			      st.st_ino != zyg.st.st_ino || st.st_mtim.tv_sec != zyg.st.st_mtim.tv_sec ||
+			      st.st_mtim.tv_nsec != zyg.st.st_mtim.tv_nsec))
+		zygote_stop();   /* another executable, or this one replaced */
+	if (zyg.sock < 0) {
+		zygote_start(args[0], &st);
+		return EAGAIN;
+	}
+	if (!zyg.ready) {
+		rc = zygote_recv(&v, 0);
+		if (rc == EAGAIN)
+			return rc;
+		if (rc || v != 0) {
+			zygote_stop();
+			return EPIPE;
+		}
+		zyg.ready = 1;
+	}
+	iov.iov_len = wk_zygote_pack(args, msg, sizeof(msg));
+	if (!iov.iov_len)
+		return E2BIG;
+	memset(ctl.buf, 0, sizeof(ctl.buf));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(nfd * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, nfd * sizeof(int));
+	while (sendmsg(zyg.sock, &mh, MSG_NOSIGNAL) < 0) {
+		if (errno != EINTR) {
+			rc = errno;   /* EPIPE: it served its last worker and left */
+			zygote_stop();
+			return rc;
+		}
+	}
+	rc = zygote_recv(&v, ZYGOTE_REPLY_MS);
+	if (rc) {
+		zygote_stop();
+		return -rc;
+	}
+	if (v <= 0)
+		return v < 0 ? -v : EPROTO;   /* it could not fork: it stays */
+	*pid = v;
+	/* it leaves after its last worker: retire it now, before a request
+	 * could reach it while it exits */
+	if (++zyg.forks >= WK_ZYGOTE_FORKS)
+		zygote_stop();
+	return 0;
 }
 
 static void close_fds(int *fds, int n)
@@ -375,6 +580,16 @@ static void close_fds(int *fds, int n)
 	for (int i = 0; i < n; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+}
+
+/* The child's stdin, stdout and (unless inherited) stderr pipes: read and
+ * write ends in fds[0..5], -1 where none. 0, or -1 with errno. */
+static int make_pipes(int fds[6], int inherit_err)
+{
+	for (int i = 0; i < 6; i++)
+		fds[i] = -1;
+	return pipe2(fds, O_CLOEXEC) || pipe2(fds + 2, O_CLOEXEC) || (!inherit_err && pipe2(fds + 4, O_CLOEXEC))
+		       ? -1 : 0;
 }
 
 /* host.process_spawn(opts) -> process | nil, "ESPAWN: ..." */
@@ -388,7 +603,7 @@ static int l_spawn(lua_State *L)
 	const char *in;
 	size_t in_len = 0;
 	double timeout;
-	int rc, inherit_err, keep_in;
+	int rc, inherit_err, keep_in, use_zygote;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	get_args(L, args);
@@ -396,6 +611,9 @@ static int l_spawn(lua_State *L)
 	 * to our stderr instead of into a capped buffer */
 	lua_getfield(L, 1, "inherit_stderr");
 	inherit_err = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	lua_getfield(L, 1, "zygote");
+	use_zygote = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	lua_getfield(L, 1, "keep_stdin");
 	keep_in = lua_toboolean(L, -1);
@@ -426,11 +644,22 @@ static int l_spawn(lua_State *L)
 	p->base.magic = WP_HBASE_MAGIC;
 	p->base.close_cb = proc_handle_closed;
 
-	if (pipe2(fds, O_CLOEXEC) || pipe2(fds + 2, O_CLOEXEC) || (!inherit_err && pipe2(fds + 4, O_CLOEXEC))) {
+	if (make_pipes(fds, inherit_err)) {
 		rc = errno;
 		goto fail;
 	}
-	rc = spawn(args, fds[0], fds[3], inherit_err ? -1 : fds[5], &p->pid);
+	rc = use_zygote ? zygote_spawn(args, fds[0], fds[3], inherit_err ? -1 : fds[5], &p->pid) : EAGAIN;
+	if (rc < 0) {
+		/* a worker may hold these pipes: spawn one on new ones (that
+		 * worker, if any, reads EOF and leaves) */
+		close_fds(fds, 6);
+		if (make_pipes(fds, inherit_err)) {
+			rc = errno;
+			goto fail;
+		}
+	}
+	if (rc)
+		rc = spawn(args, environ, fds[0], fds[3], inherit_err ? -1 : fds[5], &p->pid);
 	if (rc)
 		goto fail;
 	p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);

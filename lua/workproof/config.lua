@@ -106,6 +106,8 @@ _M.schema = {
     reaper_interval = { type = "number", min = 0.1, default = 5 },
     memory_bytes = { type = "integer", min = 16777216, default = 268435456 },
     output_limit_bytes = { type = "integer", min = 1024, default = 1048576 },
+    zygote = { type = "boolean", default = true, description = "backends sandbox and none: workers are forked "
+      .. "by a `workproof-worker --zygote` started once, not each exec'd (the same sandbox, less CPU)" },
     pool = { type = "record", description = "warm sandboxes kept ready per language (backends sandbox and none): "
       .. "started ahead of demand, each used for one task, replaced once it took one", fields = {
       lua = { type = "integer", min = 0, max = 1000, default = 4 },

@@ -59,6 +59,7 @@ local config = {
   pool_memory = DEFAULT_MEMORY,   -- the memoryBytes warm workers are made for
   pool_timeout_ms = 60000,     -- the longest timeoutMs they take
   max_workers = 100,           -- idle warm + running workers, at most
+  zygote = true,               -- sandbox/none: workers forked by a `workproof-worker --zygote`
 }
 
 local stats = { spawned = 0, finished = 0, timed_out = 0, crashed = 0, reaped = 0, spawn_failed = 0,
@@ -407,7 +408,8 @@ local function fill()
       local args = { "--warm", lang, "--memory-bytes", tostring(config.pool_memory),
         "--timeout-ms", tostring(config.pool_timeout_ms) }
       for i = #base, 1, -1 do table.insert(args, 1, base[i]) end
-      local proc = host.process_spawn { file = file, args = args, keep_stdin = true, stderr_limit = 16384 }
+      local proc = host.process_spawn { file = file, args = args, keep_stdin = true, stderr_limit = 16384,
+        zygote = config.zygote }
       if not proc then
         stats.spawn_failed = stats.spawn_failed + 1
         return
@@ -549,7 +551,7 @@ function _M.run(task, opts)
     local err
     proc, err = host.process_spawn {
       file = file, args = args, stdin = backend ~= "qemu" and payload or nil,
-      timeout = timeout, stderr_limit = 16384,
+      timeout = timeout, stderr_limit = 16384, zygote = config.zygote and backend ~= "qemu",
     }
     if not proc then
       if tmpfile then os_remove(tmpfile) end

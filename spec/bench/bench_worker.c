@@ -19,6 +19,11 @@
  * each run waits M ms after the spawn, while the worker prepares its
  * sandbox, and the latency is measured from the task's hand-over instead:
  * the spawn -> result time of a warm pool's worker.
+ * With BENCH_ZYGOTE=1 (a PROGRAM that is workproof-worker) one
+ * `PROGRAM --zygote` is started first and every run is forked by it instead
+ * of spawned (worker/zygote.c; a new one after each WK_ZYGOTE_FORKS), as the
+ * host does with worker.zygote on; its own CPU is counted (it is reaped
+ * before the second getrusage).
  * A run counts as a failure when the program exits non-zero or, for a
  * worker (a PROGRAM named *workproof-worker), when the line is not a
  * NOTARY_RESULT with "error":null.
@@ -34,9 +39,12 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../../worker/zygote_msg.h"
 
 extern char **environ;
 
@@ -51,6 +59,79 @@ static char **args;
 static const char *task;
 static int is_worker;
 static long warm_ms;   /* BENCH_WARM_MS: 0 = measure from the spawn */
+
+/* BENCH_ZYGOTE: the zygote, shared by the spawners one request at a time */
+static int use_zygote, zsock = -1, zforks;
+static pid_t zpid;
+static pthread_mutex_t zlock = PTHREAD_MUTEX_INITIALIZER;
+
+static void zygote_stop(void)
+{
+	if (zsock < 0)
+		return;
+	close(zsock);
+	zsock = -1;
+	while (waitpid(zpid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* Start the zygote and wait for its "ready": 0 or -1. */
+static int zygote_start(void)
+{
+	char *zargs[] = { (char *)program, (char *)"--zygote", NULL };
+	posix_spawn_file_actions_t fa;
+	int sv[2];
+	int32_t ready = -1;
+	int rc;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
+	posix_spawn_file_actions_adddup2(&fa, sv[1], 1);
+	rc = posix_spawn(&zpid, program, &fa, NULL, zargs, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(sv[1]);
+	zsock = sv[0];
+	zforks = 0;
+	if (rc || recv(zsock, &ready, sizeof(ready), 0) != (ssize_t)sizeof(ready) || ready != 0) {
+		zygote_stop();
+		return -1;
+	}
+	return 0;
+}
+
+/* One worker forked by the zygote with in/out as its fds 0 and 1. */
+static int zygote_spawn(pid_t *pid, int in, int out)
+{
+	char msg[WK_ZYGOTE_MAX_MSG];
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} ctl;
+	int fds[2] = { in, out };
+	struct iovec iov = { msg, wk_zygote_pack(args, msg, sizeof(msg)) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	int32_t v = -1;
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(c), fds, sizeof(fds));
+	pthread_mutex_lock(&zlock);
+	if (zsock < 0 || zforks >= WK_ZYGOTE_FORKS) {
+		zygote_stop();
+		zygote_start();
+	}
+	if (zsock >= 0 && sendmsg(zsock, &mh, MSG_NOSIGNAL) > 0 &&
+	    recv(zsock, &v, sizeof(v), 0) == (ssize_t)sizeof(v) && v > 0)
+		zforks++;
+	pthread_mutex_unlock(&zlock);
+	*pid = v;
+	return v > 0 ? 0 : -1;
+}
 
 static double now(void)
 {
@@ -75,7 +156,7 @@ static int one(double *lat)
 	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	t0 = now();
-	if (posix_spawn(&pid, program, &fa, NULL, args, environ)) {
+	if (use_zygote ? zygote_spawn(&pid, in[0], out[1]) : posix_spawn(&pid, program, &fa, NULL, args, environ)) {
 		posix_spawn_file_actions_destroy(&fa);
 		return -1;
 	}
@@ -152,6 +233,7 @@ int main(int argc, char **argv)
 	task = argv[4];
 	is_worker = strstr(program, "workproof-worker") != NULL;
 	warm_ms = getenv("BENCH_WARM_MS") ? atol(getenv("BENCH_WARM_MS")) : 0;
+	use_zygote = is_worker && getenv("BENCH_ZYGOTE") && !strcmp(getenv("BENCH_ZYGOTE"), "1");
 	if (n < 1 || nth < 1 || nth > 16)
 		return 2;
 	args = calloc((size_t)argc, sizeof(char *));
@@ -181,6 +263,7 @@ int main(int argc, char **argv)
 		failures += jobs[i].failures;
 	}
 	wall = now() - t0;
+	zygote_stop();
 	/* orphans reparented to us (bwrap's sandbox init): reap them all */
 	while (wait(NULL) > 0 || errno == EINTR)
 		;

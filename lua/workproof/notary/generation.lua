@@ -162,7 +162,7 @@ function _M.reload(reason)
   wlog.configure(gen.config)   -- log_level, log_format, access_log: before the line below
   local wc = gen.config.worker
   worker.configure { backend = wc.backend, grace = wc.grace,
-    worker = wc.path or (host.libexec_dir .. "/workproof-worker"),
+    worker = wc.path or (host.libexec_dir .. "/workproof-worker"), zygote = wc.zygote,
     pool = { lua = wc.pool.lua, javascript = wc.pool.javascript }, pool_memory = wc.memory_bytes,
     pool_timeout_ms = math.ceil(gen.config.limits.timeout_max * 1000),
     max_workers = gen.policies.worker_threshold and tonumber(gen.policies.worker_threshold.conf.max_active) or 100 }
