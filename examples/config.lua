@@ -41,6 +41,8 @@ return {
     reaper_interval = 5,            -- seconds between orphan sweeps
     memory_bytes = 268435456,       -- per task
     output_limit_bytes = 1048576,   -- per task stdout
+    zygote = true,                  -- sandbox/none: workers forked by one `workproof-worker --zygote`
+                                    -- (started once) instead of exec'd per task: less CPU a task
     -- warm sandboxes kept ready per language (sandbox and none backends): started
     -- ahead of demand, each used for ONE task, replaced once it took one; idle and
     -- running workers together stay under worker_threshold's max_active

@@ -175,7 +175,9 @@ int wk_zygote(int argc, char ***argv)
 		long pid;
 		int err;
 
-		if (n == 0)
+		/* EOF, or ECONNRESET: the host closed the socket before it read
+		 * what we sent (the "ready" of a zygote it gave up on) */
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
 			_exit(0);
 		if (n < 0) {
 			if (errno == EINTR)

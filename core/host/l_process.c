@@ -426,8 +426,6 @@ static void zygote_stop(void)
 
 	if (zyg.sock < 0)
 		return;
-	if (!zyg.ready)
-		zyg.backoff_until = mono_now() + ZYGOTE_BACKOFF;
 	close(zyg.sock);
 	zyg.sock = -1;
 	kill(zyg.pid, SIGKILL);
@@ -538,7 +536,8 @@ static int zygote_spawn(char **args, int in_fd, int out_fd, int err_fd, pid_t *p
 		rc = zygote_recv(&v, 0);
 		if (rc == EAGAIN)
 			return rc;
-		if (rc || v != 0) {
+		if (rc || v != 0) {   /* it died (or spoke) before it was ready */
+			zyg.backoff_until = mono_now() + ZYGOTE_BACKOFF;
 			zygote_stop();
 			return EPIPE;
 		}

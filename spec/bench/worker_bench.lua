@@ -6,7 +6,8 @@
 -- `bwrap --unshare-all --die-with-parent --ro-bind / / luajit -e 'print(1)'`
 -- in the same run, rounds alternating. CPU per task counts every
 -- descendant (the harness is a subreaper: bubblewrap's sandbox init is an
--- orphan that getrusage alone would never see).
+-- orphan that getrusage alone would never see). Beside the exec'd worker:
+-- the same worker forked by a zygote (BENCH_ZYGOTE=1), as the host runs it.
 
 local LUA_TASK = '{"jobId":"bench","language":"lua","code":"print(1)"}'
 local JS_TASK = '{"jobId":"bench","language":"javascript","code":"console.log(1)"}'
@@ -23,8 +24,8 @@ return function(b)
     for k = 1, #configs do got[k] = { p50 = {}, p99 = {}, rate = {}, cpu = {}, user = {}, sys = {} } end
     for i = 1, b.repeats do
       for k, c in ipairs(configs) do
-        local out = b.exec(("%s%s %s %d %d '%s' %s"):format(c.warm_ms and ("BENCH_WARM_MS=" .. c.warm_ms .. " ") or "",
-          prog, c[1], c[2], c[3], c[4], c[5] or ""))
+        local out = b.exec(("%s%s%s %s %d %d '%s' %s"):format(c.warm_ms and ("BENCH_WARM_MS=" .. c.warm_ms .. " ") or "",
+          c.zygote and "BENCH_ZYGOTE=1 " or "", prog, c[1], c[2], c[3], c[4], c[5] or ""))
         local p50, p99, rate, failures, cpu, user, sys =
           out:match("^(%S+) (%S+) (%S+) (%d+) (%S+) (%S+) (%S+)")
         if not p50 then error("bench_worker: unexpected output: " .. out) end
@@ -49,11 +50,14 @@ return function(b)
   local luajit = b.exec("command -v luajit"):match("%S+")
   if not bwrap then error("bubblewrap is not installed (make deps installs it)") end
 
-  local anchor1, anchor2, lua1, lua2, plain, bw, lj = measure {
+  -- zlua: forked by a zygote (worker/zygote.c), as the host starts them
+  local anchor1, anchor2, lua1, lua2, zlua1, zlua2, plain, bw, lj = measure {
     { "/bin/true", 300, 1, LUA_TASK },
     { "/bin/true", 300, 2, LUA_TASK },
     { worker, 300, 1, LUA_TASK, "--isolation sandbox" },
     { worker, 300, 2, LUA_TASK, "--isolation sandbox" },
+    { worker, 300, 1, LUA_TASK, "--isolation sandbox", zygote = true },
+    { worker, 300, 2, LUA_TASK, "--isolation sandbox", zygote = true },
     { worker, 300, 1, LUA_TASK, "--isolation none 2>/dev/null" },
     { bwrap, 300, 1, LUA_TASK, BWRAP },
     { luajit, 300, 1, LUA_TASK, "-e 'print(1)'" },
@@ -87,6 +91,14 @@ return function(b)
       anchor_name = "/bin/true p99, 2 spawners", anchor = anchor2.p99, goal = 20, goal_kind = "max" },
     b.row { name = "worker Lua tasks/s, 2 spawners (sandbox)", value = lua2.rate, unit = "/s",
       anchor_name = "/bin/true spawns/s, 2 spawners", anchor = anchor2.rate, goal = 200, goal_kind = "min" },
+    b.row { name = "worker Lua CPU/task, forked by the zygote", value = zlua1.cpu, unit = "ms",
+      anchor_name = "exec'd (above)", anchor = lua1.cpu, goal_kind = "report" },
+    b.row { name = "  the same, against bwrap", value = zlua1.cpu, unit = "ms",
+      anchor_name = "bwrap --unshare-all luajit", anchor = bw.cpu, goal = 1.0, goal_kind = "ratio_max" },
+    b.row { name = "worker Lua p50, forked by the zygote", value = zlua1.p50, unit = "ms",
+      anchor_name = "exec'd (above)", anchor = lua1.p50, goal_kind = "report" },
+    b.row { name = "worker Lua tasks/s, 2 spawners, zygote", value = zlua2.rate, unit = "/s",
+      anchor_name = "exec'd, 2 spawners", anchor = lua2.rate, goal_kind = "report" },
     b.row { name = "worker Lua p50 (--isolation none)", value = plain.p50, unit = "ms",
       anchor_name = "/bin/true spawn->exit p50", anchor = anchor1.p50, goal_kind = "report" },
     b.row { name = "worker JavaScript spawn->result p50 (sandbox)", value = js1.p50, unit = "ms",
