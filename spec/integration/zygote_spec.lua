@@ -51,7 +51,8 @@ local function ready_zygote()
     pid = zygotes()[1]
     return pid ~= nil and serving(pid)
   end, 20))
-  assert(h.eventually(function() return #children("^[^ ]*workproof-worker --isolation") == 0 end), sh(("ps -o pid,stat,etimes,args --ppid %d"):format(host.pid)))
+  assert(h.eventually(function() return #children("^[^ ]*workproof-worker --isolation") == 0 end),
+    sh(("ps -o pid,stat,etimes,args --ppid %d"):format(host.pid)))
   return pid
 end
 
