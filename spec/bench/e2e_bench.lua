@@ -94,8 +94,7 @@ return function(b)
   -- forked by a zygote, as the controller starts its workers
   local function worker_alone(task, n)
     local out = b.exec(("BENCH_ZYGOTE=1 %s %s/workproof-worker %d 2 '%s' --isolation sandbox"):format(
-      b.program("bench_worker"),
-      b.build, n, task))
+      b.program("bench_worker"), b.build, n, task))
     local rate, cpu_ms = out:match("^%S+ %S+ (%S+) %d+ (%S+)")
     return { rate = tonumber(rate), cpu = tonumber(cpu_ms) }
   end

@@ -24,7 +24,8 @@ return function(b)
     for k = 1, #configs do got[k] = { p50 = {}, p99 = {}, rate = {}, cpu = {}, user = {}, sys = {} } end
     for i = 1, b.repeats do
       for k, c in ipairs(configs) do
-        local env = (c.warm_ms and ("BENCH_WARM_MS=" .. c.warm_ms .. " ") or "") .. (c.zygote and "BENCH_ZYGOTE=1 " or "")
+        local env = (c.warm_ms and ("BENCH_WARM_MS=" .. c.warm_ms .. " ") or "")
+          .. (c.zygote and "BENCH_ZYGOTE=1 " or "")
         local out = b.exec(("%s%s %s %d %d '%s' %s"):format(env, prog, c[1], c[2], c[3], c[4], c[5] or ""))
         local p50, p99, rate, failures, cpu, user, sys =
           out:match("^(%S+) (%S+) (%S+) (%d+) (%S+) (%S+) (%S+)")
