@@ -38,12 +38,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <limits.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -387,10 +387,12 @@ static int spawn(char **args, char **envp, int in_fd, int out_fd, int err_fd, pi
  * The zygote (worker/zygote.c). One per process, for the executable the last
  * zygote spawn named; the host's loop runs on one thread. Replaced after
  * WK_ZYGOTE_FORKS workers (when it exits by itself), when it fails, and when
- * the executable on disk changes. One that dies before it is ready is not restarted for
- * ZYGOTE_BACKOFF seconds: every worker is spawned meanwhile.
+ * the executable on disk changes. One that dies before it is ready is not
+ * restarted for ZYGOTE_BACKOFF seconds: every worker is spawned meanwhile.
+ * A fork takes it about a millisecond; ZYGOTE_REPLY_MS is what the loop
+ * waits, at most, before it gives up on a zygote that hangs.
  */
-#define ZYGOTE_REPLY_MS 5000
+#define ZYGOTE_REPLY_MS 1000
 #define ZYGOTE_BACKOFF 10
 #define ZYGOTE_RETIRED 8
 
