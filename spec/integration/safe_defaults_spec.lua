@@ -267,6 +267,21 @@ describe("safe defaults #integration", function()
       assert.equal(200, st)
       assert.equal("VALID", res.result)
       assert.is_true(warm_now().used > n.used)
+      -- one worker zygote (worker.zygote, on by default), and the warm worker
+      -- that replaced the used one is its fork: mapped where it is (an exec
+      -- would have placed it anew)
+      local forked = [[
+        z=$(pgrep -P %d -f '^[^ ]*workproof-worker --zygote$')
+        [ "$(echo "$z" | wc -w)" = 1 ] || { echo "zygotes: $z"; exit; }
+        at() { grep -m1 'workproof-worker$' /proc/$1/maps | cut -d- -f1; }
+        for w in $(pgrep -P %d -f '^[^ ]*workproof-worker .*--warm lua'); do
+          [ "$(at $w)" = "$(at $z)" ] && echo forked
+        done | sort -u]]
+      local out
+      assert.is_true(h.eventually(function()
+        out = h.run("/bin/sh", { "-c", forked:format(info().pid, info().pid) })
+        return out == "forked\n"
+      end), out)
     end)
 
     it("reads the body in one pass: inputData as sent, node's taskHash, the task types' input limit", function()
