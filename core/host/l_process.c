@@ -394,7 +394,6 @@ static int spawn(char **args, char **envp, int in_fd, int out_fd, int err_fd, pi
  */
 #define ZYGOTE_REPLY_MS 1000
 #define ZYGOTE_BACKOFF 10
-#define ZYGOTE_RETIRED 8
 
 static struct {
 	int sock;              /* -1: none running */
@@ -405,7 +404,6 @@ static struct {
 	char file[PATH_MAX];
 	time_t backoff_until;  /* CLOCK_MONOTONIC seconds */
 } zyg = { .sock = -1 };
-static pid_t zyg_retired[ZYGOTE_RETIRED];   /* stopped, not yet reaped */
 
 static time_t mono_now(void)
 {
@@ -415,30 +413,18 @@ static time_t mono_now(void)
 	return ts.tv_sec;
 }
 
-static void zygote_reap(void)
-{
-	for (int i = 0; i < ZYGOTE_RETIRED; i++)
-		if (zyg_retired[i] > 0 && waitpid(zyg_retired[i], NULL, WNOHANG) != 0)
-			zyg_retired[i] = 0;   /* reaped, or not ours any more (ECHILD) */
-}
-
+/* Close its socket, kill it and reap it (a process waiting in recvmsg, or
+ * already leaving: its exit takes the loop well under a millisecond, once
+ * per WK_ZYGOTE_FORKS workers). */
 static void zygote_stop(void)
 {
-	int i;
-
 	if (zyg.sock < 0)
 		return;
 	close(zyg.sock);
 	zyg.sock = -1;
 	kill(zyg.pid, SIGKILL);
-	for (i = 0; i < ZYGOTE_RETIRED && zyg_retired[i] > 0; i++)
+	while (waitpid(zyg.pid, NULL, 0) < 0 && errno == EINTR)
 		;
-	if (i == ZYGOTE_RETIRED) {   /* all slots taken: wait for the oldest (killed) */
-		i = 0;
-		while (waitpid(zyg_retired[0], NULL, 0) < 0 && errno == EINTR)
-			;
-	}
-	zyg_retired[i] = zyg.pid;
 }
 
 /* Our environment and WK_ZYGOTE_TITLE_ENV (zygote_msg.h), or NULL. */
@@ -523,7 +509,6 @@ static int zygote_spawn(char **args, int in_fd, int out_fd, int err_fd, pid_t *p
 	struct stat st;
 	int32_t v;
 
-	zygote_reap();
 	if (args[0][0] != '/' || stat(args[0], &st))
 		return ENOENT;
 	if (zyg.sock >= 0 && (strcmp(zyg.file, args[0]) || st.st_dev != zyg.st.st_dev ||
