@@ -121,33 +121,36 @@ describe("worker zygote", function()
     assert.is_true(n >= 3, "saw " .. n .. " workers")
   end)
 
-  it("gives the same results as exec'd workers", function()
-    local cases = {
-      task("print(2 + 2)"),
-      task("io.write('no newline')"),
-      task("error('boom')"),
-      task("while true do end", { timeoutMs = 300 }),
-      task("for i = 1, 100 do print(string.rep('x', 100)) end", { outputLimitBytes = 1000 }),
-      task("local t = {} for i = 1, 1e8 do t[i] = i end", { memoryBytes = 16777216 }),
-      task("print(input.a + input.b)", { input = { a = 2, b = 3 } }),
-      task("console.log(JSON.stringify({ a: [1, 2] }))", { language = "javascript" }),
-      task("process.exit(3)", { language = "javascript" }),
-    }
-    ready_zygote()
-    local function outcome(t)
-      local r, err = worker.run(t)
-      assert.is_table(r, tostring(err))
-      return { hash = r.actualHash, exit = r.exitCode, error = r.error and tostring(r.error):match("^[%u_]+"),
-        class = r.errorClass }
-    end
-    for _, t in ipairs(cases) do
-      worker.configure { zygote = true }
-      local a = outcome(t)
-      worker.configure { zygote = false }
-      local b = outcome(t)
-      assert.same(b, a, t.code)
-    end
-  end)
+  for _, backend in ipairs { "sandbox", "none" } do
+    it("gives the same results as exec'd workers (" .. backend .. " backend)", function()
+      worker.configure { backend = backend }
+      local cases = {
+        task("print(2 + 2)"),
+        task("io.write('no newline')"),
+        task("error('boom')"),
+        task("while true do end", { timeoutMs = 300 }),
+        task("for i = 1, 100 do print(string.rep('x', 100)) end", { outputLimitBytes = 1000 }),
+        task("local t = {} for i = 1, 1e8 do t[i] = i end", { memoryBytes = 16777216 }),
+        task("print(input.a + input.b)", { input = { a = 2, b = 3 } }),
+        task("console.log(JSON.stringify({ a: [1, 2] }))", { language = "javascript" }),
+        task("process.exit(3)", { language = "javascript" }),
+      }
+      ready_zygote()
+      local function outcome(t)
+        local r, err = worker.run(t)
+        assert.is_table(r, tostring(err))
+        return { hash = r.actualHash, exit = r.exitCode, error = r.error and tostring(r.error):match("^[%u_]+"),
+          class = r.errorClass }
+      end
+      for _, t in ipairs(cases) do
+        worker.configure { zygote = true }
+        local a = outcome(t)
+        worker.configure { zygote = false }
+        local b = outcome(t)
+        assert.same(b, a, t.code)
+      end
+    end)
+  end
 
   it("replaces a killed zygote, and no task fails meanwhile", function()
     local z = ready_zygote()
