@@ -152,6 +152,17 @@ describe("worker zygote", function()
     end)
   end
 
+  it("refuses malformed requests and serves on (spec/tools/zygote_client.c)", function()
+    local out, st = h.run(h.build .. "/zygote_client", { BUILT })
+    assert.equal(0, st.exit_status, out)
+    assert.is_nil(out:find("FAIL"), out)
+    for _, case in ipairs { "no descriptors", "one descriptor", "four descriptors", "not NUL%-terminated",
+      "empty argv%[0%]", "65 arguments", "longer than a request may be" } do
+      assert.truthy(out:find("ok " .. case .. "\n  ok the zygote serves on, holding nothing more"), case)
+    end
+    assert.truthy(out:find("ok its result\nok our child, exit 0\nok zygote ends at EOF"), out)
+  end)
+
   it("replaces a killed zygote, and no task fails meanwhile", function()
     local z = ready_zygote()
     assert(host.kill(z, 9))
