@@ -116,12 +116,15 @@ int main(int argc, char **argv)
 	zargs[1] = (char *)"--zygote";
 	zargs[2] = NULL;
 	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return 2;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
 	posix_spawn_file_actions_adddup2(&fa, sv[1], 1);
-	if (posix_spawn(&zpid, argv[1], &fa, NULL, zargs, environ))
+	v = posix_spawn(&zpid, argv[1], &fa, NULL, zargs, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (v)
 		return 2;
 	close(sv[1]);
 	sock = sv[0];
