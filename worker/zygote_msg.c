@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "zygote_msg.h"
 
@@ -38,4 +40,36 @@ int wk_zygote_unpack(const char *msg, size_t n, char **argv, int max)
 	}
 	argv[argc] = NULL;
 	return argc;
+}
+
+ssize_t wk_zygote_send(int sock, const void *msg, size_t n, const int *fds, int nfd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct iovec iov = { (void *)msg, n };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t r;
+
+	if (nfd < 0 || nfd > 4) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (nfd > 0) {
+		struct cmsghdr *c;
+
+		memset(ctl.buf, 0, sizeof(ctl.buf));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfd * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfd * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfd * sizeof(int));
+	}
+	do
+		r = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	return r;
 }

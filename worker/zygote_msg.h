@@ -4,13 +4,15 @@
  * \brief The zygote's request: an argument vector as NUL-terminated strings
  * (worker/zygote.c, core/host/l_process.c; worker/README.md "Zygote").
  *
- * Self-contained (no Lua): the host (core/host/l_process.c) and the fuzz
- * target spec/fuzz/fuzz_zygote.c build zygote_msg.c too.
+ * Self-contained (no Lua): the host (core/host/l_process.c), the bench
+ * (spec/bench/bench_worker.c), the spec tool (spec/tools/zygote_client.c)
+ * and the fuzz target (spec/fuzz/fuzz_zygote.c) build zygote_msg.c too.
  */
 #ifndef WORKPROOF_ZYGOTE_MSG_H
 #define WORKPROOF_ZYGOTE_MSG_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* A request's payload: at most this many bytes and arguments (argv[0]
  * included). The controller's process_spawn takes at most 64 arguments. */
@@ -38,5 +40,12 @@ size_t wk_zygote_pack(char *const *argv, char *msg, size_t cap);
  * ending in NUL, an empty argv[0], or more than max strings.
  */
 int wk_zygote_unpack(const char *msg, size_t n, char **argv, int max);
+
+/**
+ * Send one request on sock: msg (n bytes) with nfd descriptors (0..4,
+ * SCM_RIGHTS), MSG_NOSIGNAL, retried across EINTR. sendmsg's result: n, or
+ * -1 with errno.
+ */
+ssize_t wk_zygote_send(int sock, const void *msg, size_t n, const int *fds, int nfd);
 
 #endif

@@ -497,16 +497,9 @@ static int zygote_recv(int32_t *v, int ms)
 static int zygote_spawn(char **args, int in_fd, int out_fd, int err_fd, pid_t *pid)
 {
 	char msg[WK_ZYGOTE_MAX_MSG];
-	int fds[3] = { in_fd, out_fd, err_fd }, nfd = err_fd >= 0 ? 3 : 2, rc;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(fds))];
-	} ctl;
-	struct iovec iov = { msg, 0 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			     .msg_controllen = CMSG_SPACE(nfd * sizeof(int)) };
-	struct cmsghdr *c;
+	int fds[3] = { in_fd, out_fd, err_fd }, rc;
 	struct stat st;
+	size_t n;
 	int32_t v;
 
 	if (args[0][0] != '/' || stat(args[0], &st))
@@ -530,21 +523,13 @@ static int zygote_spawn(char **args, int in_fd, int out_fd, int err_fd, pid_t *p
 		}
 		zyg.ready = 1;
 	}
-	iov.iov_len = wk_zygote_pack(args, msg, sizeof(msg));
-	if (!iov.iov_len)
+	n = wk_zygote_pack(args, msg, sizeof(msg));
+	if (!n)
 		return E2BIG;
-	memset(ctl.buf, 0, sizeof(ctl.buf));
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(nfd * sizeof(int));
-	memcpy(CMSG_DATA(c), fds, nfd * sizeof(int));
-	while (sendmsg(zyg.sock, &mh, MSG_NOSIGNAL) < 0) {
-		if (errno != EINTR) {
-			rc = errno;   /* EPIPE: it served its last worker and left */
-			zygote_stop();
-			return rc;
-		}
+	if (wk_zygote_send(zyg.sock, msg, n, fds, err_fd >= 0 ? 3 : 2) < 0) {
+		rc = errno;   /* EPIPE: it is gone */
+		zygote_stop();
+		return rc;
 	}
 	rc = zygote_recv(&v, ZYGOTE_REPLY_MS);
 	if (rc) {

@@ -105,27 +105,16 @@ static int zygote_start(void)
 static int zygote_spawn(pid_t *pid, int in, int out)
 {
 	char msg[WK_ZYGOTE_MAX_MSG];
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} ctl;
 	int fds[2] = { in, out };
-	struct iovec iov = { msg, wk_zygote_pack(args, msg, sizeof(msg)) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			     .msg_controllen = sizeof(ctl.buf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	size_t n = wk_zygote_pack(args, msg, sizeof(msg));
 	int32_t v = -1;
 
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(c), fds, sizeof(fds));
 	pthread_mutex_lock(&zlock);
 	if (zsock < 0 || zforks >= WK_ZYGOTE_FORKS) {
 		zygote_stop();
 		zygote_start();
 	}
-	if (zsock >= 0 && sendmsg(zsock, &mh, MSG_NOSIGNAL) > 0 &&
+	if (zsock >= 0 && wk_zygote_send(zsock, msg, n, fds, 2) > 0 &&
 	    recv(zsock, &v, sizeof(v), 0) == (ssize_t)sizeof(v) && v > 0)
 		zforks++;
 	pthread_mutex_unlock(&zlock);

@@ -23,6 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../../worker/zygote_msg.h"
+
 extern char **environ;
 
 static int sock, failures;
@@ -59,27 +61,10 @@ static int zygote_fds(void)
  * when none came. */
 static int32_t request(const void *msg, size_t n, int fd, int nfd)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(8 * sizeof(int))];
-	} ctl;
-	int fds[8];
-	struct iovec iov = { (void *)msg, n };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int fds[4] = { fd, fd, fd, fd };
 	int32_t v;
 
-	if (nfd > 0) {
-		for (int i = 0; i < nfd; i++)
-			fds[i] = fd;
-		memset(ctl.buf, 0, sizeof(ctl.buf));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(nfd * sizeof(int));
-		CMSG_FIRSTHDR(&mh)->cmsg_level = SOL_SOCKET;
-		CMSG_FIRSTHDR(&mh)->cmsg_type = SCM_RIGHTS;
-		CMSG_FIRSTHDR(&mh)->cmsg_len = CMSG_LEN(nfd * sizeof(int));
-		memcpy(CMSG_DATA(CMSG_FIRSTHDR(&mh)), fds, nfd * sizeof(int));
-	}
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 || recv(sock, &v, sizeof(v), 0) != (ssize_t)sizeof(v))
+	if (wk_zygote_send(sock, msg, n, fds, nfd) < 0 || recv(sock, &v, sizeof(v), 0) != (ssize_t)sizeof(v))
 		return INT32_MIN;
 	return v;
 }
@@ -147,21 +132,9 @@ int main(int argc, char **argv)
 	if (pipe(in) || pipe(out))
 		return 2;
 	{
-		union {
-			struct cmsghdr h;
-			char buf[CMSG_SPACE(2 * sizeof(int))];
-		} ctl;
 		int fds[2] = { in[0], out[1] };
-		struct iovec iov = { msg, n };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-				     .msg_controllen = sizeof(ctl.buf) };
 
-		memset(ctl.buf, 0, sizeof(ctl.buf));
-		CMSG_FIRSTHDR(&mh)->cmsg_level = SOL_SOCKET;
-		CMSG_FIRSTHDR(&mh)->cmsg_type = SCM_RIGHTS;
-		CMSG_FIRSTHDR(&mh)->cmsg_len = CMSG_LEN(sizeof(fds));
-		memcpy(CMSG_DATA(CMSG_FIRSTHDR(&mh)), fds, sizeof(fds));
-		v = sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 || recv(sock, &v, sizeof(v), 0) != (ssize_t)sizeof(v) ? -1 : v;
+		v = wk_zygote_send(sock, msg, n, fds, 2) < 0 || recv(sock, &v, sizeof(v), 0) != (ssize_t)sizeof(v) ? -1 : v;
 	}
 	close(in[0]);
 	close(out[1]);
