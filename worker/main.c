@@ -46,9 +46,10 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: workproof-worker [--isolation sandbox|none] [--uid N] [--ro PATH]...\n"
 		   "                        [--warm lua|javascript --memory-bytes N --timeout-ms N]\n"
-		   "       workproof-worker --zygote   (forks workers on request: worker/README.md)\n"
 		   "       (reads one task as JSON on stdin, prints one NOTARY_RESULT line;\n"
 		   "        --warm prepares the sandbox first, then reads the task)\n"
+		   "       workproof-worker --zygote\n"
+		   "       (started by the host: forks workers on request, worker/README.md)\n"
 		   "test only: --selftest-probe NAME (see worker/README.md)\n");
 }
 

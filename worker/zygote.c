@@ -159,7 +159,14 @@ static void become_worker(const int *fds, int nfd)
 int wk_zygote(int argc, char ***argv)
 {
 	unsigned forks = 0;
+	int type = 0;
+	socklen_t len = sizeof(type);
 
+	if (getsockopt(ZYGOTE_FD, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_SEQPACKET) {
+		fprintf(stderr, "workproof-worker: --zygote needs a SOCK_SEQPACKET socket as fds 0 and 1 "
+				"(the host starts it: worker/README.md, \"Zygote\")\n");
+		exit(WK_EXIT_USAGE);
+	}
 	title_init(argc, *argv);
 	reply(0);
 	for (;;) {
