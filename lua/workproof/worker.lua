@@ -376,7 +376,9 @@ local function npooled()
   return #pools.lua + #pools.javascript
 end
 
---- Whether a backend can keep warm workers (sandbox and none; not qemu).
+--- Whether a backend runs workproof-worker itself (sandbox and none; not
+-- qemu, nor a backend a spec registers): the ones that can keep warm
+-- workers and have them forked by the zygote.
 local function warm_capable(backend)
   return backend == "sandbox" or backend == "none"
 end
@@ -551,7 +553,7 @@ function _M.run(task, opts)
     local err
     proc, err = host.process_spawn {
       file = file, args = args, stdin = backend ~= "qemu" and payload or nil,
-      timeout = timeout, stderr_limit = 16384, zygote = config.zygote and backend ~= "qemu",
+      timeout = timeout, stderr_limit = 16384, zygote = config.zygote and warm_capable(backend),
     }
     if not proc then
       if tmpfile then os_remove(tmpfile) end
