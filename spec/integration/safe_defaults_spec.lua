@@ -214,7 +214,7 @@ describe("safe defaults #integration", function()
     it("says in /info what guards it: every protection on, at its default", function()
       assert.same({
         rateLimit = { limit = 100, window = 60, blockSeconds = 60 },
-        workers = { maxActive = 100, perClient = 10, warm = { lua = 4, javascript = 2 } },
+        workers = { maxActive = 100, perClient = 10, warm = { lua = 4, javascript = 2 }, zygote = true },
         breaker = { failureThreshold = 10, window = 60, countAsFailure = { "infra" } },
         codePatterns = true, taskTypes = true,
         policyBudget = { loadMs = 2000, hookMs = 250, memMb = 256 },

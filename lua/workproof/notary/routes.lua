@@ -54,7 +54,9 @@ local function protections(gen)
       perClient = pconf(gen, "worker_threshold", "per_client"),
       -- warm sandboxes kept ready (none on a backend that cannot keep them)
       warm = worker.warm_capable(c.worker.backend)
-        and { lua = c.worker.pool.lua, javascript = c.worker.pool.javascript } or { lua = 0, javascript = 0 } },
+        and { lua = c.worker.pool.lua, javascript = c.worker.pool.javascript } or { lua = 0, javascript = 0 },
+      -- workers forked by a `workproof-worker --zygote` (the same backends)
+      zygote = worker.warm_capable(c.worker.backend) and c.worker.zygote },
     breaker = { failureThreshold = pconf(gen, "circuit_breaker", "failure_threshold"),
       window = pconf(gen, "circuit_breaker", "window"), countAsFailure = pconf(gen, "circuit_breaker",
         "count_as_failure") },
