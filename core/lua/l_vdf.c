@@ -27,6 +27,13 @@ static int l_modulus(lua_State *L)
 	return 1;
 }
 
+/* wp.vdf.path() -> "ifma" | "adx" | "portable" */
+static int l_path(lua_State *L)
+{
+	lua_pushstring(L, wp_vdf_path());
+	return 1;
+}
+
 _Static_assert(WP_VDF_BYTES <= LWP_DIGEST_MAX, "an h2g element must fit lwp_push_digest");
 
 /* wp.vdf.h2g(seed) -> x */
@@ -133,6 +140,7 @@ void lwp_open_vdf(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
 		{ "modulus", l_modulus },
+		{ "path", l_path },
 		{ "h2g", l_h2g },
 		{ "h2p", l_h2p },
 		{ "eval", l_eval },

@@ -194,6 +194,7 @@ int main(int argc, char **argv)
 			fputs("bench_vdf: a chain failed\n", stderr);
 			return 1;
 		}
+		printf("path %s\n", wp_vdf_path());
 		printf("sq_per_s %.0f\nmpz_sq_per_s %.0f\nopenssl_sq_per_s %.0f\n", rate[0], rate[1], rate[2]);
 		printf("mpz_ratio %.4f\nopenssl_ratio %.4f\n", ratio[1], ratio[2]);
 		fflush(stdout);

@@ -3,6 +3,7 @@
 local wp = require "workproof"
 local h = require "helpers"
 local cjson = require "cjson"
+local ffi = require "ffi"
 
 local BUILD = os.getenv("WORKPROOF_BUILD") or "build"
 local EXE = BUILD .. "/workproof"
@@ -180,6 +181,53 @@ describe("vdf squaring chain", function()
     assert.equal(hex(ONE), hex(vdf._squarings(sub_from_n(ONE), 1)))
     assert.equal(hex(("\0"):rep(256)), hex(vdf._squarings(("\0"):rep(256), 7)))
     assert.is_true(#n == 256)
+  end)
+
+  describe("every implementation (WORKPROOF_VDF_PATH)", function()
+    ffi.cdef [[
+      int setenv(const char *name, const char *value, int overwrite);
+      int unsetenv(const char *name);
+    ]]
+    local cpu = h.read("/proc/cpuinfo") or ""
+    local has = function(flag) return cpu:find("%f[%w_]" .. flag .. "%f[^%w_]") ~= nil end
+    local best = (has("avx512ifma") and has("avx512f") and "ifma") or
+                 ((has("adx") and has("bmi2")) and "adx") or "portable"
+    local rank = { portable = 1, adx = 2, ifma = 3 }
+    after_each(function() ffi.C.unsetenv("WORKPROOF_VDF_PATH") end)
+
+    it("the default is the fastest this CPU has", function()
+      assert.equal(best, vdf.path())
+    end)
+
+    for _, path in ipairs({ "portable", "adx", "ifma" }) do
+      it(path .. " agrees with the mpz reference (random x, T across the IFMA chain's threshold, edges)", function()
+        ffi.C.setenv("WORKPROOF_VDF_PATH", path, 1)
+        -- a path the CPU lacks falls back to the fastest it has
+        assert.equal(rank[path] <= rank[best] and path or best, vdf.path())
+        local r = h.rng(7 + rank[path])
+        for i = 1, 40 do
+          local x = vdf.h2g(path .. i)
+          if r(2) == 1 then x = sub_from_n(x) end
+          local t = ({ 63, 64, 65, 200 })[i] or r(400) - 1
+          assert.equal(hex(vdf._eval_reference(x, t)), hex(vdf._squarings(x, t)), path .. " T=" .. t)
+        end
+        for _, x in ipairs({ ("\0"):rep(256), ONE, sub_from_n(ONE), ("\0") .. ("\255"):rep(255),
+                             "\199" .. ("\0"):rep(255), sub_from_n(add_small(ONE, 1)) }) do
+          for _, t in ipairs({ 64, 100 }) do
+            assert.equal(hex(vdf._eval_reference(x, t)), hex(vdf._squarings(x, t)), path .. " T=" .. t)
+          end
+        end
+        -- and the whole eval against the pinned vectors, also under a tiny memory budget (the
+        -- chain then runs in many pieces between checkpoints)
+        for _, v in ipairs(VEC) do
+          for _, o in ipairs({ {}, { memory = 4096 } }) do
+            local y, proof = vdf.eval(unhex(v.seed), v.T, o)
+            assert.equal(v.y, hex(y), path .. " T=" .. v.T)
+            assert.equal(v.proof, hex(proof), path .. " T=" .. v.T)
+          end
+        end
+      end)
+    end
   end)
 
   it("rejects x >= N with ERANGE and wrong lengths by raising", function()

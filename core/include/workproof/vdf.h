@@ -144,6 +144,14 @@ int wp_vdf_verify(const void *seed, size_t seed_len, uint64_t T,
 		  const uint8_t proof[WP_VDF_BYTES]);
 
 /**
+ * The squaring chain's implementation on this CPU: "ifma" (AVX-512 IFMA,
+ * 52-bit digits), "adx" (MULX/ADCX/ADOX reduction) or "portable" (GMP's
+ * addmul_1), the fastest the CPU has unless WORKPROOF_VDF_PATH names a
+ * slower one (docs/vdf.md). Every path computes the same numbers.
+ */
+const char *wp_vdf_path(void);
+
+/**
  * The raw Montgomery squaring chain: y = x^(2^T) mod N, not canonicalised.
  * Exposed for cross-checks against published vectors and for benchmarks.
  * \return WP_OK, or WP_ERANGE if x >= N or T > WP_VDF_T_MAX.
