@@ -74,6 +74,24 @@ static int l_now(lua_State *L)
 	return 1;
 }
 
+/*
+ * wp.boot_ticks(): clock ticks (USER_HZ) since boot on CLOCK_BOOTTIME, the
+ * clock and unit of a process's start time in /proc/<pid>/stat (field 22;
+ * the kernel divides the same nanoseconds the same way). A process forked
+ * between two readings that agree started in that tick.
+ */
+static int l_boot_ticks(lua_State *L)
+{
+	struct timespec ts;
+	uint64_t ns;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	lua_pushnumber(L, (double)(ns / (1000000000u / (uint64_t)(hz > 0 ? hz : 100))));
+	return 1;
+}
+
 /* wp.time(): wall-clock Unix seconds (float). */
 static int l_time(lua_State *L)
 {
@@ -152,6 +170,7 @@ int luaopen_workproof_host(lua_State *L)
 		{ "spawn", l_spawn },
 		{ "now", l_now },
 		{ "time", l_time },
+		{ "boot_ticks", l_boot_ticks },
 		{ "in_coroutine", l_in_coroutine },
 		{ "stop", l_stop },
 		{ NULL, NULL },

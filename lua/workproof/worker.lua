@@ -212,25 +212,44 @@ end
 local free_slots, nslots = {}, 0
 
 -- Each record is overwritten in place at a fixed width, never truncated:
--- ext4 flushes a file truncated and rewritten when it is closed.
+-- ext4 flushes a file truncated and rewritten when it is closed. A slot's
+-- file stays open while this instance keeps its records (one descriptor
+-- per slot, as many as workers ever ran at once): a rewrite is a seek and
+-- a write, with no path to look up (files are keyed by path: a spec may
+-- move the state dir).
 local SLOT_WIDTH = 48
+local slot_files = {}
 
 local function write_slot(slot, text)
   local p = slot_path(slot)
-  local f = io_open(p, "r+b") or io_open(p, "wb")
-  if not f then return end
+  local f = slot_files[p]
+  if not f then
+    f = io_open(p, "r+be") or io_open(p, "wbe")   -- e: close-on-exec
+    if not f then return end
+    f:setvbuf("no")
+    slot_files[p] = f
+  end
+  f:seek("set", 0)
   f:write(text, (" "):rep(SLOT_WIDTH - 1 - #text), "\n")
-  f:close()
 end
 
-local function record(pid)
+-- pid's start time, given host.boot_ticks() read just before and just
+-- after it was spawned: the tick both readings name when they agree (the
+-- kernel stamps a process when it forks, from the same clock), else the
+-- kernel's own figure from /proc (one spawn in several crosses a tick)
+local function spawned_start(pid, before, after)
+  if before == after then return tostring(before) end
+  return starttime(pid)
+end
+
+local function record(pid, before, after)
   if not own_dir() or not make_dir() then return end
   local slot = table.remove(free_slots)
   if not slot then
     nslots = nslots + 1
     slot = nslots
   end
-  write_slot(slot, pid .. " " .. (starttime(pid) or "?"))
+  write_slot(slot, pid .. " " .. (spawned_start(pid, before, after) or "?"))
   return slot
 end
 
@@ -309,6 +328,8 @@ end
 -- are gone).
 function _M.release_records()
   local d = own_dir()
+  for _, f in pairs(slot_files) do f:close() end
+  slot_files = {}
   if not d or made_dir ~= d then return end
   for _, rec in ipairs(list_dir(d)) do
     if tonumber(rec) then os_remove(d .. "/" .. rec) end
@@ -410,6 +431,7 @@ local function fill()
       local args = { "--warm", lang, "--memory-bytes", tostring(config.pool_memory),
         "--timeout-ms", tostring(config.pool_timeout_ms) }
       for i = #base, 1, -1 do table.insert(args, 1, base[i]) end
+      local before = host.boot_ticks()
       local proc = host.process_spawn { file = file, args = args, keep_stdin = true, stderr_limit = 16384,
         zygote = config.zygote }
       if not proc then
@@ -417,7 +439,7 @@ local function fill()
         return
       end
       stats.spawned = stats.spawned + 1
-      idle[#idle + 1] = { proc = proc, slot = record(proc.pid) }
+      idle[#idle + 1] = { proc = proc, slot = record(proc.pid, before, host.boot_ticks()) }
     end
   end
 end
@@ -551,6 +573,7 @@ function _M.run(task, opts)
       return nil, "ESPAWN: " .. tostring(args), "ESPAWN"
     end
     local err
+    local before = host.boot_ticks()
     proc, err = host.process_spawn {
       file = file, args = args, stdin = backend ~= "qemu" and payload or nil,
       timeout = timeout, stderr_limit = 16384, zygote = config.zygote and warm_capable(backend),
@@ -561,7 +584,7 @@ function _M.run(task, opts)
       return nil, err, "ESPAWN"
     end
     stats.spawned = stats.spawned + 1
-    slot = record(proc.pid)
+    slot = record(proc.pid, before, host.boot_ticks())
   end
   local pid = proc.pid
   live[pid] = { proc = proc, started = t0, deadline = t0 + timeout, backend = backend }

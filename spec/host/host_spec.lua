@@ -116,6 +116,27 @@ describe("host", function()
   it("wp.time is wall-clock Unix seconds", function()
     assert.is_true(math.abs(wp.time() - os.time()) < 2)
   end)
+
+  it("wp.boot_ticks counts /proc/uptime's clock in USER_HZ ticks and brackets a spawn's start time", function()
+    local host, owner = require "workproof.host", require "workproof.owner"
+    local f = assert(io.open("/proc/uptime"))
+    local before_up, up = host.boot_ticks(), tonumber(f:read("*l"):match("^(%S+)"))
+    f:close()
+    assert.is_true(math.abs(before_up - up * 100) <= 2, before_up .. " vs " .. up)
+    -- the kernel's own start time (field 22) of children spawned between two readings
+    local agreed = 0
+    for _ = 1, 40 do
+      local before = host.boot_ticks()
+      local p = assert(host.process_spawn { file = "/bin/sleep", args = { "5" } })
+      local after = host.boot_ticks()
+      local st = tonumber((owner.starttime(p.pid)))
+      p:kill()
+      p:wait()
+      assert.is_true(before <= st and st <= after, ("%d <= %d <= %d"):format(before, st, after))
+      if before == after then agreed = agreed + 1 end
+    end
+    assert.is_true(agreed > 0)
+  end)
 end)
 
 describe("workproof run", function()

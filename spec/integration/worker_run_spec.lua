@@ -252,14 +252,18 @@ describe("reaper", function()
     local me = owner.self()
     local own = dir .. "/workers/" .. me.id
     local seen, rec
+    local live_start
     wp.spawn(function()
       wp.sleep(0.1)
       seen = ls(own)
       rec = h.read(own .. "/" .. seen[1])
+      live_start = owner.starttime(tonumber(rec:match("^%d+")))
     end)
     worker.run(task("x"), { backend = "slow" })
     assert.same({ "1", "owner" }, seen)   -- slot 1: "pid start" while in use
     assert.matches("^%d+ %d+ *\n$", rec)
+    -- the start time recorded is the kernel's (/proc/<pid>/stat), whether read or derived
+    assert.equal(live_start, rec:match("^%d+ (%d+)"))
     assert.same({ me.id }, ls(dir .. "/workers"))
     -- the slot stays, blanked (free), and the next worker takes it again
     assert.same({ "1", "owner" }, ls(own))
