@@ -188,6 +188,18 @@ describe("worker zygote", function()
     end, 3), table.concat(zombies or {}, "\n"))
   end)
 
+  it("gives up on a hung zygote after 1 s: the task is exec'd, the zygote killed and replaced", function()
+    local z = ready_zygote()
+    assert(host.kill(z, 19))   -- SIGSTOP: it takes the request and never answers
+    local t0 = wp.now()
+    local r = assert(worker.run(task("print(7)")))
+    local waited = wp.now() - t0
+    assert.equal(wp.hex(wp.sha256("7")), r.actualHash)
+    assert.is_true(waited >= 0.9, "waited " .. waited)   -- ZYGOTE_REPLY_MS, then spawned
+    assert.is_false(h.alive(z))   -- killed and reaped
+    assert.not_equal(z, ready_zygote())
+  end)
+
   it("starts a new zygote when the worker executable is replaced on disk", function()
     local dir = h.tmpdir()
     local path = dir .. "/workproof-worker"
