@@ -284,6 +284,31 @@ describe("safe defaults #integration", function()
       end), out)
     end)
 
+    it("records each live worker with its kernel start time under ./var/workers (what a restart reaps by)", function()
+      local owner = require "workproof.owner"
+      local function records()
+        local out = {}
+        for _, id in ipairs(h.ls(dir .. "/var/workers")) do
+          for _, slot in ipairs(h.ls(dir .. "/var/workers/" .. id)) do   -- 1, 2, ... (and the owner file)
+            local pid, st = (h.read(dir .. "/var/workers/" .. id .. "/" .. slot) or ""):match("^(%d+) (%S+)")
+            if pid and tonumber(slot) then out[#out + 1] = { pid = tonumber(pid), start = st } end
+          end
+        end
+        return out
+      end
+      -- the six idle warm workers (4 Lua, 2 JavaScript), each recorded once it is in the pool
+      local recs
+      assert.is_true(h.eventually(function()
+        recs = records()
+        return #recs == 6
+      end), cjson.encode(recs))
+      for _, r in ipairs(recs) do
+        assert.equal((owner.starttime(r.pid)), r.start, "pid " .. r.pid)
+        local cmdline = (h.read("/proc/" .. r.pid .. "/cmdline") or ""):gsub("%z", " ")
+        assert.matches("workproof%-worker .*%-%-warm", cmdline)
+      end
+    end)
+
     it("reads the body in one pass: inputData as sent, node's taskHash, the task types' input limit", function()
       local b = '{"taskType":"data-transformation","language":"lua","code":"print(input.a[1] + input.b)",'
         .. '"expectedHash":"' .. wp.hex(wp.sha256("101.5")) .. '","inputData":{"b":1.50,"a":[1e2,-0],"1":"\\u00e9"}}'
