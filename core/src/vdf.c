@@ -535,7 +535,6 @@ void wp_vdf_h2g(const void *seed, size_t seed_len, uint8_t x[WP_VDF_BYTES])
 	mpz_clears(n, v, NULL);
 }
 
-
 static int is_prime128(u128 c)
 {
 	uint8_t b[16];

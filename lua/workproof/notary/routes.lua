@@ -47,16 +47,17 @@ end
 local function protections(gen)
   local c = gen.config
   local lim = c.limits
+  local own_workers = worker.warm_capable(c.worker.backend)   -- backends that run workproof-worker
   return {
     rateLimit = { limit = pconf(gen, "rate_limit", "limit"), window = pconf(gen, "rate_limit", "window"),
       blockSeconds = pconf(gen, "rate_limit", "block_seconds") },
     workers = { maxActive = pconf(gen, "worker_threshold", "max_active"),
       perClient = pconf(gen, "worker_threshold", "per_client"),
       -- warm sandboxes kept ready (none on a backend that cannot keep them)
-      warm = worker.warm_capable(c.worker.backend)
-        and { lua = c.worker.pool.lua, javascript = c.worker.pool.javascript } or { lua = 0, javascript = 0 },
+      warm = own_workers and { lua = c.worker.pool.lua, javascript = c.worker.pool.javascript }
+        or { lua = 0, javascript = 0 },
       -- workers forked by a `workproof-worker --zygote` (the same backends)
-      zygote = worker.warm_capable(c.worker.backend) and c.worker.zygote },
+      zygote = own_workers and c.worker.zygote },
     breaker = { failureThreshold = pconf(gen, "circuit_breaker", "failure_threshold"),
       window = pconf(gen, "circuit_breaker", "window"), countAsFailure = pconf(gen, "circuit_breaker",
         "count_as_failure") },
