@@ -771,7 +771,10 @@ int wk_run(const struct wk_opts *o, struct wk_task *t, struct wk_result *res)
 	fflush(NULL); /* no stdio buffer may be written twice */
 
 	if (sandbox) {
-		pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS |
+		/* a zygote's workers share its empty net namespace (zygote.c) */
+		unsigned long net = wk_shared_netns ? 0 : CLONE_NEWNET;
+
+		pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | net | CLONE_NEWNS |
 				     CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_PIDFD | SIGCHLD,
 				     NULL, &pidfd, NULL, 0);
 		if (pid == 0)

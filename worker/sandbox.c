@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/capability.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,22 +92,54 @@ static int write_file(const char *path, const char *text)
 	return 0;
 }
 
-int wk_write_idmaps(int pid, uint32_t uid, uint32_t gid)
+/* setgroups "deny", then "IN OUT 1" into uid_map and gid_map of /proc/WHO */
+static int write_idmaps(const char *who, uint32_t in_uid, uint32_t uid, uint32_t in_gid, uint32_t gid)
 {
 	char path[64], map[64];
 
 	/* setgroups must be denied before an unprivileged gid_map write, and
 	 * it keeps the task from ever dropping into a group we did not map. */
-	snprintf(path, sizeof(path), "/proc/%d/setgroups", pid);
+	snprintf(path, sizeof(path), "/proc/%s/setgroups", who);
 	if (write_file(path, "deny"))
 		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
-	snprintf(map, sizeof(map), "0 %u 1\n", uid);
+	snprintf(path, sizeof(path), "/proc/%s/uid_map", who);
+	snprintf(map, sizeof(map), "%u %u 1\n", in_uid, uid);
 	if (write_file(path, map))
 		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
-	snprintf(map, sizeof(map), "0 %u 1\n", gid);
+	snprintf(path, sizeof(path), "/proc/%s/gid_map", who);
+	snprintf(map, sizeof(map), "%u %u 1\n", in_gid, gid);
 	return write_file(path, map);
+}
+
+int wk_write_idmaps(int pid, uint32_t uid, uint32_t gid)
+{
+	char who[16];
+
+	snprintf(who, sizeof(who), "%d", pid);
+	return write_idmaps(who, 0, uid, 0, gid);
+}
+
+int wk_shared_netns;
+
+int wk_enter_empty_netns(void)
+{
+	uint32_t uid = (uint32_t)geteuid(), gid = (uint32_t)getegid();
+
+	if (unshare(CLONE_NEWNET) == 0)
+		return wk_shared_netns = 1;
+	if (errno != EPERM || unshare(CLONE_NEWUSER | CLONE_NEWNET))
+		return 0;
+	/* Unprivileged: the net namespace needs a user namespace to own it.
+	 * Ours maps our own ids to themselves, which a process may always
+	 * write for itself, so the workers keep their uid and map it again
+	 * into their sandboxes; the namespace's capabilities give them
+	 * nothing outside it. */
+	if (write_idmaps("self", uid, uid, gid, gid)) {
+		/* an unmapped uid: no sandbox could map one now */
+		fprintf(stderr, "workproof-worker: zygote: %s\n", wk_setup_err.msg);
+		_exit(1);
+	}
+	return wk_shared_netns = 1;
 }
 
 int wk_become_nsroot(void)

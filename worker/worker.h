@@ -209,6 +209,13 @@ extern struct wk_setup_err wk_setup_err;
 
 /** Parent side: write setgroups/uid_map/gid_map of the child. */
 int wk_write_idmaps(int pid, uint32_t uid, uint32_t gid);
+/** The zygote, once: move into a new, empty net namespace (with a user
+ *  namespace of identity-mapped ids to own it when unprivileged). Returns
+ *  1 and sets wk_shared_netns, which its workers inherit: their sandboxes
+ *  then share that namespace instead of each creating one. Returns 0 (no
+ *  change: the sandboxes create their own) when the kernel refuses. */
+int wk_enter_empty_netns(void);
+extern int wk_shared_netns;
 /** Become the namespace's root (setresuid/setresgid 0): the kernel uid
  *  is then the unprivileged outside uid. */
 int wk_become_nsroot(void);

@@ -152,6 +152,88 @@ describe("worker zygote", function()
     end)
   end
 
+  -- the net namespace (its /proc link) of the sandbox of each running
+  -- worker of `parent` (its children whose command line is a worker's)
+  local function ns(pid, kind)
+    local f = io.popen("readlink /proc/" .. pid .. "/ns/" .. kind .. " 2>/dev/null")
+    local s = f:read("*l")
+    f:close()
+    return s
+  end
+  local function sandbox_nets(parent, want)
+    local nets
+    assert(h.eventually(function()
+      nets = {}
+      for pid in sh(("pgrep -P %d -f '^[^ ]*workproof-worker --isolation sandbox$' || true"):format(parent))
+          :gmatch("%d+") do
+        local box = sh("pgrep -P " .. pid .. " || true"):match("%d+")
+        nets[#nets + 1] = box and ns(box, "net")
+      end
+      return #nets == want
+    end, 20), "running sandboxes: " .. #nets)
+    return nets
+  end
+  local BUSY = "local x = 0 for i = 1, 6e8 do x = x + i end print(x)"
+
+  it("puts its workers' sandboxes in its own empty net namespace, not one each nor the host's", function()
+    local z = ready_zygote()
+    local zn = ns(z, "net")
+    assert.not_equal(ns(host.pid, "net"), zn)
+    -- empty: a loopback, down, and nothing else
+    local links = sh(("nsenter --net=/proc/%d/ns/net ip -o link"):format(z))
+    assert.equal(1, select(2, links:gsub("\n", "")), links)
+    assert.matches("^1: lo: <LOOPBACK>", links)
+    local done = 0
+    for _ = 1, 2 do
+      wp.spawn(function()
+        assert(worker.run(task(BUSY, { timeoutMs = 30000 })))
+        done = done + 1
+      end)
+    end
+    assert.same({ zn, zn }, sandbox_nets(host.pid, 2))
+    assert(h.eventually(function() return done == 2 end, 60))
+    -- exec'd workers still make one each
+    worker.configure { zygote = false }
+    for _ = 1, 2 do wp.spawn(function() assert(worker.run(task(BUSY, { timeoutMs = 30000 }))) done = done + 1 end) end
+    local nets = sandbox_nets(host.pid, 2)
+    assert.not_equal(nets[1], nets[2])
+    for _, n in ipairs(nets) do
+      assert.is_string(n)
+      assert.not_equal(zn, n)
+      assert.not_equal(ns(host.pid, "net"), n)
+    end
+    assert(h.eventually(function() return done == 4 end, 60))
+  end)
+
+  it("unprivileged, owns its net namespace through a user namespace of its own ids, and works", function()
+    if sh("id -u") ~= "0\n" then return pending("setpriv to another user needs root") end
+    local dir = h.tmpdir()
+    sh("chmod 755 " .. h.q(dir))
+    h.write(dir .. "/run.lua", ([[
+      local wp = require "workproof"
+      wp.worker.configure { backend = "sandbox", worker = %q, zygote = true, pool = { lua = 0, javascript = 0 } }
+      for _ = 1, 20 do assert(wp.worker.run { jobId = "u", language = "lua", code = "print(1)" }) end
+      local r = assert(wp.worker.run { jobId = "u", language = "lua", code = %q, timeoutMs = 30000 })
+      print(r.actualHash, r.exitCode)
+    ]]):format(BUILT, BUSY))
+    local p = assert(host.process_spawn { file = "/usr/bin/setpriv", timeout = 120, args = {
+      "--reuid=65534", "--regid=65534", "--clear-groups", h.build .. "/workproof", "run", dir .. "/run.lua" } })
+    local z
+    assert(h.eventually(function()
+      z = tonumber(sh(("pgrep -P %d -f 'workproof-worker --zygote$' || true"):format(p.pid)):match("%d+"))
+      return z ~= nil
+    end, 20))
+    local zn = ns(z, "net")
+    assert.same({ zn }, sandbox_nets(p.pid, 1))
+    assert.not_equal(ns(host.pid, "net"), zn)
+    assert.not_equal(ns(host.pid, "user"), ns(z, "user"))
+    assert.equal("65534 65534 1", (h.read("/proc/" .. z .. "/uid_map"):match("^%s*(.-)%s*$"):gsub("%s+", " ")))
+    local out, st = h.read_all(p)
+    assert.equal(0, st.exit_status, st.stderr)
+    assert.matches("^%x+\t0\n$", out)
+    sh("rm -rf " .. h.q(dir))
+  end)
+
   it("refuses malformed requests and serves on (spec/tools/zygote_client.c)", function()
     local out, st = h.run(h.build .. "/zygote_client", { BUILT })
     assert.equal(0, st.exit_status, out)
