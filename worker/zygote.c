@@ -167,7 +167,8 @@ static void map_code_for_forks(void)
 		return;
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long lo, hi, off;
-		char perms[5], path[256] = "";
+		char perms[5], path[256] = "", byte;
+		volatile char *page;
 		int prot;
 
 		if (sscanf(line, "%lx-%lx %4s %lx %*s %*s %255s", &lo, &hi, perms, &off, path) < 4 ||
@@ -176,7 +177,9 @@ static void map_code_for_forks(void)
 		prot = PROT_READ | (perms[2] == 'x' ? PROT_EXEC : 0);
 		if (perms[0] != 'r' || mprotect((void *)lo, hi - lo, prot | PROT_WRITE))
 			continue;
-		*(volatile char *)lo = *(volatile char *)lo;
+		page = (volatile char *)lo;
+		byte = page[0];
+		page[0] = byte;   /* the same byte, in a private copy of the page */
 		if (mprotect((void *)lo, hi - lo, prot))
 			_exit(1);   /* cannot happen: it was so a moment ago */
 #ifdef MADV_POPULATE_READ
