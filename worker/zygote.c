@@ -166,12 +166,13 @@ static void map_code_for_forks(void)
 	if (!f)
 		return;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi, off;
-		char perms[5], path[256] = "", byte;
+		unsigned long lo, hi;
+		char perms[5], path[256], byte;
 		volatile char *page;
 		int prot;
 
-		if (sscanf(line, "%lx-%lx %4s %lx %*s %*s %255s", &lo, &hi, perms, &off, path) < 4 ||
+		/* read-only private mappings of a file (not [vdso] and the like) */
+		if (sscanf(line, "%lx-%lx %4s %*x %*s %*u %255s", &lo, &hi, perms, path) != 4 ||
 		    path[0] != '/' || perms[1] != '-' || perms[3] != 'p')
 			continue;
 		prot = PROT_READ | (perms[2] == 'x' ? PROT_EXEC : 0);
