@@ -214,7 +214,8 @@ describe("safe defaults #integration", function()
     it("says in /info what guards it: every protection on, at its default", function()
       assert.same({
         rateLimit = { limit = 100, window = 60, blockSeconds = 60 },
-        workers = { maxActive = 100, perClient = 10, warm = { lua = 4, javascript = 2 }, zygote = true },
+        workers = { maxActive = 100, perClient = 10, warm = { lua = 4, javascript = 2 }, zygote = true,
+          sandboxNet = "zygote" },
         breaker = { failureThreshold = 10, window = 60, countAsFailure = { "infra" } },
         codePatterns = true, taskTypes = true,
         policyBudget = { loadMs = 2000, hookMs = 250, memMb = 256 },
@@ -282,6 +283,22 @@ describe("safe defaults #integration", function()
         out = h.run("/bin/sh", { "-c", forked:format(info().pid, info().pid) })
         return out == "forked\n"
       end), out)
+      -- as /info says (sandboxNet "zygote"): every warm sandbox (pid 1 of its
+      -- pid namespace) is in the zygote's net namespace, not the host's, and
+      -- that namespace holds only a loopback, down
+      local nets = h.run("/bin/sh", { "-c", ([=[
+        z=$(pgrep -P %d -f '^[^ ]*workproof-worker --zygote$')
+        echo "zygote $(readlink /proc/$z/ns/net) host $(readlink /proc/self/ns/net)"
+        nsenter --net=/proc/$z/ns/net ip -o link | cut -d' ' -f2,3
+        for w in $(pgrep -P %d -f '^[^ ]*workproof-worker .*--warm'); do
+          for c in $(pgrep -P $w); do
+            grep -q '^NSpid:.*[[:space:]]1$' /proc/$c/status && readlink /proc/$c/ns/net
+          done
+        done | sort | uniq -c | sed 's/^ *//']=]):format(info().pid, info().pid) })
+      local zn, hn = nets:match("^zygote (%S+) host (%S+)\n")
+      assert.is_string(zn, nets)
+      assert.not_equal(hn, zn)
+      assert.equal(("zygote %s host %s\nlo: <LOOPBACK>\n6 %s\n"):format(zn, hn, zn), nets)
     end)
 
     it("records each live worker with its kernel start time under ./var/workers (what a restart reaps by)", function()

@@ -57,7 +57,10 @@ local function protections(gen)
       warm = own_workers and { lua = c.worker.pool.lua, javascript = c.worker.pool.javascript }
         or { lua = 0, javascript = 0 },
       -- workers forked by a `workproof-worker --zygote` (the same backends)
-      zygote = own_workers and c.worker.zygote },
+      zygote = own_workers and c.worker.zygote,
+      -- the sandbox's net namespace: the zygote's empty one, shared by the
+      -- sandboxes it forks, or one of its own (worker/README.md, layer 1)
+      sandboxNet = c.worker.backend == "sandbox" and (c.worker.zygote and "zygote" or "own") or nil },
     breaker = { failureThreshold = pconf(gen, "circuit_breaker", "failure_threshold"),
       window = pconf(gen, "circuit_breaker", "window"), countAsFailure = pconf(gen, "circuit_breaker",
         "count_as_failure") },
