@@ -152,13 +152,9 @@ describe("worker zygote", function()
     end)
   end
 
-  -- the net namespace (its /proc link) of the sandbox of each running
-  -- worker of `parent` (its children whose command line is a worker's)
+  -- a process's namespace of a kind, as its /proc link names it (nil: gone)
   local function ns(pid, kind)
-    local f = io.popen("readlink /proc/" .. pid .. "/ns/" .. kind .. " 2>/dev/null")
-    local s = f:read("*l")
-    f:close()
-    return s
+    return sh("readlink /proc/" .. pid .. "/ns/" .. kind .. " 2>/dev/null"):match("[^\n]+")
   end
   -- the sandbox of a worker: its child that is pid 1 of a pid namespace (a
   -- sanitizer build's exiting worker also has LeakSanitizer's tracer)
@@ -168,6 +164,8 @@ describe("worker zygote", function()
       if status:match("\nNSpid:%s+%d+%s+1\n") then return box end
     end
   end
+  -- the net namespace of the sandbox of each running worker of `parent`
+  -- (its children whose command line is a worker's), once there are `want`
   local function sandbox_nets(parent, want)
     local nets
     assert(h.eventually(function()
@@ -182,6 +180,16 @@ describe("worker zygote", function()
     return nets
   end
   local BUSY = "local x = 0 for i = 1, 6e8 do x = x + i end print(x)"
+  -- n busy tasks at once, each on its own coroutine; counts them done
+  local done = 0
+  local function busy(n)
+    for _ = 1, n do
+      wp.spawn(function()
+        assert(worker.run(task(BUSY, { timeoutMs = 30000 })))
+        done = done + 1
+      end)
+    end
+  end
 
   it("puts its workers' sandboxes in its own empty net namespace, not one each nor the host's", function()
     local z = ready_zygote()
@@ -191,18 +199,13 @@ describe("worker zygote", function()
     local links = sh(("nsenter --net=/proc/%d/ns/net ip -o link"):format(z))
     assert.equal(1, select(2, links:gsub("\n", "")), links)
     assert.matches("^1: lo: <LOOPBACK>", links)
-    local done = 0
-    for _ = 1, 2 do
-      wp.spawn(function()
-        assert(worker.run(task(BUSY, { timeoutMs = 30000 })))
-        done = done + 1
-      end)
-    end
+    done = 0
+    busy(2)
     assert.same({ zn, zn }, sandbox_nets(host.pid, 2))
     assert(h.eventually(function() return done == 2 end, 60))
     -- exec'd workers still make one each
     worker.configure { zygote = false }
-    for _ = 1, 2 do wp.spawn(function() assert(worker.run(task(BUSY, { timeoutMs = 30000 }))) done = done + 1 end) end
+    busy(2)
     local nets = sandbox_nets(host.pid, 2)
     assert.not_equal(nets[1], nets[2])
     for _, n in ipairs(nets) do
