@@ -490,26 +490,31 @@ static int zygote_recv(int32_t *v, int ms)
 	return r == (ssize_t)sizeof(*v) ? 0 : EPIPE;
 }
 
-/* Ask the zygote for a child, as spawn() would start it (args[0] an absolute
- * path). 0 with *pid; an errno value: spawn() it instead; a negative errno
- * value: the request went out but no answer came back (the zygote died or
- * hung), so a worker may hold these pipes: spawn() it on new ones. */
+/* Ask the zygote for a child, as spawn() would start it. 0 with *pid; an
+ * errno value: spawn() it instead; a negative errno value: the request went
+ * out but no answer came back (the zygote died or hung), so a worker may
+ * hold these pipes: spawn() it on new ones. A relative args[0] (a relative
+ * WORKPROOF_BUILD or worker.path) names the zygote by its absolute path,
+ * which is what identifies it. */
 static int zygote_spawn(char **args, int in_fd, int out_fd, int err_fd, pid_t *pid)
 {
-	char msg[WK_ZYGOTE_MAX_MSG];
+	char msg[WK_ZYGOTE_MAX_MSG], abs[PATH_MAX];
+	const char *file = args[0];
 	int fds[3] = { in_fd, out_fd, err_fd }, rc;
 	struct stat st;
 	size_t n;
 	int32_t v;
 
-	if (args[0][0] != '/' || stat(args[0], &st))
-		return ENOENT;
-	if (zyg.sock >= 0 && (strcmp(zyg.file, args[0]) || st.st_dev != zyg.st.st_dev ||
+	if (file[0] != '/' && !(file = realpath(args[0], abs)))
+		return errno;
+	if (stat(file, &st))
+		return errno;
+	if (zyg.sock >= 0 && (strcmp(zyg.file, file) || st.st_dev != zyg.st.st_dev ||
 			      st.st_ino != zyg.st.st_ino || st.st_mtim.tv_sec != zyg.st.st_mtim.tv_sec ||
 			      st.st_mtim.tv_nsec != zyg.st.st_mtim.tv_nsec))
 		zygote_stop();   /* another executable, or this one replaced */
 	if (zyg.sock < 0) {
-		zygote_start(args[0], &st);
+		zygote_start(file, &st);
 		return EAGAIN;
 	}
 	if (!zyg.ready) {

@@ -368,6 +368,27 @@ describe("worker zygote", function()
     if z then assert.not_equal(base(z), looked) end
   end)
 
+  it("forks the workers a relative worker path names (a relative WORKPROOF_BUILD), known by its absolute path", function()
+    local rel = sh("realpath --relative-to=. " .. h.q(BUILT)):gsub("\n$", "")
+    assert.is_nil(rel:find("^/"), rel)
+    worker.configure { worker = rel }
+    local z = ready_zygote()
+    assert.equal(sh("realpath " .. h.q(BUILT)):gsub("\n$", "") .. " --zygote",
+      (sh("tr '\\0' ' ' < /proc/" .. z .. "/cmdline"):gsub(" $", "")))
+    local looked, cmd
+    wp.spawn(function()
+      h.eventually(function()
+        local pid = children("^[^ ]*workproof-worker --isolation sandbox$")[1]
+        looked = pid and base(pid)
+        cmd = pid and sh("tr '\\0' ' ' < /proc/" .. pid .. "/cmdline 2>/dev/null"):gsub(" $", "")
+        return looked ~= nil
+      end)
+    end)
+    assert(worker.run(task("local x = 0 for i = 1, 3e8 do x = x + i end print(x)", { timeoutMs = 20000 })))
+    assert.equal(base(z), looked, "forked by the zygote, not exec'd")
+    assert.equal(rel .. " --isolation sandbox", cmd)
+  end)
+
   it("ends when the host that started it is gone", function()
     local dir = h.tmpdir()
     h.write(dir .. "/run.lua", [[
