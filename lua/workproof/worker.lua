@@ -230,7 +230,9 @@ local function write_slot(slot, text)
     slot_files[p] = f
   end
   f:seek("set", 0)
-  f:write(text, (" "):rep(SLOT_WIDTH - 1 - #text), "\n")
+  -- one write (unbuffered: a write per argument), so a record is never
+  -- seen half written
+  f:write(text .. (" "):rep(SLOT_WIDTH - 1 - #text) .. "\n")
 end
 
 -- pid's start time, given host.boot_ticks() read just before and just
