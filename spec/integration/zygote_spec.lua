@@ -368,7 +368,8 @@ describe("worker zygote", function()
     if z then assert.not_equal(base(z), looked) end
   end)
 
-  it("forks the workers a relative worker path names (a relative WORKPROOF_BUILD), known by its absolute path", function()
+  -- a relative WORKPROOF_BUILD gives a relative worker path
+  it("forks the workers a relative worker path names, under the absolute path that names its zygote", function()
     local rel = sh("realpath --relative-to=. " .. h.q(BUILT)):gsub("\n$", "")
     assert.is_nil(rel:find("^/"), rel)
     worker.configure { worker = rel }
