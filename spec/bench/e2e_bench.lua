@@ -52,6 +52,18 @@ local function zygote_cpu(pid)
   return sum
 end
 
+-- wrk leaves up to 8 requests in flight when its time is up: their tasks
+-- still run (a JavaScript one for ~0.5 s at c=8). Let them end before the
+-- next round, or the next anchor, measures beside them.
+local function settle(s)
+  for _ = 1, 400 do
+    local _, _, text = h.http("GET", s.url .. "/metrics")
+    if tonumber((text or ""):match("\nwp_workers_active (%d+)")) == 0 then return end
+    host.sleep(0.05)
+  end
+  error("e2e: workers still running 20 s after the round")
+end
+
 return function(b)
   -- the five policies on; one client (this bench) may send far more than
   -- the specs' 1000 a minute: ~200/s over rounds of 5 s
@@ -66,6 +78,7 @@ return function(b)
     local out = b.wrk((s or srv).url .. "/verify", { body = req, script = "spec/bench/wrk/verdicts.lua",
       connections = connections or 8, duration = SECONDS })
     local c1, z1 = cpu(pid), zygote_cpu(pid)
+    settle(s or srv)
     local v, o, secs = out:match("VERDICTS (%d+) (%d+) ([%d%.]+)")
     if not v then error("wrk: no verdict counts:\n" .. out) end
     v, o = tonumber(v), tonumber(o)
