@@ -326,6 +326,33 @@ function _M.child_of(pid)
   return tonumber(s:match("%d+"))
 end
 
+--- Assert (busted's assert) that a worker zygote serves with all its code
+-- mapped (worker/zygote.c, map_code_for_forks): each read-only private file
+-- mapping in /proc/PID/smaps (code and constants) fully resident and
+-- holding a private page, so a fork copies its entries; the worker's and
+-- libc's among them.
+function _M.assert_code_mapped(pid)
+  local assert = require "luassert"
+  local seen, hdr = {}, nil
+  for line in _M.read("/proc/" .. pid .. "/smaps"):gmatch("[^\n]+") do
+    if line:match("^%x+%-%x+ ") then
+      local perms, path = line:match("^%S+ (%S+) %S+ %S+ %S+%s+(/%S+)")
+      hdr = perms and perms:match("^r%-.p$") and { path = path, line = line } or nil
+      if hdr then seen[#seen + 1] = hdr end
+    elseif hdr then
+      local k, kb = line:match("^(%a+):%s+(%d+) kB")
+      if k then hdr[k] = tonumber(kb) end
+    end
+  end
+  local libs = {}
+  for _, m in ipairs(seen) do
+    libs[m.path:match("[^/]+$")] = true
+    assert.equal(m.Size, m.Rss, "all resident: " .. m.line)
+    assert.is_true(m.Anonymous > 0, "one private page, so fork() copies it: " .. m.line)
+  end
+  assert.is_true(libs["workproof-worker"] and libs["libc.so.6"], "mappings: " .. #seen)
+end
+
 --- The `ps` lines of `pid`'s children that are zombies (exited, not reaped).
 function _M.zombie_children(pid)
   local out, ps = {}, io.popen("ps -e -o pid=,stat=,ppid=,comm=")

@@ -246,26 +246,7 @@ describe("worker zygote", function()
   end)
 
   it("serves with all its code mapped, so a fork copies those entries instead of faulting them in", function()
-    local z = ready_zygote()
-    local seen, hdr = {}, nil
-    for line in h.read("/proc/" .. z .. "/smaps"):gmatch("[^\n]+") do
-      if line:match("^%x+%-%x+ ") then
-        local perms, path = line:match("^%S+ (%S+) %S+ %S+ %S+%s+(/%S+)")
-        -- read-only private file mappings: code and constants
-        hdr = perms and perms:match("^r%-.p$") and { path = path, line = line } or nil
-        if hdr then seen[#seen + 1] = hdr end
-      elseif hdr then
-        local k, kb = line:match("^(%a+):%s+(%d+) kB")
-        if k then hdr[k] = tonumber(kb) end
-      end
-    end
-    local libs = {}
-    for _, m in ipairs(seen) do
-      libs[m.path:match("[^/]+$")] = true
-      assert.equal(m.Size, m.Rss, "all resident: " .. m.line)
-      assert.is_true(m.Anonymous > 0, "one private page, so fork() copies it: " .. m.line)
-    end
-    assert.is_true(libs["workproof-worker"] and libs["libc.so.6"], "mappings: " .. #seen)
+    h.assert_code_mapped(ready_zygote())
   end)
 
   it("refuses malformed requests and serves on (spec/tools/zygote_client.c)", function()
