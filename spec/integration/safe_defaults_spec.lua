@@ -315,6 +315,11 @@ describe("safe defaults #integration", function()
       end
       assert.equal(6, total, nets)
       assert.is_true(nforked >= 1, nets)
+      -- and the zygote maps all its code before it serves, so a fork copies
+      -- those page-table entries (no setting, nothing in /info: a cost, not
+      -- a guard)
+      h.assert_code_mapped(tonumber((h.run("/bin/sh", { "-c",
+        ("pgrep -P %d -f '^[^ ]*workproof-worker --zygote$'"):format(info().pid) }))))
     end)
 
     it("records each live worker with its kernel start time under ./var/workers (what a restart reaps by)", function()
