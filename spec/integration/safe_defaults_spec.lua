@@ -291,7 +291,7 @@ describe("safe defaults #integration", function()
       local nets = h.run("/bin/sh", { "-c", ([=[
         z=$(pgrep -P %d -f '^[^ ]*workproof-worker --zygote$')
         at() { grep -m1 'workproof-worker$' /proc/$1/maps | cut -d- -f1; }
-        echo "zygote $(readlink /proc/$z/ns/net) host $(readlink /proc/self/ns/net)"
+        echo "zygote $z $(readlink /proc/$z/ns/net) host $(readlink /proc/self/ns/net)"
         nsenter --net=/proc/$z/ns/net ip -o link | cut -d' ' -f2,3
         for w in $(pgrep -P %d -f '^[^ ]*workproof-worker .*--warm'); do
           f=exec; [ "$(at $w)" = "$(at $z)" ] && f=forked
@@ -299,7 +299,7 @@ describe("safe defaults #integration", function()
             grep -q '^NSpid:.*[[:space:]]1$' /proc/$c/status && echo "$f $(readlink /proc/$c/ns/net)"
           done
         done]=]):format(info().pid, info().pid) })
-      local zn, hn = nets:match("^zygote (%S+) host (%S+)\n")
+      local z, zn, hn = nets:match("^zygote (%d+) (%S+) host (%S+)\n")
       assert.is_string(zn, nets)
       assert.not_equal(hn, zn)
       assert.equal("lo: <LOOPBACK>", nets:match("\n([^\n]*)\n"), nets)
@@ -318,8 +318,7 @@ describe("safe defaults #integration", function()
       -- and the zygote maps all its code before it serves, so a fork copies
       -- those page-table entries (no setting, nothing in /info: a cost, not
       -- a guard)
-      h.assert_code_mapped(tonumber((h.run("/bin/sh", { "-c",
-        ("pgrep -P %d -f '^[^ ]*workproof-worker --zygote$'"):format(info().pid) }))))
+      h.assert_code_mapped(z)
     end)
 
     it("records each live worker with its kernel start time under ./var/workers (what a restart reaps by)", function()
