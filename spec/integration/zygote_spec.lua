@@ -30,6 +30,12 @@ local function children(re)
   return pids
 end
 
+-- a process's arguments joined by spaces; a forked worker's are written over
+-- the zygote's longer ones, so the kernel shows that area's NUL padding too
+local function cmdline(pid)
+  return ((h.slurp("/proc/" .. pid .. "/cmdline") or ""):gsub("%z+$", ""):gsub("%z", " "))
+end
+
 local function zygotes() return children("^[^ ]*workproof-worker --zygote$") end
 
 -- a zygote waiting for requests: blocked in recvmsg (47 on x86-64, 212 on
@@ -97,7 +103,7 @@ describe("worker zygote", function()
           if not looked[pid] then
             local ok, st = pcall(stat_fields, pid)
             local b = base(pid)
-            local cmd = sh("tr '\\0' ' ' < /proc/" .. pid .. "/cmdline 2>/dev/null"):gsub(" $", "")
+            local cmd = cmdline(pid)
             if ok and b then looked[pid] = { st = st, base = b, cmd = cmd } end
           end
         end
@@ -303,7 +309,7 @@ describe("worker zygote", function()
     sh(("cp %s %s"):format(h.q(BUILT), h.q(path)))
     worker.configure { worker = path }
     local z = ready_zygote()
-    assert.equal(path .. " --zygote", sh("tr '\\0' ' ' < /proc/" .. z .. "/cmdline"):gsub(" $", ""))
+    assert.equal(path .. " --zygote", cmdline(z))
     -- an upgrade: a new file renamed over the old one
     sh(("cp %s %s.new && mv %s.new %s"):format(h.q(BUILT), h.q(path), h.q(path), h.q(path)))
     assert(worker.run(task("print(1)")))
@@ -356,13 +362,13 @@ describe("worker zygote", function()
     worker.configure { worker = rel }
     local z = ready_zygote()
     assert.equal(sh("realpath " .. h.q(BUILT)):gsub("\n$", "") .. " --zygote",
-      (sh("tr '\\0' ' ' < /proc/" .. z .. "/cmdline"):gsub(" $", "")))
+      cmdline(z))
     local looked, cmd
     wp.spawn(function()
       h.eventually(function()
         local pid = children("^[^ ]*workproof-worker --isolation sandbox$")[1]
         looked = pid and base(pid)
-        cmd = pid and sh("tr '\\0' ' ' < /proc/" .. pid .. "/cmdline 2>/dev/null"):gsub(" $", "")
+        cmd = pid and cmdline(pid)
         return looked ~= nil
       end)
     end)
