@@ -76,6 +76,21 @@ local function base(pid)
   return found
 end
 
+-- run a busy task while watching for its worker: where that worker's
+-- executable is mapped (base) and its command line, once seen
+local function watched_run()
+  local looked, cmd
+  wp.spawn(function()
+    h.eventually(function()
+      local pid = children("^[^ ]*workproof-worker --isolation sandbox$")[1]
+      looked, cmd = pid and base(pid), pid and cmdline(pid)
+      return looked ~= nil
+    end)
+  end)
+  assert(worker.run(task("local x = 0 for i = 1, 3e8 do x = x + i end print(x)", { timeoutMs = 20000 })))
+  return looked, cmd
+end
+
 local function stat_fields(pid)
   local f = assert(io.open("/proc/" .. pid .. "/stat"))
   local s = f:read("*a")
@@ -342,15 +357,7 @@ describe("worker zygote", function()
     for _ = 1, 3 do assert(worker.run(task("print(1)"))) end
     -- a zygote an earlier test left is not asked for workers: they are exec'd
     local z = zygotes()[1]
-    local looked
-    wp.spawn(function()
-      h.eventually(function()
-        local pid = children("^[^ ]*workproof-worker --isolation sandbox$")[1]
-        looked = pid and base(pid)
-        return looked ~= nil
-      end)
-    end)
-    assert(worker.run(task("local x = 0 for i = 1, 3e8 do x = x + i end print(x)", { timeoutMs = 20000 })))
+    local looked = watched_run()
     assert.is_string(looked)
     if z then assert.not_equal(base(z), looked) end
   end)
@@ -361,18 +368,8 @@ describe("worker zygote", function()
     assert.is_nil(rel:find("^/"), rel)
     worker.configure { worker = rel }
     local z = ready_zygote()
-    assert.equal(sh("realpath " .. h.q(BUILT)):gsub("\n$", "") .. " --zygote",
-      cmdline(z))
-    local looked, cmd
-    wp.spawn(function()
-      h.eventually(function()
-        local pid = children("^[^ ]*workproof-worker --isolation sandbox$")[1]
-        looked = pid and base(pid)
-        cmd = pid and cmdline(pid)
-        return looked ~= nil
-      end)
-    end)
-    assert(worker.run(task("local x = 0 for i = 1, 3e8 do x = x + i end print(x)", { timeoutMs = 20000 })))
+    assert.equal(sh("realpath " .. h.q(BUILT)):gsub("\n$", "") .. " --zygote", cmdline(z))
+    local looked, cmd = watched_run()
     assert.equal(base(z), looked, "forked by the zygote, not exec'd")
     assert.equal(rel .. " --isolation sandbox", cmd)
   end)
